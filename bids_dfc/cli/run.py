@@ -1,0 +1,143 @@
+"""``bids-dfc`` entry point: parse, check every input, then run one analysis level."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from bids_dfc import __version__
+from bids_dfc.errors import BidsDfcError
+
+LOGGER = logging.getLogger("bids_dfc")
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING - 10 * min(verbose + 1, 2)
+    logging.basicConfig(
+        level=level, format="%(asctime)s [bids_dfc %(levelname)s] %(message)s", datefmt="%H:%M:%S"
+    )
+    LOGGER.setLevel(level)
+    logging.getLogger("nipype.workflow").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def _environment(config) -> None:
+    """Threads and caches for every process the run starts (any UID, offline)."""
+    ex = config.execution
+    threads = str(ex.omp_nthreads)
+    for var in ("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, threads)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("MPLCONFIGDIR", str(ex.work_dir / ".matplotlib"))
+
+
+def _nipype_settings(config) -> dict:
+    ex = config.execution
+    plugin_args = dict(ex.plugin_args)
+    if ex.plugin in ("MultiProc", "LegacyMultiProc"):
+        plugin_args.setdefault("n_procs", ex.nprocs)
+        if ex.mem_gb:
+            plugin_args.setdefault("memory_gb", ex.mem_gb)
+        plugin_args.setdefault("raise_insufficient", False)
+    return {"plugin": ex.plugin, "plugin_args": plugin_args}
+
+
+def run_participant(config) -> dict:
+    """Check inputs, build and run the participant workflow, then write the reports."""
+    from bids_dfc.dataset import check_bids_dir, check_output_dir, collect_data, validate_bids
+
+    ex = config.execution
+    check_bids_dir(ex.bids_dir)
+    check_output_dir(ex.bids_dir, ex.output_dir, ex.work_dir)
+    if not ex.skip_bids_validation:
+        validate_bids(ex.bids_dir)
+    subjects = collect_data(config)
+    LOGGER.info(
+        "processing %d participant(s): %s",
+        len(subjects),
+        ", ".join(f"sub-{s.subject} ({len(s.bold)} BOLD run(s))" for s in subjects),
+    )
+    _environment(config)
+
+    from nipype import config as nipype_config
+
+    from bids_dfc.outputs import write_dataset_description
+    from bids_dfc.workflows.base import init_bids_dfc_wf, write_participant_reports
+
+    log_dir = ex.work_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    nipype_config.update_config(
+        {
+            "execution": {
+                "crashdump_dir": str(log_dir),
+                "crashfile_format": "txt",
+                "create_report": False,
+                "poll_sleep_duration": 1,
+            },
+            "monitoring": {"enabled": False},
+        }
+    )
+    config.to_json(ex.work_dir / f"config-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    write_dataset_description(ex.output_dir, ex.bids_dir)
+    workflow = init_bids_dfc_wf(config, subjects)
+    workflow.base_dir = str(ex.work_dir)
+    try:
+        workflow.run(**_nipype_settings(config))
+    except RuntimeError as exc:
+        crashes = sorted(log_dir.glob("crash-*.txt"), key=os.path.getmtime)
+        hint = f"; crash report: {crashes[-1]}" if crashes else ""
+        raise BidsDfcError(
+            f"the participant workflow failed ({exc}){hint}. Fix the cause and rerun with the "
+            f"same --work-dir {ex.work_dir} to resume where it stopped"
+        ) from None
+    return write_participant_reports(config, subjects, workflow)
+
+
+def run_group(config) -> dict:
+    """Run the group statistics over the participant outputs in output_dir."""
+    from bids_dfc.dataset import check_bids_dir, check_output_dir
+    from bids_dfc.workflows.group import run_group_level
+
+    ex = config.execution
+    check_bids_dir(ex.bids_dir)
+    check_output_dir(ex.bids_dir, ex.output_dir)
+    _environment(config)
+    return run_group_level(
+        ex.bids_dir, ex.output_dir, config.group, random_seed=ex.random_seed, nprocs=ex.nprocs
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``bids-dfc``; returns the exit status (0 ok, 1 failed, 2 bad command line)."""
+    os.environ.setdefault("NIPYPE_NO_ET", "1")  # no update check over the network
+    from bids_dfc.cli.parser import parse_args
+
+    config = parse_args(argv)  # exits 2 with a one-line message on a bad option
+    _setup_logging(config.execution.verbose)
+    LOGGER.info("bids-dfc %s, %s level", __version__, config.execution.analysis_level)
+    start = time.monotonic()
+    try:
+        if config.execution.analysis_level == "participant":
+            outputs = run_participant(config)
+        else:
+            outputs = run_group(config)
+    except BidsDfcError as exc:
+        print(f"bids-dfc: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bids-dfc: interrupted", file=sys.stderr)
+        return 130
+    took = time.monotonic() - start
+    print(f"bids-dfc: {config.execution.analysis_level} level finished in {took:.0f} s; "
+          f"outputs in {Path(config.execution.output_dir)}")
+    for name, path in (outputs or {}).items():
+        if name.endswith("report"):
+            print(f"  {name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
