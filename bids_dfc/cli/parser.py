@@ -16,6 +16,16 @@ NIPYPE_PLUGINS = (
 TEMPLATES = ("auto", "MNI152NLin6Asym", "MNI152NLin2009aSym")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show a default only where it says something (not None/False, not already in the text)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS, []) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 class _OneLineParser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one line naming the option, with exit status 2."""
 
@@ -122,7 +132,7 @@ def _build_parser() -> argparse.ArgumentParser:
             "per participant; then group statistics against phenotype (pain relief, temporal "
             "summation of pain). Run 'participant' first, then 'group'."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("bids_dir", type=Path, help="root of the input BIDS dataset (read only)")
     parser.add_argument(
@@ -173,14 +183,14 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "-w", "--work-dir", dest="work_dir", type=Path,
         help="nipype working directory (intermediate files; reuse it to resume an "
-        "interrupted run); default: <output_dir>/../bids_dfc_work",
+        "interrupted run); default: <output_dir>_work (a sibling of output_dir)",
     )  # fmt: skip
     g.add_argument(
-        "--nprocs", "--n-cpus", "--n_cpus", dest="nprocs", type=_positive_int,
+        "--nprocs", "--n-cpus", "--n_cpus", dest="nprocs", type=_positive_int, metavar="N",
         help="processes run at once by MultiProc; default: all CPUs",
     )  # fmt: skip
     g.add_argument(
-        "--omp-nthreads", dest="omp_nthreads", type=_positive_int,
+        "--omp-nthreads", dest="omp_nthreads", type=_positive_int, metavar="N",
         help="threads per process (ITK/ANTs, BLAS); default: min(nprocs, 8)",
     )
     g.add_argument(
@@ -197,7 +207,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "'{\"sbatch_args\": \"-p debug --mem=4G\"}'",
     )  # fmt: skip
     g.add_argument(
-        "--random-seed", dest="random_seed", type=_nonneg_int, default=0,
+        "--random-seed", dest="random_seed", type=_nonneg_int, default=0, metavar="SEED",
         help="seed of every random step (registration sampling, bootstrap): same seed, "
         "same outputs",
     )  # fmt: skip
@@ -289,10 +299,10 @@ def _build_parser() -> argparse.ArgumentParser:
                    default=30.0, metavar="PCT", help="responder = relief >= this (%%)")
     g.add_argument("--tsp-columns", dest="tsp_columns", nargs="+", metavar="COLUMN",
                    help="temporal summation ratings in order (or one glob such as 'tsp_*'); "
-                   "derives tsp = % change of the peak from the first rating")
+                   "derives tsp = %% change of the peak from the first rating")
     g.add_argument("--max-mean-fd", dest="max_mean_fd", type=_float(0.0, strict=True),
                    default=0.5, metavar="MM", help="exclude runs with mean FD above this")
-    g.add_argument("--n-boot", dest="n_boot", type=_positive_int, default=5000,
+    g.add_argument("--n-boot", dest="n_boot", type=_positive_int, default=5000, metavar="N",
                    help="bootstrap resamples (mediation, AUC)")
     g.add_argument("--all-pairs", dest="all_pairs", action="store_true",
                    help="also test every secondary pair (FDR-corrected)")

@@ -1,0 +1,63 @@
+# bids_dfc: two commands set up everything on a fresh Debian/Ubuntu machine with Python >= 3.10
+#   make demo   virtual environment + install + demo dataset + participant and group levels
+#   make test   virtual environment + test extras + the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= demo_out
+DEMO_SUBJECTS ?= 12
+NPROCS ?= 2
+BIDS_VALIDATOR_VERSION ?= 1.14.14
+export NIPYPE_NO_ET := 1
+export MPLBACKEND := Agg
+
+.PHONY: demo test install tools sysdeps lint clean-demo
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "bids_dfc needs Python >= 3.10"' \
+		|| { echo "bids_dfc needs Python >= 3.10 (set PYTHON=python3.x)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# the npm BIDS validator, installed into the project (no global install needed)
+.tools/bids-validator/node_modules/.bin/bids-validator:
+	@command -v npm >/dev/null || { echo "npm not found: install nodejs and npm (apt-get install nodejs npm) for BIDS validation"; exit 0; }
+	npm install --silent --no-audit --no-fund --prefix .tools/bids-validator bids-validator@$(BIDS_VALIDATOR_VERSION) || echo "npm install of bids-validator failed: BIDS validation will be skipped"
+
+tools: .tools/bids-validator/node_modules/.bin/bids-validator
+
+# system packages the browser/cluster/container tests use (root only; tests skip without them)
+sysdeps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSDEPS) >/dev/null; \
+	else echo "not root: skipping apt-get install of $(SYSDEPS)"; fi
+
+SYSDEPS ?= chromium nodejs npm
+
+demo: install tools
+	rm -rf $(DEMO_DIR)
+	$(BIN)/bids-dfc-demo $(DEMO_DIR)/bids --n-subjects $(DEMO_SUBJECTS) --seed 1
+	$(BIN)/bids-dfc $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives participant -w $(DEMO_DIR)/work \
+		--nprocs $(NPROCS) --sloppy
+	$(BIN)/bids-dfc $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives group --config-file demo/group.toml
+	@echo
+	@echo "Demo finished."
+	@echo "  input dataset:        $(DEMO_DIR)/bids (ground truth in $(DEMO_DIR)/bids_truth)"
+	@echo "  participant outputs:  $(DEMO_DIR)/derivatives/sub-*"
+	@echo "  participant reports:  $(DEMO_DIR)/derivatives/sub-*.html"
+	@echo "  group results:        $(DEMO_DIR)/derivatives/group/ (report: group/report.html)"
+
+test: install tools
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check bids_dfc tests benchmarks validation
+
+clean-demo:
+	rm -rf $(DEMO_DIR)
