@@ -50,8 +50,8 @@ def check_output_dir(bids_dir: Path, output_dir: Path, work_dir: Path | None = N
     """Fail if output_dir is inside the raw data, or if output/work dirs cannot be written.
 
     Writing into ``bids_dir/derivatives/...`` is allowed (BIDS keeps derivatives there);
-    anything else inside ``bids_dir`` would mix outputs into the raw data. Nothing is created
-    here except (and only when they are writable) the output and work folders themselves.
+    anything else inside ``bids_dir`` would mix outputs into the raw data. Nothing is created:
+    the nearest existing folder must be writable (call :func:`make_writable_dirs` to create).
     """
     bids_dir, output_dir = bids_dir.resolve(), output_dir.resolve()
     if output_dir == bids_dir or (
@@ -62,29 +62,33 @@ def check_output_dir(bids_dir: Path, output_dir: Path, work_dir: Path | None = N
             f"outside it, or {bids_dir / 'derivatives' / 'bids_dfc'}"
         )
     for what, folder in (("output_dir", output_dir), ("work dir", work_dir)):
-        if folder is not None:
-            _check_writable(what, Path(folder))
+        if folder is None:
+            continue
+        existing = Path(folder)
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            raise InputError(f"{what} {folder}: {existing} is a file, not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise InputError(
+                f"{what} {folder} is not writable (no write permission on {existing}, or a "
+                "read-only file system): choose a writable folder, or bind a writable one into "
+                "the container"
+            )
 
 
-def _check_writable(what: str, folder: Path) -> None:
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise InputError(f"{what} {folder}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(
-            f"{what} {folder} is not writable (no write permission on {existing}): choose a "
-            "writable folder, or bind a writable one into the container"
-        )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".bids_dfc_write_test"):
-            pass
-    except OSError as exc:
-        raise InputError(
-            f"{what} {folder} is not writable ({exc.strerror}): choose a writable folder"
-        ) from None
+def make_writable_dirs(**folders: Path) -> None:
+    """Create each folder and prove it writable with a temporary file (named in errors)."""
+    for what, folder in folders.items():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".bids_dfc_write_test"):
+                pass
+        except OSError as exc:
+            raise InputError(
+                f"{what.replace('_', ' ')} {folder} is not writable ({exc.strerror}): choose a "
+                "writable folder"
+            ) from None
 
 
 def find_bids_validator() -> str | None:

@@ -47,7 +47,13 @@ def _nipype_settings(config) -> dict:
 
 def run_participant(config) -> dict:
     """Check inputs, build and run the participant workflow, then write the reports."""
-    from bids_dfc.dataset import check_bids_dir, check_output_dir, collect_data, validate_bids
+    from bids_dfc.dataset import (
+        check_bids_dir,
+        check_output_dir,
+        collect_data,
+        make_writable_dirs,
+        validate_bids,
+    )
 
     ex = config.execution
     check_bids_dir(ex.bids_dir)
@@ -55,6 +61,7 @@ def run_participant(config) -> dict:
     if not ex.skip_bids_validation:
         validate_bids(ex.bids_dir)
     subjects = collect_data(config)
+    make_writable_dirs(output_dir=ex.output_dir, work_dir=ex.work_dir)
     LOGGER.info(
         "processing %d participant(s): %s",
         len(subjects),
