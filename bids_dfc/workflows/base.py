@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from bids_dfc import __version__
