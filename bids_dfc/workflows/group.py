@@ -1,0 +1,313 @@
+"""Group level: collect participant dFC outputs, join the phenotype, run and write statistics.
+
+``bids-dfc bids_dir output_dir group`` calls :func:`run_group_level`. Everything is written
+under ``output_dir/group/`` with atomic replaces (temporary file in the same folder, then
+``os.replace``); nothing is written into ``bids_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bids_dfc.errors import InputError
+from bids_dfc.stats import table as tb
+from bids_dfc.stats.analysis import run_group_statistics
+from bids_dfc.stats.tests_classic import STATS_COLUMNS
+
+__all__ = ["collect_dfc", "read_phenotype", "run_group_level", "write_tsv", "write_text"]
+
+_ENTITY = re.compile(r"(?:^|_)(sub|ses|task|acq|run)-([a-zA-Z0-9]+)")
+_REQUIRED = ("seed_a", "seed_b", "dcc_sd")
+
+SIDECARS = {
+    "group_dfc": {
+        "participant_id": "BIDS participant label", "session_id": "BIDS session label",
+        "task": "task entity of the run", "acq": "acq entity", "run": "run entity",
+        "file": "participant-level dFC file (relative to output_dir)",
+        "responder": "1 if the outcome >= the responder threshold, 0 if below",
+        "relief_pct": "pain relief %, 100 x (pre - post) / pre",
+        "tsp": "temporal summation of pain, 100 x (max - first) / first rating",
+        "dcc_sd": "SD over time of the DCC correlation of the primary seed pair",
+        "mean_fd": "mean framewise displacement of the run (mm)",
+    },
+    "stats": {
+        "test": "exact test performed", "variable": "dependent variable (or x of a correlation)",
+        "contrast": "groups compared, pair (second - first), or 'x ~ y'",
+        "statistic": "test statistic (W, F, q, H, U, rho, a*b or AUC, see test)",
+        "df": "degrees of freedom ('num, den' for F)", "p": "two-sided p-value (unadjusted)",
+        "effect_size": "effect size (type in effect_size_type)",
+        "ci_low": "lower bound of the 95 % CI of effect_size",
+        "ci_high": "upper bound of the 95 % CI of effect_size", "n": "subjects in the test",
+        "effect_size_type": "name of the effect size",
+        "p_adj": "adjusted p (method in p_adj_method)", "p_adj_method": "adjustment",
+        "note": "population, settings or 'skipped: <reason>'",
+    },
+    "mediation": {
+        "path": "a (X->M), b (M->Y | X), c (total X->Y), c_prime (direct), indirect (a*b)",
+        "x": "predictor X", "m": "mediator M", "y": "outcome Y",
+        "estimate": "unstandardised coefficient", "se": "OLS SE, bootstrap SD for indirect",
+        "statistic": "t value", "df": "residual df", "p": "two-sided t-test p",
+        "ci_low": "95 % CI low (OLS t interval; bootstrap percentile for indirect)",
+        "ci_high": "95 % CI high", "ci_bc_low": "bias-corrected bootstrap CI low (indirect)",
+        "ci_bc_high": "bias-corrected bootstrap CI high (indirect)",
+        "ci_method": "CI method", "n": "patients", "n_boot": "bootstrap resamples",
+        "covariates": "covariates in the M and Y models",
+    },
+    "prediction": {
+        "model": "feature set", "features": "feature columns", "n": "patients",
+        "n_positive": "responders", "auc": "leave-one-out ROC AUC",
+        "auc_ci_low": "stratified bootstrap 95 % CI low", "auc_ci_high": "CI high",
+        "accuracy": "accuracy at probability 0.5", "sensitivity": "at probability 0.5",
+        "specificity": "at probability 0.5", "l2": "ridge penalty on standardised features",
+    },
+    "prediction_scores": {
+        "participant_id": "BIDS participant label", "model": "feature set",
+        "observed": "1 responder, 0 non-responder",
+        "probability": "held-out (leave-one-out) predicted probability of response",
+    },
+    "exclusions": {
+        "participant_id": "BIDS participant label", "session_id": "session (if any)",
+        "file": "run file concerned (if any)",
+        "scope": "run, participant, or the tests that lost the subject",
+        "reason": "why the subject or run was excluded",
+    },
+    "descriptives": {
+        "variable": "variable", "group": "group label", "n": "subjects",
+        "mean": "mean", "sd": "standard deviation (ddof 1)", "median": "median",
+        "q1": "25th percentile", "q3": "75th percentile",
+    },
+}
+
+
+def write_text(path, text):
+    """Write text atomically (temporary file in the same folder, then ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, pd.DataFrame):
+        return _jsonable(obj.to_dict(orient="records"))
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return None if not np.isfinite(obj) else float(obj)
+    if obj is pd.NA or obj is pd.NaT:
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path, obj):
+    """Atomic JSON write; NaN becomes null."""
+    write_text(path, json.dumps(_jsonable(obj), indent=2) + "\n")
+
+
+def write_tsv(path, frame, description, extra=None):
+    """Atomic TSV (``n/a`` for missing) plus a JSON sidecar describing every column."""
+    path = Path(path)
+    write_text(path, frame.to_csv(sep="\t", index=False, na_rep="n/a", float_format="%.10g",
+                                  lineterminator="\n"))
+    known = {**SIDECARS.get(path.stem, {}), **(extra or {})}
+    side = {"Description": description}
+    side.update({c: {"Description": known.get(c, "phenotype column (see its BIDS sidecar)")}
+                 for c in frame.columns})
+    write_json(path.with_suffix(".json"), side)
+
+
+def _read_tsv(path, source):
+    try:
+        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False,
+                            na_values=["n/a", "NA", ""])
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(f"{source}: not a readable tab-separated table ({exc})") from exc
+    frame.columns = [c.strip() for c in frame.columns]
+    frame["_line"] = np.arange(len(frame)) + 2
+    return frame
+
+
+def collect_dfc(output_dir):
+    """Read every participant ``*_dfc.tsv`` under ``output_dir`` into one long table.
+
+    Entities (sub, ses, task, acq, run) are parsed from the file names. Raises
+    :class:`InputError` when no file exists (run the participant level first) or a file
+    lacks the required columns.
+    """
+    output_dir = Path(output_dir)
+    files = sorted(p for p in output_dir.glob("sub-*/**/*_dfc.tsv") if p.is_file())
+    if not files:
+        raise InputError(
+            f"no participant outputs (sub-*/**/*_dfc.tsv) found in {output_dir}; run the "
+            "participant level first: bids-dfc <bids_dir> <output_dir> participant")
+    frames = []
+    for path in files:
+        rel = str(path.relative_to(output_dir))
+        ent = dict(_ENTITY.findall(path.name))
+        frame = pd.read_csv(path, sep="\t", na_values=["n/a"])
+        missing = [c for c in _REQUIRED if c not in frame.columns]
+        if missing or "sub" not in ent:
+            raise InputError(f"{rel}: not a bids_dfc dFC table (missing columns "
+                             f"{', '.join(missing) or 'none'}, entities {ent})")
+        for col in ("dcc_sd", "mean_fd"):
+            if col in frame.columns:
+                num = pd.to_numeric(frame[col], errors="coerce")
+                bad = num.isna() & frame[col].notna()
+                if bad.any():
+                    raise InputError(f"{rel}, line {int(np.flatnonzero(bad)[0]) + 2}, column "
+                                     f"{col!r}: {frame[col][bad].iloc[0]!r} is not a number")
+                frame[col] = num
+        frame.insert(0, "participant_id", f"sub-{ent['sub']}")
+        frame.insert(1, "session_id", f"ses-{ent['ses']}" if "ses" in ent else np.nan)
+        frame.insert(2, "task", ent.get("task", np.nan))
+        frame.insert(3, "acq", ent.get("acq", np.nan))
+        frame.insert(4, "run", ent.get("run", np.nan))
+        frame.insert(5, "file", rel)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_phenotype(bids_dir):
+    """participants.tsv and phenotype/*.tsv of a BIDS dataset (strings, with ``_line``).
+
+    Returns
+    -------
+    participants : pandas.DataFrame
+    phenotypes : dict
+        ``"phenotype/<name>.tsv" -> DataFrame``.
+    descriptions : dict
+        Column -> description from the JSON sidecars.
+    """
+    bids_dir = Path(bids_dir)
+    ppath = bids_dir / "participants.tsv"
+    if not ppath.is_file():
+        raise InputError(f"{ppath} not found: the group level needs participants.tsv "
+                         "(participant_id plus the group and phenotype columns)")
+    participants = tb.load_phenotype(_read_tsv(ppath, "participants.tsv"), "participants.tsv")
+    phenotypes, descriptions = {}, {}
+    sidecars = [ppath.with_suffix(".json")]
+    for path in sorted((bids_dir / "phenotype").glob("*.tsv")):
+        name = f"phenotype/{path.name}"
+        phenotypes[name] = tb.load_phenotype(_read_tsv(path, name), name)
+        sidecars.append(path.with_suffix(".json"))
+    for side in sidecars:
+        if side.is_file():
+            try:
+                meta = json.loads(side.read_text())
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{side}: invalid JSON ({exc})") from exc
+            for col, val in meta.items():
+                if isinstance(val, dict) and "Description" in val:
+                    descriptions[col] = str(val["Description"])
+    return participants, phenotypes, descriptions
+
+
+def run_group_level(bids_dir, output_dir, options, *, random_seed=None, nprocs=1):
+    """Run the whole group level and write ``output_dir/group/``.
+
+    Parameters
+    ----------
+    bids_dir : path-like
+        BIDS dataset (read only): participants.tsv and phenotype/.
+    output_dir : path-like
+        Derivatives folder holding the participant-level outputs.
+    options : object
+        Group options (see ``docs/group.md``).
+    random_seed : int, optional
+        Seeds every bootstrap (reproducible outputs).
+    nprocs : int
+        Accepted for interface symmetry; the group level is vectorised and single-process.
+
+    Returns
+    -------
+    dict
+        Output name -> path written.
+    """
+    from bids_dfc.reports.group import build_group_report
+
+    bids_dir, output_dir = Path(bids_dir).resolve(), Path(output_dir).resolve()
+    if output_dir == bids_dir:
+        raise InputError("output_dir must not be bids_dir: use e.g. bids_dir/derivatives/bids_dfc")
+    if int(options.n_boot) < 100:
+        raise InputError(f"--n-boot {options.n_boot} is too small; use at least 100 (default 5000)")
+    dfc_long = collect_dfc(output_dir)
+    participants, phenotypes, descriptions = read_phenotype(bids_dir)
+    tables = tb.assemble(dfc_long, participants, phenotypes, options)
+    results = run_group_statistics(tables, n_boot=int(options.n_boot), random_seed=random_seed,
+                                   all_pairs=bool(options.all_pairs), pair=tuple(options.pair))
+    gdir = output_dir / "group"
+    out = {}
+    pair = "-".join(options.pair)
+    out["group_dfc"] = gdir / "group_dfc.tsv"
+    write_tsv(out["group_dfc"], tables.runs,
+              f"One row per included run: phenotype columns used and the {pair} dcc_sd",
+              extra={**descriptions, "dcc_sd": f"SD over time of the DCC series of {pair}"})
+    out["stats"] = gdir / "stats.tsv"
+    write_tsv(out["stats"], results["stats"][STATS_COLUMNS], "One row per statistical test")
+    if results["mediation"] is not None:
+        out["mediation"] = gdir / "mediation.tsv"
+        write_tsv(out["mediation"], results["mediation"],
+                  "Mediation X -> M -> Y, PROCESS model 4 (patients)")
+    if len(results["prediction"]):
+        out["prediction"] = gdir / "prediction.tsv"
+        write_tsv(out["prediction"], results["prediction"],
+                  "Leave-one-out logistic prediction of responder status")
+        out["prediction_scores"] = gdir / "prediction_scores.tsv"
+        write_tsv(out["prediction_scores"], results["prediction_scores"],
+                  "Held-out predicted probabilities per patient and model")
+    out["exclusions"] = gdir / "exclusions.tsv"
+    write_tsv(out["exclusions"], tables.exclusions, "Every excluded run or participant")
+    out["descriptives"] = gdir / "descriptives.tsv"
+    write_tsv(out["descriptives"], results["descriptives"], "Descriptive statistics by group")
+    out["report"] = build_group_report(gdir, tables, results, options, random_seed=random_seed)
+    out["results"] = gdir / "group_results.json"
+    write_json(out["results"], _summary(tables, results, options, random_seed, out))
+    return out
+
+
+def _summary(tables, results, options, random_seed, out):
+    import scipy
+    import statsmodels
+
+    import bids_dfc
+
+    opts = {k: getattr(options, k) for k in (
+        "group_column", "control_label", "responder_label", "nonresponder_label", "outcome",
+        "predictor", "covariates", "relief_from", "responder_threshold", "tsp_columns",
+        "max_mean_fd", "n_boot", "all_pairs", "pair") if hasattr(options, k)}
+    subj = tables.subjects
+    return {
+        "GeneratedBy": {"Name": "bids_dfc", "Version": bids_dfc.__version__},
+        "software": {"numpy": np.__version__, "pandas": pd.__version__,
+                     "scipy": scipy.__version__, "statsmodels": statsmodels.__version__},
+        "options": opts, "random_seed": random_seed, "roles": tables.roles,
+        "notes": tables.notes,
+        "n_by_group": subj[tables.roles["group"]].value_counts().to_dict(),
+        "n_runs": len(tables.runs), "n_participants": len(subj),
+        "descriptives": results["descriptives"], "stats": results["stats"],
+        "mediation": results["mediation"] if results["mediation"] is not None else [],
+        "prediction": results["prediction"], "prediction_scores": results["prediction_scores"],
+        "skipped": results["skipped"], "exclusions": tables.exclusions,
+        "files": {k: str(Path(v).name) for k, v in out.items()},
+    }

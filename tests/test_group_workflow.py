@@ -1,0 +1,211 @@
+"""End-to-end tests of the group level on real files in the documented formats.
+
+``make_group_dataset`` writes a BIDS dataset (participants.tsv, phenotype/pain.tsv and
+phenotype/tsp.tsv with sidecars) and an output_dir with one ``*_dfc.tsv`` per run, in the
+participant level's format, with planted effects: TSP raises DMN-DeS dFC, dFC raises relief
+(full mediation), responders have higher dFC than non-responders and controls.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bids_dfc.errors import InputError
+from bids_dfc.workflows.group import run_group_level
+
+PAIRS = [("DMN", "DeS"), ("PCC", "PAG"), ("PCC", "RVM"), ("mPFC", "PAG"), ("mPFC", "RVM")]
+
+
+def group_options(**kw):
+    """The group options with the documented defaults (as the CLI would build them)."""
+    base = dict(group_column="group", control_label="HC", responder_label="R",
+                nonresponder_label="NR", outcome=None, predictor=None, covariates=[],
+                relief_from=("pain_pre", "pain_post"), responder_threshold=30.0,
+                tsp_columns="tsp_*", max_mean_fd=0.5, n_boot=2000, all_pairs=False,
+                pair=("DMN", "DeS"))
+    base.update(kw)
+    return types.SimpleNamespace(**base)
+
+
+def _write(path, frame, sidecar=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    if sidecar is not None:
+        path.with_suffix(".json").write_text(json.dumps(sidecar))
+
+
+def make_group_dataset(root, n_hc=20, n_patients=30, seed=7, runs_for=("sub-03",),
+                       high_fd=("sub-05",)):
+    """Write bids/ and out/ under ``root``; return (bids_dir, output_dir, truth DataFrame)."""
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    bids, out = root / "bids", root / "out"
+    n = n_hc + n_patients
+    ids = [f"sub-{i + 1:02d}" for i in range(n)]
+    patient = np.arange(n) >= n_hc
+    tsp = np.where(patient, rng.gamma(2.0, 60.0, n), rng.gamma(2.0, 40.0, n))
+    dfc = np.where(patient, 0.48 + 0.0004 * tsp + rng.normal(0, 0.02, n),
+                   rng.normal(0.52, 0.03, n))
+    pre = np.where(patient, rng.integers(5, 10, n).astype(float), np.nan)
+    relief = np.clip(30 + 600 * (dfc - 0.528) + rng.normal(0, 10, n), -20, 100)
+    post = np.where(patient, np.round(pre * (1 - relief / 100), 1), np.nan)
+    rel = 100 * (pre - post) / pre
+    group = np.where(~patient, "HC", np.where(rel >= 30, "R", "NR"))
+    first = rng.uniform(2, 4, n)
+    ratings = first[:, None] * (1 + tsp[:, None] / 100 * np.linspace(0, 1, 10)[None, :])
+    ratings = np.round(ratings, 3)
+    _write(bids / "participants.tsv", pd.DataFrame({
+        "participant_id": ids, "age": rng.integers(25, 70, n),
+        "sex": rng.choice(["F", "M"], n), "group": group}),
+        {"group": {"Description": "HC control, R responder, NR non-responder"}})
+    _write(bids / "phenotype" / "pain.tsv", pd.DataFrame(
+        {"participant_id": ids, "pain_pre": pre, "pain_post": post}),
+        {"pain_pre": {"Description": "pain now before infusion, 0-10"},
+         "pain_post": {"Description": "pain now one month after, 0-10"}})
+    tsp_tab = pd.DataFrame(ratings, columns=[f"tsp_{k:02d}" for k in range(1, 11)])
+    tsp_tab.insert(0, "participant_id", ids)
+    _write(bids / "phenotype" / "tsp.tsv", tsp_tab, {"tsp_01": {"Description": "pulse 1"}})
+    (out).mkdir(parents=True, exist_ok=True)
+    (out / "dataset_description.json").write_text(json.dumps({"Name": "bids_dfc"}))
+    for i, pid in enumerate(ids):
+        n_runs = 2 if pid in runs_for else 1
+        for r in range(1, n_runs + 1):
+            run = f"_run-{r}" if n_runs > 1 else ""
+            fd = 0.8 if pid in high_fd else rng.uniform(0.05, 0.3)
+            rows = []
+            for a, b in PAIRS:
+                val = dfc[i] + (rng.normal(0, 0.005) if r > 1 else 0.0) if a == "DMN" \
+                    else rng.normal(0.5, 0.04)
+                rows.append({"seed_a": a, "seed_b": b, "dcc_sd": val, "dcc_mean": 0.3,
+                             "pearson_r": 0.3, "a": 0.05, "b": 0.9, "converged": True,
+                             "n_volumes": 273, "mean_fd": fd, "extra": 1})
+            _write(out / pid / "func" / f"{pid}_task-rest{run}_seg-seeds_dfc.tsv",
+                   pd.DataFrame(rows))
+    truth = pd.DataFrame({"participant_id": ids, "tsp": tsp, "dfc": dfc, "relief": rel,
+                          "group": group})
+    return bids, out, truth
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return make_group_dataset(tmp_path_factory.mktemp("grp"))
+
+
+@pytest.fixture(scope="module")
+def outputs(dataset):
+    bids, out, truth = dataset
+    paths = run_group_level(bids, out, group_options(all_pairs=True), random_seed=3)
+    return bids, out, truth, paths
+
+
+def test_outputs_written_with_sidecars(outputs):
+    _, out, _, paths = outputs
+    for key in ("group_dfc", "stats", "mediation", "prediction", "exclusions", "report",
+                "results"):
+        assert Path(paths[key]).is_file(), key
+    for key in ("group_dfc", "stats", "mediation", "prediction", "exclusions"):
+        side = json.loads(Path(paths[key]).with_suffix(".json").read_text())
+        cols = pd.read_csv(paths[key], sep="\t", nrows=0).columns
+        assert set(cols) <= set(side), key
+    assert not list((out / "group").glob(".*tmp"))
+
+
+def test_group_dfc_rows_and_exclusions(outputs):
+    _, out, truth, paths = outputs
+    gd = pd.read_csv(paths["group_dfc"], sep="\t")
+    # one row per included run: 50 participants, sub-03 has 2 runs, sub-05 fails FD
+    assert len(gd) == 50
+    assert (gd["participant_id"] == "sub-03").sum() == 2
+    assert "sub-05" not in set(gd["participant_id"])
+    for col in ("group", "relief_pct", "tsp", "responder", "dcc_sd"):
+        assert col in gd.columns
+    merged = gd.drop_duplicates("participant_id").merge(
+        truth.add_prefix("true_"), left_on="participant_id", right_on="true_participant_id")
+    np.testing.assert_allclose(merged["relief_pct"], merged["true_relief"], atol=1e-9,
+                               equal_nan=True)
+    np.testing.assert_allclose(merged["tsp"], merged["true_tsp"], rtol=5e-3)
+    ratings = pd.read_csv(out.parent / "bids" / "phenotype" / "tsp.tsv", sep="\t")
+    ratings = ratings.set_index("participant_id").loc[merged["participant_id"]]
+    first = ratings["tsp_01"].to_numpy()
+    np.testing.assert_allclose(merged["tsp"], 100 * (ratings.max(axis=1) - first) / first,
+                               rtol=1e-9)  # group_dfc.tsv keeps 10 digits
+    assert (merged["group"] == merged["true_group"]).all()
+    ex = pd.read_csv(paths["exclusions"], sep="\t")
+    row = ex[ex["participant_id"] == "sub-05"]
+    assert "mean FD 0.800" in " ".join(row["reason"])
+
+
+def test_planted_effects_recovered(outputs):
+    _, _, truth, paths = outputs
+    st = pd.read_csv(paths["stats"], sep="\t")
+    anova = st[(st["test"] == "one-way ANOVA") & (st["variable"] == "dcc_sd")].iloc[0]
+    assert anova["df"] == "2, 46" and anova["p"] < 0.01
+    rho = st[(st["test"] == "Spearman rank correlation")
+             & (st["contrast"] == "dcc_sd ~ relief_pct")].iloc[0]
+    assert rho["statistic"] > 0.5 and rho["p"] < 0.01
+    med = pd.read_csv(paths["mediation"], sep="\t").set_index("path")
+    assert med.loc["indirect", "ci_low"] > 0
+    assert med.loc["indirect", "n_boot"] == 2000
+    np.testing.assert_allclose(med.loc["c", "estimate"],
+                               med.loc["c_prime", "estimate"] + med.loc["indirect", "estimate"],
+                               rtol=1e-9)
+    pred = pd.read_csv(paths["prediction"], sep="\t").set_index("model")
+    assert pred.loc["dFC", "auc"] > 0.8
+    # secondary pairs are pure noise: tested and FDR-corrected
+    sec = st[st["variable"].str.startswith("dcc_sd[")]
+    assert len(sec) == 8 and sec["p_adj_method"].str.startswith("fdr_bh").all()
+
+
+def test_reproducible_with_seed(dataset, tmp_path):
+    bids, out, _ = dataset
+    import shutil
+
+    a = tmp_path / "a"
+    shutil.copytree(out, a)
+    run_group_level(bids, a, group_options(), random_seed=11)
+    m1 = (a / "group" / "mediation.tsv").read_text()
+    run_group_level(bids, a, group_options(), random_seed=11)
+    assert (a / "group" / "mediation.tsv").read_text() == m1
+
+
+def test_small_group_skips_that_test(tmp_path):
+    bids, out, _ = make_group_dataset(tmp_path, n_hc=2, n_patients=30, seed=2, runs_for=(),
+                                      high_fd=())
+    paths = run_group_level(bids, out, group_options(n_boot=500), random_seed=1)
+    st = pd.read_csv(paths["stats"], sep="\t")
+    anova = st[st["test"] == "one-way ANOVA"].iloc[0]
+    assert anova["note"].startswith("skipped: group HC has 2 subjects")
+    assert np.isfinite(st[st["test"] == "Spearman rank correlation"]["p"]).all()
+    assert "group HC has 2 subjects" in Path(paths["report"]).read_text()
+
+
+def test_bad_inputs(tmp_path):
+    bids, out, _ = make_group_dataset(tmp_path, n_hc=5, n_patients=10, seed=4)
+    with pytest.raises(InputError, match=r"--predictor.*'nope'.*available columns:.*age"):
+        run_group_level(bids, out, group_options(predictor="nope", n_boot=200))
+    with pytest.raises(InputError, match=r"--covariates.*'weight'.*available"):
+        run_group_level(bids, out, group_options(covariates=["weight"], n_boot=200))
+    pain = bids / "phenotype" / "pain.tsv"
+    text = pain.read_text().splitlines()
+    good = list(text)
+    cells = text[8].split("\t")
+    cells[1] = "seven"
+    text[8] = "\t".join(cells)
+    pain.write_text("\n".join(text) + "\n")
+    with pytest.raises(InputError, match=r"pain.tsv, line 9 \(participant_id sub-08\), "
+                                         r"column 'pain_pre': value 'seven'"):
+        run_group_level(bids, out, group_options(n_boot=200))
+    pain.write_text("\n".join(good + [good[3]]) + "\n")
+    with pytest.raises(InputError, match=r"duplicate rows for participant_id=sub-03 "
+                                         r"\(lines 4, 16\)"):
+        run_group_level(bids, out, group_options(n_boot=200))
+    empty = tmp_path / "empty_out"
+    empty.mkdir()
+    with pytest.raises(InputError, match="run the participant level first"):
+        run_group_level(bids, empty, group_options(n_boot=200))
