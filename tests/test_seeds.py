@@ -174,7 +174,7 @@ def test_label_mean_series_matches_nilearn_labels_masker(tmp_path):
     labels = rng.integers(0, 4, size=(7, 8, 6))
     data = rng.normal(size=(7, 8, 6, 25))
     out = sd.label_mean_series(data, labels, [1, 2, 3])
-    masker = NiftiLabelsMasker(nb.Nifti1Image(labels.astype(np.int32), affine))
+    masker = NiftiLabelsMasker(nb.Nifti1Image(labels.astype(np.int32), affine), standardize=None)
     ref = masker.fit_transform(nb.Nifti1Image(data, affine))
     assert np.allclose(out, ref)
 

@@ -1,0 +1,311 @@
+"""Connectivity workflows: seeds -> region and network series -> DCC -> derivatives."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from bids_dfc.interfaces.bids import DerivativesDataSink
+from bids_dfc.interfaces.connectivity import (
+    ComputeDCC,
+    ExtractSeries,
+    MakeSeedMaps,
+    WarpAtlas,
+    WarpSeedMaps,
+)
+
+__all__ = ["INPUT_FIELDS", "atlas_entity", "init_connectivity_derivatives_wf",
+           "init_connectivity_wf"]
+
+#: inputnode fields of :func:`init_connectivity_wf`
+INPUT_FIELDS = ["bold_file", "bold_denoised", "bold_mask", "bold_ref", "bold_std",
+                "template_ref", "template_mask", "anat2boldref_xfm", "std2anat_xfm",
+                "confounds_tsv"]
+_SEED_OUT = ["seed_timeseries", "seed_dcc", "seed_dfc", "seed_weights", "seed_info",
+             "dfc_meta"]
+_ATLAS_OUT = ["atlas_timeseries", "atlas_dcc", "atlas_dfc", "atlas_dseg", "atlas_info",
+              "atlas_relmats", "atlas_relmat_stats", "atlas_meta"]
+
+
+def atlas_entity(atlas) -> str:
+    """``seg-`` value for an atlas file: its ``atlas-`` entity, else its alphanumeric stem.
+
+    >>> atlas_entity("/x/tpl-MNI_atlas-Schaefer100_dseg.nii.gz")
+    'Schaefer100'
+    >>> atlas_entity("/x/my_parcels.nii.gz")
+    'myparcels'
+    """
+    name = Path(str(atlas)).name
+    found = re.search(r"(?:^|_)atlas-([a-zA-Z0-9]+)", name)
+    if found:
+        return found.group(1)
+    stem = name.split(".")[0]
+    return re.sub(r"[^a-zA-Z0-9]", "", stem) or "atlas"
+
+
+def init_connectivity_wf(*, seeds_file=None, atlas=None, atlas_labels=None,
+                         seed_space="native", network_weighting="equal", dcc_mode="pairwise",
+                         name="connectivity_wf"):
+    """Seeds (and optionally an atlas) -> region and network series -> DCC.
+
+    Parameters
+    ----------
+    seeds_file : str or Path, optional
+        Seeds TSV (``name, x, y, z, radius_mm, network``); default: the study's four seeds.
+    atlas, atlas_labels : str or Path, optional
+        Labelled atlas in template space and its labels TSV (``index, name[, network]``).
+    seed_space : {"native", "template"}
+        ``native``: seed weight maps are warped into the subject's BOLD space through the
+        inverse nonlinear transforms (``anat2boldref_xfm + std2anat_xfm``, the study's
+        approach); ``template``: extracted from the template-space BOLD (``bold_std``).
+    network_weighting : {"equal", "voxel"}
+        How seed series are averaged into network series.
+    dcc_mode : {"pairwise", "joint"}
+        DCC of every pair on its own, or one joint DCC of all seeds/regions.
+    name : str
+        Workflow name.
+
+    Inputs (inputnode)
+    ------------------
+    bold_file : raw BOLD (names the outputs); bold_denoised, bold_mask, bold_ref : native
+    BOLD grid; bold_std : template-space BOLD (``seed_space="template"`` only);
+    template_ref, template_mask : template; anat2boldref_xfm, std2anat_xfm : transform lists;
+    confounds_tsv : for the mean framewise displacement.
+
+    Outputs (outputnode)
+    --------------------
+    seed_timeseries, seed_dcc, seed_dfc, seed_weights, seed_info, dfc_meta and, with an
+    atlas, atlas_timeseries, atlas_dcc, atlas_dfc, atlas_dseg, atlas_info, atlas_relmats,
+    atlas_relmat_stats, atlas_meta.
+    """
+    if seed_space not in ("native", "template"):
+        raise ValueError(f"seed_space must be 'native' or 'template', got {seed_space!r}")
+    if (atlas is None) != (atlas_labels is None):
+        raise ValueError("an atlas needs its labels table (and labels need an atlas)")
+    workflow = pe.Workflow(name=name)
+    n_seeds = "the four seeds of the study" if seeds_file is None else "user-given seeds"
+    workflow.__desc__ = (
+        f"Seed time series were extracted for {n_seeds} (spheres in template space, "
+        "posterior cingulate and medial prefrontal cortex for the default mode network, "
+        "periaqueductal grey and rostral ventral medulla for the descending pain-modulatory "
+        "pathway, by default). "
+        + ("Each sphere was drawn as a partial-volume weight map on the template grid and "
+           "brought into the subject's native BOLD space by applying the inverse of the "
+           "nonlinear T1w-to-template and the BOLD-to-T1w transforms in one linear "
+           "interpolation (antspyx), so that seeds smaller than a BOLD voxel keep non-zero "
+           "weights; a seed whose warped weights vanished fell back to the voxel nearest "
+           "its warped centre. " if seed_space == "native" else
+           "Seeds were drawn as partial-volume weight maps on the grid of the template-space "
+           "BOLD series. ")
+        + "Seed series were the weighted mean of the denoised BOLD signal, and network series "
+        + ("the mean of their seeds' series (each seed with equal weight). "
+           if network_weighting == "equal" else
+           "the voxel-weighted mean of all their seeds' voxels. ")
+        + "Dynamic functional connectivity between the networks and between every seed pair "
+        f"{'(and every atlas region pair) ' if atlas else ''}was estimated with dynamic "
+        "conditional correlation (DCC; Engle 2002, Lindquist et al. 2014): a Gaussian "
+        "GARCH(1,1) model per standardised series, then a DCC(1,1) model "
+        f"({'jointly for all series' if dcc_mode == 'joint' else 'for each pair'}) fitted by "
+        "deterministic maximisation of the quasi-likelihood. The dFC summary is the "
+        "standard deviation over time of the DCC series."
+    )
+    inputnode = pe.Node(niu.IdentityInterface(fields=INPUT_FIELDS), name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=_SEED_OUT + _ATLAS_OUT),
+                         name="outputnode")
+
+    make_maps = pe.Node(MakeSeedMaps(), name="make_seed_maps")
+    if seeds_file is not None:
+        make_maps.inputs.seeds_file = str(seeds_file)
+    warp = pe.Node(WarpSeedMaps(), name="warp_seed_maps")
+    extract = pe.Node(ExtractSeries(network_weighting=network_weighting),
+                      name="extract_seed_series")
+    dcc = pe.Node(ComputeDCC(mode=dcc_mode, level="seed"), name="seed_dcc", mem_gb=1)
+    xfms = pe.Node(niu.Merge(2, ravel_inputs=True), name="merge_xfms")
+
+    if seed_space == "native":
+        workflow.connect([
+            (inputnode, make_maps, [("template_ref", "reference")]),
+            (inputnode, xfms, [("anat2boldref_xfm", "in1"), ("std2anat_xfm", "in2")]),
+            (xfms, warp, [("out", "transforms")]),
+            (inputnode, warp, [("bold_ref", "reference"), ("bold_mask", "mask")]),
+            (inputnode, extract, [("bold_denoised", "bold_file")]),
+        ])
+    else:
+        workflow.connect([
+            (inputnode, make_maps, [("bold_std", "reference")]),
+            (inputnode, warp, [("bold_std", "reference"), ("template_mask", "mask")]),
+            (inputnode, extract, [("bold_std", "bold_file")]),
+        ])
+    workflow.connect([
+        (make_maps, warp, [("out_file", "in_file"), ("seeds_tsv", "seeds_tsv")]),
+        (warp, extract, [("out_file", "weights"), ("seed_info", "region_info")]),
+        (extract, dcc, [("timeseries", "timeseries")]),
+        (warp, dcc, [("seed_info", "region_info")]),
+        (inputnode, dcc, [("confounds_tsv", "confounds")]),
+        (extract, outputnode, [("timeseries", "seed_timeseries")]),
+        (dcc, outputnode, [("dcc_series", "seed_dcc"), ("dfc", "seed_dfc"),
+                           ("meta", "dfc_meta")]),
+        (warp, outputnode, [("out_file", "seed_weights"), ("seed_info", "seed_info")]),
+    ])
+    if atlas is None:
+        return workflow
+
+    warp_atlas = pe.Node(WarpAtlas(atlas=str(atlas), labels=str(atlas_labels)),
+                         name="warp_atlas")
+    extract_atlas = pe.Node(ExtractSeries(network_weighting=network_weighting),
+                            name="extract_atlas_series")
+    atlas_dcc = pe.Node(ComputeDCC(mode=dcc_mode, level="region", relmats=True),
+                        name="atlas_dcc", mem_gb=2)
+    if seed_space == "native":
+        workflow.connect([
+            (inputnode, warp_atlas, [("template_ref", "template"), ("bold_ref", "reference"),
+                                     ("bold_mask", "mask")]),
+            (xfms, warp_atlas, [("out", "transforms")]),
+            (inputnode, extract_atlas, [("bold_denoised", "bold_file")]),
+        ])
+    else:
+        workflow.connect([
+            (inputnode, warp_atlas, [("template_ref", "template"), ("bold_std", "reference"),
+                                     ("template_mask", "mask")]),
+            (inputnode, extract_atlas, [("bold_std", "bold_file")]),
+        ])
+    workflow.connect([
+        (warp_atlas, extract_atlas, [("out_file", "weights"), ("region_info", "region_info")]),
+        (extract_atlas, atlas_dcc, [("timeseries", "timeseries")]),
+        (warp_atlas, atlas_dcc, [("region_info", "region_info")]),
+        (inputnode, atlas_dcc, [("confounds_tsv", "confounds")]),
+        (extract_atlas, outputnode, [("timeseries", "atlas_timeseries")]),
+        (warp_atlas, outputnode, [("out_file", "atlas_dseg"), ("region_info", "atlas_info")]),
+        (atlas_dcc, outputnode, [("dcc_series", "atlas_dcc"), ("dfc", "atlas_dfc"),
+                                 ("relmat_files", "atlas_relmats"),
+                                 ("relmat_stats", "atlas_relmat_stats"),
+                                 ("meta", "atlas_meta")]),
+    ])
+    return workflow
+
+
+_DFC_META = {
+    "Description": "Dynamic functional connectivity, one row per pair; the first row is the "
+    "primary network pair (DMN, DeS).",
+    "Method": "DCC(1,1) after GARCH(1,1) per series (Engle 2002; Lindquist et al. 2014).",
+    "dcc_sd": "standard deviation over time of the DCC series (the dFC summary)",
+    "dcc_mean": "mean over time of the DCC series",
+    "pearson_r": "static Pearson correlation of the two series",
+    "a": "DCC news parameter", "b": "DCC decay parameter",
+    "converged": "whether the optimiser met its convergence criterion",
+    "n_volumes": "volumes used (after dropping non-steady-state volumes)",
+    "mean_fd": "mean framewise displacement (mm, Power et al. 2012)",
+}
+
+
+def _merge_meta(static, dynamic):
+    out = dict(static)
+    out.update(dynamic or {})
+    return out
+
+
+def _connect_meta(workflow, inputnode, field, sink):
+    """Sidecar = the static column descriptions + the run's own fit information."""
+    merge = pe.Node(niu.Function(function=_merge_meta, input_names=["static", "dynamic"],
+                                 output_names=["meta"]), name=f"merge_{field}")
+    merge.inputs.static = dict(sink.inputs.meta_dict)
+    workflow.connect([(inputnode, merge, [(field, "dynamic")]),
+                      (merge, sink, [("meta", "meta_dict")])])
+
+
+def _sink(name, output_dir, **kwargs):
+    return pe.Node(DerivativesDataSink(base_directory=str(output_dir), **kwargs),
+                   name=name, run_without_submitting=True)
+
+
+def init_connectivity_derivatives_wf(*, output_dir, seed_space="native", atlas=None,
+                                     template_name=None, name="connectivity_derivatives_wf"):
+    """Write the connectivity outputs as BIDS-Derivatives (see ``docs/outputs-connectivity.md``).
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        Derivatives dataset root.
+    seed_space : {"native", "template"}
+        Adds ``space-<template_name>`` to the seed/atlas maps when ``"template"``.
+    atlas : str or Path, optional
+        The atlas (its name gives the ``seg-`` entity of the atlas outputs).
+    template_name : str, optional
+        Template name for ``space-`` (template seed space only).
+    name : str
+        Workflow name.
+
+    Inputs (inputnode): ``source_file`` (raw BOLD) and every outputnode field of
+    :func:`init_connectivity_wf`.
+    """
+    workflow = pe.Workflow(name=name)
+    inputnode = pe.Node(niu.IdentityInterface(fields=["source_file"] + _SEED_OUT + _ATLAS_OUT),
+                        name="inputnode")
+    space = template_name if seed_space == "template" and template_name else None
+    seg = {"seg": "seeds"}
+    sinks = [
+        ("seed_timeseries", dict(suffix="timeseries", extension=".tsv",
+                                 extra_entities={**seg, "stat": "mean"}, meta_dict={
+                                     "Description": "Weighted mean BOLD series of each seed, "
+                                     "then of each network (mean of its seeds)."})),
+        ("seed_dcc", dict(suffix="timeseries", desc="dcc", extension=".tsv",
+                          extra_entities=seg, meta_dict={
+                              "Description": "DCC series, one column per pair 'A__B'."})),
+        ("seed_dfc", dict(suffix="dfc", extension=".tsv", extra_entities=seg,
+                          meta_dict=_DFC_META)),
+        ("seed_weights", dict(suffix="probseg", extension=".nii.gz", extra_entities=seg,
+                              meta_dict={"Description": "Partial-volume seed weights, one "
+                                         "volume per row of the matching probseg.tsv."})),
+        # the table shares the image's name (and so its JSON sidecar), as a dseg.tsv does
+        ("seed_info", dict(suffix="probseg", extension=".tsv", extra_entities=seg,
+                           write_sidecar=False)),
+    ]
+    for field, kwargs in sinks:
+        if space and field in ("seed_weights", "seed_info"):
+            kwargs["space"] = space
+        node = _sink(f"ds_{field}", output_dir, **kwargs)
+        workflow.connect(inputnode, "source_file", node, "source_file")
+        workflow.connect(inputnode, field, node, "in_file")
+        if field == "seed_dfc":
+            _connect_meta(workflow, inputnode, "dfc_meta", node)
+    if atlas is None:
+        return workflow
+
+    aseg = {"seg": atlas_entity(atlas)}
+    atlas_sinks = [
+        ("atlas_timeseries", dict(suffix="timeseries", extension=".tsv",
+                                  extra_entities={**aseg, "stat": "mean"})),
+        ("atlas_dcc", dict(suffix="timeseries", desc="dcc", extension=".tsv",
+                           extra_entities=aseg)),
+        ("atlas_dfc", dict(suffix="dfc", extension=".tsv", extra_entities=aseg,
+                           meta_dict=_DFC_META)),
+        ("atlas_dseg", dict(suffix="dseg", extension=".nii.gz", extra_entities=aseg,
+                            meta_dict={"Description": "Atlas labels on the BOLD grid "
+                                       "(generic-label interpolation); regions in dseg.tsv."})),
+        ("atlas_info", dict(suffix="dseg", extension=".tsv", extra_entities=aseg,
+                            write_sidecar=False)),
+    ]
+    for field, kwargs in atlas_sinks:
+        if space and field in ("atlas_dseg", "atlas_info"):
+            kwargs["space"] = space
+        node = _sink(f"ds_{field}", output_dir, **kwargs)
+        workflow.connect(inputnode, "source_file", node, "source_file")
+        workflow.connect(inputnode, field, node, "in_file")
+        if field == "atlas_dfc":
+            _connect_meta(workflow, inputnode, "atlas_meta", node)
+    # one relmat per statistic: dccsd, dccmean, pearsoncorrelation (ComputeDCC order)
+    for k, stat in enumerate(("dccsd", "dccmean", "pearsoncorrelation")):
+        pick = pe.Node(niu.Select(index=k), name=f"select_relmat_{stat}")
+        node = _sink(f"ds_relmat_{stat}", output_dir, suffix="relmat", extension=".tsv",
+                     extra_entities={**aseg, "stat": stat}, meta_dict={
+                         "Description": f"Region x region matrix of {stat}; row/column "
+                         "order as the dseg.tsv."})
+        workflow.connect([
+            (inputnode, pick, [("atlas_relmats", "inlist")]),
+            (pick, node, [("out", "in_file")]),
+            (inputnode, node, [("source_file", "source_file")]),
+        ])
+    return workflow
