@@ -203,9 +203,29 @@ def test_bad_inputs(tmp_path):
         run_group_level(bids, out, group_options(n_boot=200))
     pain.write_text("\n".join(good + [good[3]]) + "\n")
     with pytest.raises(InputError, match=r"duplicate rows for participant_id=sub-03 "
-                                         r"\(lines 4, 16\)"):
+                                         r"\(lines 4, 17\)"):
         run_group_level(bids, out, group_options(n_boot=200))
     empty = tmp_path / "empty_out"
     empty.mkdir()
     with pytest.raises(InputError, match="run the participant level first"):
         run_group_level(bids, empty, group_options(n_boot=200))
+
+
+def test_derived_groups_and_covariates(tmp_path):
+    """No group column: labels come from relief; covariates enter ANCOVA and mediation."""
+    bids, out, truth = make_group_dataset(tmp_path, n_hc=8, n_patients=20, seed=12)
+    part = pd.read_csv(bids / "participants.tsv", sep="\t").drop(columns="group")
+    part.to_csv(bids / "participants.tsv", sep="\t", index=False)
+    opts = group_options(group_column="diagnosis", covariates=["age", "sex", "mean_fd"],
+                         n_boot=500)
+    paths = run_group_level(bids, out, opts, random_seed=2)
+    gd = pd.read_csv(paths["group_dfc"], sep="\t").drop_duplicates("participant_id")
+    merged = gd.merge(truth, on="participant_id")
+    assert (merged["diagnosis"] == merged["group"]).all()
+    st = pd.read_csv(paths["stats"], sep="\t")
+    anc = st[st["test"] == "ANCOVA (OLS, type II SS)"].iloc[0]
+    assert anc["note"] == "covariates: age, sex, mean_fd" and np.isfinite(anc["p"])
+    med = pd.read_csv(paths["mediation"], sep="\t")
+    assert (med["covariates"] == "age, sex, mean_fd").all()
+    res = json.loads(Path(paths["results"]).read_text())
+    assert any("'diagnosis' derived" in n for n in res["notes"])
