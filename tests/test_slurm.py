@@ -1,0 +1,199 @@
+"""bids_dfc on a real single-node SLURM cluster (munge + slurmctld + slurmd).
+
+The cluster is started with ``scripts/slurm/start_cluster.sh`` in a temporary folder (its own
+ports, config, keys and logs) and stopped by the PIDs in its PID files. Two ways of running
+on SLURM are exercised on the demo dataset:
+
+* the documented array job (``scripts/slurm/submit.sh``): one participant per task, then a
+  group-level job that depends on all tasks (``--dependency=afterok``);
+* nipype's ``SLURM`` plugin (``--plugin SLURM --plugin-args ...``), where every workflow node
+  is its own batch job; its dFC table must equal the one the array job wrote.
+
+Skipped, with the reason, when the Debian packages slurmctld, slurmd, slurm-client and munge
+are missing, or when not root (the daemons run as root, ``SlurmUser=root``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts" / "slurm"
+BIN = Path(sys.executable).parent
+TOOLS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sinfo")
+MISSING = [t for t in TOOLS if shutil.which(t) is None and not Path("/usr/sbin", t).exists()]
+JOB_TIMEOUT = 420
+
+pytestmark = [
+    pytest.mark.skipif(
+        bool(MISSING),
+        reason=f"SLURM is not installed (missing {', '.join(MISSING)}): apt-get install -y "
+        "slurmctld slurmd slurm-client munge",
+    ),
+    pytest.mark.skipif(
+        os.geteuid() != 0, reason="the test cluster's daemons run as root (SlurmUser=root)"
+    ),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A running cluster; yields the environment clients need (SLURM_CONF, LOGNAME, PATH)."""
+    folder = tmp_path_factory.mktemp("slurm")
+    mem_total_mb = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}:/usr/sbin",
+        "SLURM_MEMORY_MB": str(max(2000, int(mem_total_mb * 0.75))),
+        "SLURMCTLD_PORT": str(_free_port()),
+        "SLURMD_PORT": str(_free_port()),
+        "SLURM_CONF": str(folder / "slurm.conf"),
+        "LOGNAME": os.environ.get("LOGNAME", "root"),
+        "MPLBACKEND": "Agg",
+        "NIPYPE_NO_ET": "1",
+    }
+    pids = []
+    try:
+        subprocess.run([str(SCRIPTS / "start_cluster.sh"), str(folder)], env=env, check=True,
+                       capture_output=True, text=True, timeout=60)
+        pids = [int((folder / f"{d}.pid").read_text()) for d in ("slurmd", "slurmctld", "munged")]
+        yield {"env": env, "dir": folder}
+    finally:
+        subprocess.run([str(SCRIPTS / "stop_cluster.sh"), str(folder)], env=env, timeout=120)
+    assert not [pid for pid in pids if _pid_alive(pid)], "a SLURM daemon survived stop_cluster"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    """Demo dataset with 2 participants (both run at once on the 2-CPU node)."""
+    root = tmp_path_factory.mktemp("slurm_demo")
+    subprocess.run([str(BIN / "bids-dfc-demo"), str(root / "bids"), "--n-subjects", "2",
+                    "--seed", "5"], check=True, capture_output=True, timeout=600)
+    return root / "bids"
+
+
+def _wait_for_jobs(job_ids, env, timeout=JOB_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        queue = subprocess.run(["squeue", "-h", "-o", "%i %T %R"], env=env,
+                               capture_output=True, text=True, check=True).stdout
+        if not any(line.split()[0].split("_")[0] in job_ids for line in queue.splitlines()):
+            return
+        time.sleep(2)
+    subprocess.run(["scancel", *job_ids], env=env)
+    pytest.fail(f"SLURM jobs {job_ids} not finished after {timeout} s; queue:\n{queue}")
+
+
+def _job_states(job_id: str, env) -> list[tuple[str, str]]:
+    """(JobState, ExitCode) of a job and of every task of an array job."""
+    shown = subprocess.run(["scontrol", "show", "job", job_id], env=env,
+                           capture_output=True, text=True, check=True).stdout
+    return re.findall(r"JobState=(\S+).*?ExitCode=(\S+)", shown, flags=re.S)
+
+
+def _subjects(bids: Path) -> list[str]:
+    return sorted(p.name for p in bids.glob("sub-*") if p.is_dir())
+
+
+def _dfc_table(out: Path, subject: str) -> Path:
+    tables = sorted((out / subject).rglob("*_dfc.tsv"))
+    assert tables, f"no dFC table for {subject} in {out}"
+    return tables[0]
+
+
+@pytest.fixture(scope="module")
+def array_run(cluster, demo, tmp_path_factory):
+    """The documented submission: array job + dependent group job; returns (out, work)."""
+    root = tmp_path_factory.mktemp("slurm_array")
+    out, work = root / "derivatives", root / "work"
+    env = {**cluster["env"], "BIDS_DFC": str(BIN / "bids-dfc")}
+    mem_mb = int(env["SLURM_MEMORY_MB"]) // 2
+    submitted = subprocess.run(
+        [str(SCRIPTS / "submit.sh"), "--concurrency", "2", "--cpus", "1", "--mem",
+         f"{mem_mb}M", "--time", "00:10:00", str(demo), str(out), str(work), "--", "--sloppy",
+         "--n-boot", "200"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )
+    ids = dict(line.split("=") for line in submitted.stdout.split())
+    _wait_for_jobs([ids["array_job"], ids["group_job"]], env)
+    return out, work, ids, env
+
+
+def test_array_job_runs_every_participant_then_group(array_run, demo):
+    out, work, ids, env = array_run
+    logs = "\n".join(p.read_text() for p in sorted((work / "logs").glob("*.log")))
+    states = _job_states(ids["array_job"], env)
+    assert len(states) == len(_subjects(demo)), states
+    assert all(state == ("COMPLETED", "0:0") for state in states), f"{states}\n{logs[-4000:]}"
+    assert _job_states(ids["group_job"], env) == [("COMPLETED", "0:0")], logs[-4000:]
+    for subject in _subjects(demo):
+        rows = _dfc_table(out, subject).read_text().splitlines()
+        assert rows[0].split("\t")[:3] == ["seed_a", "seed_b", "dcc_sd"]
+        assert any(r.split("\t")[:2] == ["DMN", "DeS"] for r in rows[1:])
+        assert (work / subject).is_dir(), "each task must use its own work folder"
+    description = json.loads((out / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative"
+    group_files = [p for p in (out / "group").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".tsv" for p in group_files), group_files
+
+
+def test_failed_task_blocks_group_level(cluster, demo, tmp_path):
+    """A participant that fails makes its task fail, and the group job is never started."""
+    subjects = tmp_path / "subjects.txt"
+    subjects.write_text("notinthedataset\n")
+    env = {**cluster["env"], "BIDS_DFC": str(BIN / "bids-dfc")}
+    submitted = subprocess.run(
+        [str(SCRIPTS / "submit.sh"), "--subjects", str(subjects), "--mem", "1000M",
+         str(demo), str(tmp_path / "out"), str(tmp_path / "work")],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )
+    ids = dict(line.split("=") for line in submitted.stdout.split())
+    _wait_for_jobs([ids["array_job"], ids["group_job"]], env, timeout=120)
+    state, code = _job_states(ids["array_job"], env)[0]
+    assert state == "FAILED" and code != "0:0", (state, code)
+    group_state = _job_states(ids["group_job"], env)[0][0]
+    assert group_state == "CANCELLED", f"group job should be cancelled, is {group_state}"
+    assert not (tmp_path / "out" / "group").exists()
+
+
+def test_nipype_slurm_plugin_matches_array_job(cluster, array_run, demo, tmp_path):
+    """``--plugin SLURM``: every node a batch job; same dFC numbers as the array job."""
+    out_array = array_run[0]
+    subject = _subjects(demo)[0]
+    out, work = tmp_path / "out", tmp_path / "work"
+    plugin_args = {"sbatch_args": "--mem=2000M --cpus-per-task=1 --time=00:10:00",
+                   "max_jobs": 2, "poll_sleep_duration": 1}
+    done = subprocess.run(
+        [str(BIN / "bids-dfc"), str(demo), str(out), "participant", "--participant-label",
+         subject[4:], "-w", str(work), "--sloppy", "--plugin", "SLURM", "--plugin-args",
+         json.dumps(plugin_args)],
+        env=cluster["env"], capture_output=True, text=True, timeout=JOB_TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    batch_scripts = list(work.rglob("batchscript_*.sh"))
+    assert batch_scripts, "nipype did not submit the nodes through sbatch"
+    assert _dfc_table(out, subject).read_text() == _dfc_table(out_array, subject).read_text()
