@@ -1,0 +1,146 @@
+"""Bivariate DCC(1,1) quasi-likelihood for many pairs at once, with exact derivatives.
+
+For one pair with standardised residuals ``z1, z2`` (length T) and ``Qbar`` = the
+second-moment matrix ``mean(z z')``, the recursion ``Q_1 = Qbar``,
+``Q_t = (1 - a - b) Qbar + a z_{t-1} z_{t-1}' + b Q_{t-1}`` is written as
+``Q_t = Qbar + a S_t(b)`` with ``S_1 = 0`` and ``S_t = (z_{t-1} z_{t-1}' - Qbar) + b S_{t-1}``,
+which makes ``Q`` linear in ``a`` and gives cheap exact derivatives in ``b``
+(``dS/db`` and ``d2S/db2`` follow the same recursion). With
+``rho_t = q12 / sqrt(q11 q22)`` the minimised function is
+
+    F(a, b) = 1/2 sum_t [log(1 - rho_t^2) + (z1^2 + z2^2 - 2 rho_t z1 z2) / (1 - rho_t^2)
+                          - (z1^2 + z2^2)],
+
+i.e. minus Engle's (2002) correlation log-likelihood ``L_C`` (the ``z'z`` term does not
+depend on (a, b) and is dropped, so ``F = 0`` for a constant zero correlation).
+Arrays are time-major: ``(T, m)`` with one column per pair.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class PairData:
+    """Standardised residual products of a set of pairs (columns).
+
+    ``e`` is stored time-major as (T, 3, m): rows ``z1^2 - qbar11``, ``z2^2 - qbar22``,
+    ``z1 z2 - qbar12``; ``s = z1^2 + z2^2`` and ``c = z1 z2`` are (T, m).
+    """
+
+    def __init__(self, zi, zj):
+        self.s = zi * zi + zj * zj
+        self.c = zi * zj
+        prods = np.stack([zi * zi, zj * zj, self.c], axis=1)
+        self.qbar = np.stack([tsum(prods[:, k]) for k in range(3)]) / zi.shape[0]
+        self.e = prods - self.qbar[None, :, :]
+
+    def take(self, rows):
+        """Subset of the pairs ``rows`` (self when ``rows`` is everything, in order)."""
+        if rows.size == self.s.shape[1] and np.array_equal(rows, np.arange(rows.size)):
+            return self
+        out = PairData.__new__(PairData)
+        out.s = self.s[:, rows]
+        out.c = self.c[:, rows]
+        out.qbar = self.qbar[:, rows]
+        out.e = self.e[:, :, rows]
+        return out
+
+
+def tsum(x):
+    """Sum a (T, m) array over time (axis 0), bit-identically for every ``m``.
+
+    numpy reduces the non-contiguous axis 0 of a (T, m >= 2) array in time order for each
+    column, but a single column would be summed pairwise (different rounding). A lone
+    column is therefore duplicated, so a pair's result never depends on its batch.
+    """
+    if x.shape[1] == 1:
+        return np.add.reduce(np.concatenate([x, x], axis=1), axis=0)[:1]
+    return np.add.reduce(x, axis=0)
+
+
+def recursion(e, b, order=0):
+    """``S_1 = 0``, ``S_t = e_{t-1} + b S_{t-1}`` and optionally its b-derivatives.
+
+    Parameters
+    ----------
+    e : ndarray, shape (T, ..., m)
+        Innovations, time first.
+    b : ndarray, shape (m,) or float
+    order : int
+        0: returns ``S`` only; 2: returns ``W`` (T, 3, ..., m) holding ``S``, ``dS/db`` and
+        ``(d2S/db2) / 2`` (all obey ``X_t = Y_{t-1} + b X_{t-1}`` with ``Y`` the previous
+        level: ``e``, ``S``, ``dS/db``).
+    """
+    w = np.empty((e.shape[0], order + 2) + e.shape[1:])
+    w[:, 0] = e
+    w[0, 1:] = 0.0
+    for t in range(1, e.shape[0]):
+        nxt = w[t, 1:]
+        np.multiply(w[t - 1, 1:], b, out=nxt)
+        nxt += w[t - 1, :-1]
+    return w[:, 1] if order == 0 else w[:, 1:]
+
+
+def _nll_terms(rho, s, c):
+    u = 1.0 - rho * rho
+    bad = ~(u > 0)
+    u = np.where(bad, 1.0, u)
+    iu = 1.0 / u
+    n = s - 2.0 * rho * c
+    val = np.log(u) + n * iu - s
+    return np.where(bad, np.inf, val), iu, n
+
+
+def correlation(data, a, b):
+    """Conditional correlation series ``rho`` (T, m) for per-pair parameters."""
+    q = data.qbar[None] + a * recursion(data.e, b)
+    return q[:, 2] / np.sqrt(q[:, 0] * q[:, 1])
+
+
+def value(data, a, b):
+    """``F(a, b)`` per pair (m,) for per-pair ``a``, ``b`` (m,)."""
+    val, _, _ = _nll_terms(correlation(data, a, b), data.s, data.c)
+    return 0.5 * tsum(val)
+
+
+def value_fgh(data, a, b):
+    """``F``, its gradient (m, 2) and Hessian (m, 2, 2) in ``(a, b)``.
+
+    With ``q_k = qbar_k + a S_k``: ``dq/da = S``, ``dq/db = a S'``, ``d2q/da db = S'``,
+    ``d2q/db2 = a S''`` (``'`` = d/db); the chain rule goes through
+    ``rho = q12 (q11 q22)^(-1/2)`` and ``f(rho) = log(1 - rho^2) + n / (1 - rho^2)``.
+    """
+    w = recursion(data.e, b, order=2)
+    s0, s1, s2h = w[:, 0], w[:, 1], w[:, 2]
+    q = data.qbar[None, :2] + a * s0[:, :2]
+    inv = 1.0 / q
+    al = s0[:, :2] * inv  # (dq/da) / q
+    ga = s1[:, :2] * inv  # (d2q/dadb) / q
+    be = a * ga  # (dq/db) / q
+    de = (2.0 * a) * (s2h[:, :2] * inv)  # (d2q/db2) / q
+    ginv = np.sqrt(inv[:, 0] * inv[:, 1])
+    rho = (data.qbar[2] + a * s0[:, 2]) * ginv
+    ma = -0.5 * (al[:, 0] + al[:, 1])
+    mb = -0.5 * (be[:, 0] + be[:, 1])
+    maa = 0.5 * (al[:, 0] * al[:, 0] + al[:, 1] * al[:, 1])
+    mab = -0.5 * (ga[:, 0] + ga[:, 1] - al[:, 0] * be[:, 0] - al[:, 1] * be[:, 1])
+    mbb = -0.5 * (de[:, 0] + de[:, 1] - be[:, 0] * be[:, 0] - be[:, 1] * be[:, 1])
+    a12 = ginv * s0[:, 2]
+    g12 = ginv * s1[:, 2]
+    b12 = a * g12
+    ra = a12 + rho * ma
+    rb = b12 + rho * mb
+    raa = ma * (ra + a12) + rho * maa
+    rab = mb * ra + g12 + b12 * ma + rho * mab
+    rbb = mb * (rb + b12) + (2.0 * a) * (ginv * s2h[:, 2]) + rho * mbb
+    val, iu, n = _nll_terms(rho, data.s, data.c)
+    d1 = 2.0 * iu * (rho * n * iu - rho - data.c)
+    d2 = 2.0 * iu * iu * (n - 1.0 - rho * rho - 4.0 * data.c * rho + 4.0 * rho * rho * n * iu)
+    f = 0.5 * tsum(val)
+    g = 0.5 * np.stack([tsum(d1 * ra), tsum(d1 * rb)], axis=1)
+    haa = tsum(d2 * ra * ra + d1 * raa)
+    hab = tsum(d2 * ra * rb + d1 * rab)
+    hbb = tsum(d2 * rb * rb + d1 * rbb)
+    h = 0.5 * np.stack([np.stack([haa, hab], axis=1), np.stack([hab, hbb], axis=1)], axis=1)
+    return f, g, h
