@@ -1,0 +1,172 @@
+"""Small helpers that make antspyx behave inside nipype nodes.
+
+antspyx writes its temporary files (registration outputs, Atropos posteriors) through
+:func:`tempfile.mktemp`, reads its thread count from ITK's environment and takes its random
+seed from a module-level setting.  Inside a nipype node each of these must be pointed at the
+node itself, so that parallel nodes never share temporary files and reruns are reproducible.
+
+The public API (stable, imported by the BOLD interfaces too):
+
+- :class:`node_tmpdir` -- context manager pointing ``TMPDIR`` at the node's working directory;
+- :class:`ants_threads` -- set ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS`` (call or ``with``);
+- :class:`ants_seed` -- fix the random seed antspyx passes to ``antsRegistration``;
+- :func:`read_finite_image` -- read an image with antspyx, refusing NaN/inf voxels.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bids_dfc.errors import InputError
+
+__all__ = ["node_tmpdir", "ants_threads", "ants_seed", "read_finite_image"]
+
+_THREADS_VAR = "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"
+
+
+class node_tmpdir:  # noqa: N801 - used like a function, as contextlib managers are
+    """Point ``TMPDIR`` (and :mod:`tempfile`'s cached default) at a directory.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Directory for temporary files; default: the current working directory, which
+        is the node's own folder when called from a nipype interface's ``_run_interface``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with node_tmpdir("/tmp") as d:
+    ...     tempfile.gettempdir() == d
+    True
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = str(Path(path if path is not None else os.getcwd()).absolute())
+        self._old_env: str | None = None
+        self._old_cached: str | None = None
+
+    def __enter__(self) -> str:
+        Path(self.path).mkdir(parents=True, exist_ok=True)
+        self._old_env = os.environ.get("TMPDIR")
+        self._old_cached = tempfile.tempdir
+        os.environ["TMPDIR"] = self.path
+        tempfile.tempdir = self.path
+        return self.path
+
+    def __exit__(self, *exc) -> None:
+        if self._old_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = self._old_env
+        tempfile.tempdir = self._old_cached
+
+
+class ants_threads:  # noqa: N801
+    """Set the number of ITK threads antspyx uses.
+
+    Works both as a plain call (the setting stays) and as a context manager (the previous
+    value is restored on exit).  ITK reads the variable when a filter is created, so set it
+    before calling antspyx.
+
+    Parameters
+    ----------
+    n : int
+        Number of threads, >= 1.
+
+    Examples
+    --------
+    >>> import os
+    >>> with ants_threads(1):
+    ...     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"]
+    '1'
+    """
+
+    def __init__(self, n: int):
+        n = int(n)
+        if n < 1:
+            raise InputError(f"The number of ANTs threads must be >= 1, got {n}.")
+        self.n = n
+        self._old = os.environ.get(_THREADS_VAR)
+        os.environ[_THREADS_VAR] = str(n)
+
+    def __enter__(self) -> int:
+        return self.n
+
+    def __exit__(self, *exc) -> None:
+        if self._old is None:
+            os.environ.pop(_THREADS_VAR, None)
+        else:
+            os.environ[_THREADS_VAR] = self._old
+
+
+class ants_seed:  # noqa: N801
+    """Make ``ants.registration`` pass ``--random-seed`` to antsRegistration.
+
+    antspyx takes the seed from ``ants.config._random_seed`` (its ``registration`` function
+    silently ignores a ``random_seed`` keyword).  ``None`` leaves the current setting.
+
+    Parameters
+    ----------
+    seed : int or None
+        Seed for the metric's random sampling.
+    """
+
+    def __init__(self, seed: int | None):
+        import ants.config
+
+        self._config = ants.config
+        self.seed = None if seed is None else int(seed)
+        self._old = ants.config._random_seed
+
+    def __enter__(self) -> int | None:
+        if self.seed is not None:
+            self._config._random_seed = self.seed
+        return self.seed
+
+    def __exit__(self, *exc) -> None:
+        self._config._random_seed = self._old
+
+
+def read_finite_image(path: str | os.PathLike, *, sanitise: bool = False):
+    """Read an image with antspyx and check it holds only finite values.
+
+    Parameters
+    ----------
+    path : str or Path
+        Image file.
+    sanitise : bool
+        If True, NaN/inf voxels are set to 0 (and a warning is issued) instead of raising.
+
+    Returns
+    -------
+    ants.ANTsImage
+        The image as float32.
+
+    Raises
+    ------
+    InputError
+        If the file holds NaN or infinite voxels and ``sanitise`` is False.
+    """
+    import warnings
+
+    import ants
+
+    img = ants.image_read(str(path), pixeltype="float")
+    data = img.numpy()
+    bad = ~np.isfinite(data)
+    n_bad = int(bad.sum())
+    if n_bad:
+        if not sanitise:
+            raise InputError(
+                f"{path} has {n_bad} NaN or infinite voxels; fix or re-export the image "
+                "(e.g. replace them with 0) and rerun."
+            )
+        warnings.warn(f"{path}: {n_bad} NaN/inf voxels set to 0.", stacklevel=2)
+        data[bad] = 0
+        img = img.new_image_like(data)
+    return img
