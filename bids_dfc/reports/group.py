@@ -19,13 +19,12 @@ __all__ = ["build_group_report"]
 COLOURS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"]
 
 
-def _plt():
-    import matplotlib
+def _subplots(nrows=1, ncols=1, *, figsize, squeeze=True):
+    """A pyplot-free Agg figure (no global figure registry, nothing to close)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
 
 
 def _save(fig, path):
@@ -38,7 +37,6 @@ def _save(fig, path):
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
-        _plt().close(fig)
     return path
 
 
@@ -48,8 +46,8 @@ def _stars(p):
 
 def fig_by_group(subj, var, gcol, order, posthoc, title, path, seed=0):
     """Individual points, mean +- SD and bars for post hoc pairs with p < 0.05."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.2, 4.0), layout="constrained")
+    fig, ax = _subplots(figsize=(4.2, 4.0))
+    fig.subplots_adjust(left=0.19, right=0.97, top=0.92, bottom=0.08)
     rng = np.random.default_rng(seed)
     tops = []
     for i, g in enumerate(order):
@@ -85,9 +83,8 @@ def fig_by_group(subj, var, gcol, order, posthoc, title, path, seed=0):
 
 def fig_scatter(patients, xs, outcome, gcol, order, stats_rows, path, first_colour=0):
     """One panel per x: patients' x against the outcome, least-squares line, Spearman rho."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(xs), figsize=(4.2 * len(xs), 4.0), layout="constrained",
-                             squeeze=False)
+    fig, axes = _subplots(1, len(xs), figsize=(4.2 * len(xs), 4.0), squeeze=False)
+    fig.subplots_adjust(left=0.1, right=0.98, top=0.96, bottom=0.12, wspace=0.3)
     for ax, x in zip(axes[0], xs):
         data = patients[[x, outcome, gcol]].dropna()
         for i, g in enumerate(order):
@@ -112,10 +109,10 @@ def fig_scatter(patients, xs, outcome, gcol, order, stats_rows, path, first_colo
 
 def fig_mediation(med, path):
     """Path diagram X -> M -> Y with a, b, c, c' and the indirect effect."""
-    plt = _plt()
     est = med.set_index("path")
     x, m, y = med["x"].iloc[0], med["m"].iloc[0], med["y"].iloc[0]
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
+    fig, ax = _subplots(figsize=(6.4, 3.6))
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.99, bottom=0.01)
     ax.set_xlim(0, 10)
     ax.set_ylim(0, 6)
     ax.axis("off")
@@ -148,8 +145,8 @@ def fig_mediation(med, path):
 
 def fig_roc(pred, curves, path):
     """Leave-one-out ROC curves with AUC and its bootstrap CI."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.4, 4.2), layout="constrained")
+    fig, ax = _subplots(figsize=(4.4, 4.2))
+    fig.subplots_adjust(left=0.15, right=0.97, top=0.93, bottom=0.12)
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
     for i, r in enumerate(pred.itertuples()):
         fpr, tpr = curves[r.model]
