@@ -181,8 +181,9 @@ def dfc_core(series: pd.DataFrame, groups: list[tuple[str, list[str]]], *, mode:
             continue
         x = series[names].to_numpy(dtype=float)
         x = (x - x.mean(axis=0)) / x.std(axis=0)  # DCC is scale-free; keep the fit well scaled
-        res = dcc(x, mode=mode if len(names) > 2 else "pairwise")
-        sdv, meanv = dfc_summary(res.R)
+        res = dcc(x, mode=mode if len(names) > 2 else "pairwise", names=names)
+        summ = dfc_summary(res.R)
+        sdv, meanv = summ["sd"], summ["mean"]
         n_pairs = len(res.pairs)
         a = np.broadcast_to(np.asarray(res.a, dtype=float), (n_pairs,))
         b = np.broadcast_to(np.asarray(res.b, dtype=float), (n_pairs,))

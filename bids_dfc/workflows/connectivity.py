@@ -280,7 +280,8 @@ def init_connectivity_derivatives_wf(*, output_dir, seed_space="native", atlas=N
                                   extra_entities={**aseg, "stat": "mean"})),
         ("atlas_dcc", dict(suffix="timeseries", desc="dcc", extension=".tsv",
                            extra_entities=aseg)),
-        ("atlas_dfc", dict(suffix="dfc", extension=".tsv", extra_entities=aseg,
+        # not "_dfc.tsv": the group level globs those for the primary (seed) result
+        ("atlas_dfc", dict(suffix="edges", extension=".tsv", extra_entities=aseg,
                            meta_dict=_DFC_META)),
         ("atlas_dseg", dict(suffix="dseg", extension=".nii.gz", extra_entities=aseg,
                             meta_dict={"Description": "Atlas labels on the BOLD grid "

@@ -1,0 +1,318 @@
+"""Participant HTML report: ``<output_dir>/sub-<label>.html``, figures in ``sub-<label>/figures``.
+
+The report is assembled from the derivatives already written (BIDS-Derivatives names, see
+``docs/report.md``), so it can be rebuilt at any time without the work directory:
+
+1. summary (runs, primary dFC value, mean FD, warnings: seed fallbacks, non-converged fits);
+2. anatomical: skull strip + tissue contours, T1w -> template registration;
+3. per BOLD run: BOLD -> T1w registration, seed weights on the run's own BOLD reference,
+   motion parameters and framewise displacement, carpet plots before and after denoising,
+   network series with the DCC trace, the dFC table;
+4. methods text generated from the workflow (:func:`bids_dfc.reports.methods.collect_methods`).
+
+A figure whose inputs are missing, or whose drawing fails, is replaced by a visible note
+naming the missing file or the error; the rest of the report is still written.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from bids_dfc import __version__
+from bids_dfc.reports import participant_figures as figs
+
+__all__ = ["build_participant_report", "find_participant_inputs"]
+
+LOGGER = logging.getLogger("bids_dfc")
+
+_CSS = """
+body{font-family:Helvetica,Arial,sans-serif;margin:0 auto;max-width:1300px;padding:0 20px;
+color:#222}
+h1{border-bottom:3px solid #4c72b0;padding-bottom:6px}h2{margin-top:40px;color:#4c72b0}
+h3{margin-top:28px}img.fig{width:100%;border:1px solid #ddd;margin:6px 0}
+p.caption{color:#555;font-size:0.9em;margin:0 0 16px}
+div.warn{background:#fff3cd;border-left:5px solid #e0a800;padding:8px 12px;margin:8px 0}
+div.missing{background:#f8d7da;border-left:5px solid #c44e52;padding:8px 12px;margin:8px 0}
+table{border-collapse:collapse;font-size:0.85em;margin:8px 0}
+td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#eef}
+pre.methods{white-space:pre-wrap;background:#f7f7f7;padding:12px;font-family:inherit}
+nav a{margin-right:14px}
+"""
+
+
+def _glob1(folder: Path, pattern: str, *, exclude=("space-",)) -> Path | None:
+    """First (sorted) file matching ``pattern`` whose name contains none of ``exclude``."""
+    hits = sorted(p for p in folder.glob(pattern) if not any(e in p.name for e in exclude))
+    return hits[0] if hits else None
+
+
+def find_participant_inputs(output_dir, subject) -> tuple[dict, list[dict]]:
+    """Locate the derivatives of one participant that the report draws.
+
+    Returns
+    -------
+    anat : dict
+        ``t1w_preproc, t1w_mask, t1w_dseg, t1w_std, template_mask`` (paths or None).
+    runs : list of dict
+        One per ``*_seg-seeds_dfc.tsv`` found: ``name`` and the run's files (paths or None).
+    """
+    root = Path(output_dir) / f"sub-{subject}"
+    anat_dirs = sorted(root.glob("anat")) + sorted(root.glob("ses-*/anat"))
+    anat = dict.fromkeys(("t1w_preproc", "t1w_mask", "t1w_dseg", "t1w_std", "template_mask"))
+    for folder in anat_dirs:
+        anat["t1w_preproc"] = anat["t1w_preproc"] or _glob1(folder, "*_desc-preproc_T1w.nii*")
+        anat["t1w_mask"] = anat["t1w_mask"] or _glob1(folder, "*_desc-brain_mask.nii*")
+        anat["t1w_dseg"] = anat["t1w_dseg"] or _glob1(folder, "*_dseg.nii*",
+                                                      exclude=("space-", "seg-"))
+        std = [p for p in sorted(folder.glob("*_space-*_desc-preproc_T1w.nii*"))
+               if "space-T1w" not in p.name]
+        anat["t1w_std"] = anat["t1w_std"] or (std[0] if std else None)
+        if anat["t1w_std"] is not None and anat["template_mask"] is None:
+            space = re.search(r"space-([a-zA-Z0-9]+)", anat["t1w_std"].name).group(1)
+            anat["template_mask"] = _template_mask(space)
+    runs = []
+    for dfc in sorted(root.glob("**/func/*_seg-seeds_dfc.tsv")):
+        prefix = dfc.name[: -len("_seg-seeds_dfc.tsv")]
+        folder = dfc.parent
+        run = {"name": prefix, "seed_dfc": dfc}
+        for key, pattern, exclude in (
+            ("seed_timeseries", "_seg-seeds_stat-mean_timeseries.tsv", ()),
+            ("seed_dcc", "_seg-seeds_desc-dcc_timeseries.tsv", ()),
+            ("seed_weights", "_seg-seeds_probseg.nii*", ("space-",)),
+            ("seed_info", "_seg-seeds_probseg.tsv", ("space-",)),
+            ("bold_ref", "*_boldref.nii*", ("space-", "seg-")),
+            ("bold_mask", "_desc-brain_mask.nii*", ("space-",)),
+            ("confounds_tsv", "_desc-confounds_timeseries.tsv", ()),
+            ("bold_preproc", "_desc-preproc_bold.nii*", ("space-",)),
+            ("bold_denoised", "_desc-denoised_bold.nii*", ("space-",)),
+            ("bold_t1w", "_space-T1w*_boldref.nii*", ()),
+        ):
+            run[key] = _glob1(folder, prefix + pattern, exclude=exclude)
+        if run["seed_weights"] is None:  # template seed space: maps carry space-
+            run["seed_weights"] = _glob1(folder, prefix + "_space-*_seg-seeds_probseg.nii*",
+                                         exclude=())
+            run["seed_info"] = _glob1(folder, prefix + "_space-*_seg-seeds_probseg.tsv",
+                                      exclude=())
+        run["tr"] = _repetition_time(run)
+        runs.append(run)
+    return anat, runs
+
+
+def _template_mask(space: str):
+    try:
+        from bids_dfc.templates import get_template
+
+        return Path(get_template(space).brain_mask)
+    except Exception as exc:  # noqa: BLE001 - the figure then says why it is missing
+        LOGGER.warning("no brain mask for template %s: %s", space, exc)
+        return None
+
+
+def _repetition_time(run) -> float | None:
+    import json
+
+    import nibabel as nb
+
+    for key in ("bold_denoised", "bold_preproc"):
+        path = run.get(key)
+        if path is None:
+            continue
+        side = Path(str(path).replace(".nii.gz", ".json").replace(".nii", ".json"))
+        if side.exists():
+            tr = json.loads(side.read_text()).get("RepetitionTime")
+            if tr:
+                return float(tr)
+        zooms = nb.load(path).header.get_zooms()
+        if len(zooms) > 3 and zooms[3] > 0:
+            return float(zooms[3])
+    return None
+
+
+class _Page:
+    """Collects HTML blocks; draws each figure, or notes why it could not."""
+
+    def __init__(self, fig_dir: Path, rel: str):
+        self.fig_dir, self.rel, self.blocks, self.problems = fig_dir, rel, [], []
+
+    def add(self, text: str):
+        self.blocks.append(text)
+
+    def figure(self, name: str, title: str, caption: str, func, *inputs, **kwargs):
+        self.add(f"<h3>{html.escape(title)}</h3>")
+        missing = [k for k, v in zip(func.__code__.co_varnames, inputs) if v is None]
+        if missing:
+            note = f"{title}: not drawn, missing input(s) {', '.join(missing)}."
+            self.problems.append(note)
+            self.add(f'<div class="missing">{html.escape(note)}</div>')
+            return
+        try:
+            func(*inputs, self.fig_dir / name, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - shown in the report, never hidden
+            LOGGER.exception("report figure %s failed", name)
+            note = f"{title}: drawing failed ({type(exc).__name__}: {exc})."
+            self.problems.append(note)
+            self.add(f'<div class="missing">{html.escape(note)}</div>')
+            return
+        self.add(f'<img class="fig" src="{self.rel}/{name}" alt="{html.escape(title)}">'
+                 f'<p class="caption">{html.escape(caption)}</p>')
+
+
+def _table(df: pd.DataFrame, max_rows: int = 12) -> str:
+    return df.head(max_rows).to_html(index=False, float_format=lambda v: f"{v:.4g}",
+                                     border=0, na_rep="n/a")
+
+
+def _anat_section(page: _Page, anat: dict, subject: str) -> None:
+    page.add('<h2 id="anat">Anatomical</h2>')
+    page.figure(f"sub-{subject}_desc-brain_T1w.png", "Skull strip and tissue segmentation",
+                "Preprocessed T1w; red: brain mask; yellow/blue/orange: GM/WM/CSF borders.",
+                figs.plot_skullstrip, anat.get("t1w_preproc"), anat.get("t1w_mask"),
+                anat.get("t1w_dseg"))
+
+    def t1w_to_template(t1w_std, template_mask, out_png):
+        return figs.plot_registration(t1w_std, [template_mask], out_png,
+                                      labels=["template brain mask"])
+
+    page.figure(f"sub-{subject}_space-template_T1w.png", "T1w to template registration",
+                "The subject's T1w resampled into template space under the template's brain "
+                "outline (red): edges should follow the outline.", t1w_to_template,
+                anat.get("t1w_std"), anat.get("template_mask"))
+
+
+def _run_section(page: _Page, run: dict, anat: dict) -> None:
+    name = run["name"]
+    page.add(f'<h2 id="{html.escape(name)}">BOLD run {html.escape(name)}</h2>')
+    wm = None
+    if anat.get("t1w_dseg") is not None:
+        wm = page.fig_dir / f".{name}_wm.nii.gz"
+        _wm_mask(anat["t1w_dseg"], wm)
+
+    def bold_to_t1w(bold_t1w, t1w_mask, wm_mask, out_png):
+        return figs.plot_registration(bold_t1w, [wm_mask, t1w_mask], out_png,
+                                      labels=["T1w white matter", "T1w brain mask"])
+
+    page.figure(f"{name}_space-T1w_boldref.png", "BOLD to T1w registration",
+                "BOLD reference resampled into T1w space under the T1w white-matter (red) and "
+                "brain (blue) outlines.", bold_to_t1w, run.get("bold_t1w"),
+                anat.get("t1w_mask"), wm)
+    page.figure(f"{name}_seg-seeds_boldref.png", "Seeds on this run's BOLD reference",
+                "Each seed's partial-volume weights after warping into native BOLD space, cut "
+                "at the seed's weighted centre.", figs.plot_seeds, run.get("bold_ref"),
+                run.get("seed_weights"), run.get("seed_info"))
+    if run.get("seed_info") is not None:
+        info = pd.read_csv(run["seed_info"], sep="\t")
+        page.add(_table(info, 50))
+    page.figure(f"{name}_desc-motion_bold.png", "Head motion", "Rigid-body parameters and "
+                "framewise displacement (Power et al. 2012).", figs.plot_motion,
+                run.get("confounds_tsv"))
+    page.figure(f"{name}_desc-carpet_bold.png", "Carpet plots", "Brain voxels x time "
+                "(z-scored) before and after nuisance regression, band-pass and smoothing.",
+                figs.plot_carpets, run.get("bold_preproc"), run.get("bold_denoised"),
+                run.get("bold_mask"), tr=run.get("tr"))
+    page.figure(f"{name}_desc-dcc_timeseries.png", "Network series and dynamic connectivity",
+                "Top: network series. Bottom: DCC conditional correlation of the primary "
+                "pair, its mean and +- 1 SD (the dFC summary).", figs.plot_networks,
+                run.get("seed_timeseries"), run.get("seed_dcc"), run.get("seed_dfc"),
+                tr=run.get("tr"))
+    if run.get("seed_dfc") is not None:
+        page.add("<h3>dFC summary</h3>" + _table(pd.read_csv(run["seed_dfc"], sep="\t")))
+
+
+def _wm_mask(dseg, out):
+    import nibabel as nb
+    import numpy as np
+
+    img = nb.load(dseg)
+    nb.save(nb.Nifti1Image((np.rint(np.asarray(img.dataobj)) == 2).astype(np.uint8),
+                           img.affine), out)
+
+
+def _summary(runs: list[dict]) -> str:
+    rows, warns = [], []
+    for run in runs:
+        dfc = pd.read_csv(run["seed_dfc"], sep="\t")
+        first = dfc.iloc[0]
+        rows.append({"run": run["name"], "pair": f"{first['seed_a']}-{first['seed_b']}",
+                     "dFC (SD of DCC)": first["dcc_sd"], "mean DCC": first["dcc_mean"],
+                     "static r": first["pearson_r"], "volumes": first["n_volumes"],
+                     "mean FD (mm)": first["mean_fd"]})
+        bad = dfc[dfc["converged"].astype(str).str.lower().isin(["false", "0"])]
+        if len(bad):
+            warns.append(f"{run['name']}: DCC did not converge for "
+                         + ", ".join(f"{a}-{b}" for a, b in zip(bad.seed_a, bad.seed_b)))
+        if run.get("seed_info") is not None:
+            info = pd.read_csv(run["seed_info"], sep="\t")
+            fb = info[info["fallback"].astype(str) == "True"]["name"].tolist()
+            if fb:
+                warns.append(f"{run['name']}: seeds {fb} used the nearest-voxel fallback")
+            low = info[info["fraction_in_mask"] < 0.5]["name"].tolist()
+            if low:
+                warns.append(f"{run['name']}: seeds {low} lie mostly outside the brain mask")
+    out = _table(pd.DataFrame(rows), 100) if rows else "<p>No dFC output found.</p>"
+    return out + "".join(f'<div class="warn">{html.escape(w)}</div>' for w in warns)
+
+
+def build_participant_report(output_dir, subject, *, methods: str = "", work_dir=None,
+                             anat: dict | None = None, runs: list[dict] | None = None) -> Path:
+    """Write ``<output_dir>/sub-<subject>.html`` and its figures.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        Derivatives root holding ``sub-<subject>/``.
+    subject : str
+        Participant label without ``sub-``.
+    methods : str
+        Methods text (:func:`bids_dfc.reports.methods.collect_methods` of the workflow).
+    work_dir : str or Path, optional
+        Accepted for the caller's convenience; the report reads only derivatives.
+    anat, runs : optional
+        Override :func:`find_participant_inputs` (same keys).
+
+    Returns
+    -------
+    Path
+        The HTML file.
+    """
+    output_dir = Path(output_dir)
+    subject = str(subject).removeprefix("sub-")
+    found_anat, found_runs = find_participant_inputs(output_dir, subject)
+    anat = {**found_anat, **(anat or {})}
+    runs = runs if runs is not None else found_runs
+    rel = f"sub-{subject}/figures"
+    page = _Page(output_dir / rel, rel)
+    page.fig_dir.mkdir(parents=True, exist_ok=True)
+    nav = "".join(f'<a href="#{html.escape(r["name"])}">{html.escape(r["name"])}</a>'
+                  for r in runs)
+    page.add(f"<h1>bids_dfc report: sub-{html.escape(subject)}</h1>"
+             f'<nav><a href="#summary">Summary</a><a href="#anat">Anatomical</a>{nav}'
+             '<a href="#methods">Methods</a></nav>'
+             f'<h2 id="summary">Summary</h2>{_summary(runs)}')
+    _anat_section(page, anat, subject)
+    for run in runs:
+        _run_section(page, run, anat)
+    page.add('<h2 id="methods">Methods</h2>'
+             f'<pre class="methods">{html.escape(methods or "(no methods text given)")}</pre>'
+             f"<p>Report generated by bids_dfc {__version__}.</p>")
+    if page.problems:
+        page.blocks.insert(1, "".join(f'<div class="missing">{html.escape(p)}</div>'
+                                      for p in page.problems))
+    for tmp in page.fig_dir.glob(".*_wm.nii.gz"):
+        tmp.unlink()
+    text = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>sub-{html.escape(subject)} | bids_dfc</title><style>{_CSS}</style>"
+            f"</head><body>{''.join(page.blocks)}</body></html>")
+    out = output_dir / f"sub-{subject}.html"
+    fd, tmp = tempfile.mkstemp(dir=output_dir, prefix=f".{out.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fobj:
+        fobj.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, out)
+    return out
