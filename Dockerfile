@@ -30,7 +30,7 @@ RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         "python3-venv=${PYTHON_DEB_VERSION}" \
     && rm -rf /var/lib/apt/lists/*
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python3 -m venv /opt/bids_dfc
 # The lock and, for air-gapped builds, the wheels of docker/wheelhouse/ (the glob lets the
 # directory be absent: then pip uses the package index).
@@ -48,15 +48,16 @@ RUN set -e; \
         -path '*/site-packages/*' -exec rm -rf {} +
 
 # ---------------------------------------------------------------------------------------
-# builder: bids_dfc itself, installed into the environment above.
+# builder: bids_dfc's own wheel, checked against the pinned environment.
 FROM deps AS builder
 COPY pyproject.toml setup.cfg README.m[d] LICENS[E] /tmp/build/src/
 COPY bids_dfc /tmp/build/src/bids_dfc
-# Dependencies are already in place: resolve against them, then prove the set is complete.
-RUN /opt/bids_dfc/bin/pip install $(cat /tmp/build/pip-args) --no-build-isolation \
+# Build offline with the pinned setuptools, install it over the dependencies (no index,
+# whatever the dependency source was) and prove the requirement set is complete.
+RUN /opt/bids_dfc/bin/pip wheel --no-deps --no-index --no-build-isolation -w /tmp/dist \
         /tmp/build/src \
-    && /opt/bids_dfc/bin/pip check \
-    && /opt/bids_dfc/bin/pip uninstall -y setuptools wheel
+    && /opt/bids_dfc/bin/pip install --no-index --no-deps /tmp/dist/*.whl \
+    && /opt/bids_dfc/bin/pip check
 
 # ---------------------------------------------------------------------------------------
 # templates: TemplateFlow's index plus the MNI152 2 mm files when the build has network.
@@ -72,8 +73,15 @@ RUN TEMPLATEFLOW_HOME=/opt/templateflow FETCH_TEMPLATES="${FETCH_TEMPLATES}" \
 # runtime: interpreter + venv + templates; nothing else.
 FROM python AS runtime
 ARG BASE_IMAGE
-COPY --from=builder /opt/bids_dfc /opt/bids_dfc
+# The large, rarely changing environment and templates first; a source change only adds the
+# small layer with bids_dfc's wheel.
+COPY --from=deps /opt/bids_dfc /opt/bids_dfc
 COPY --from=templates /opt/templateflow /opt/templateflow
+COPY --from=builder /tmp/dist /tmp/dist
+RUN /opt/bids_dfc/bin/pip install --no-index --no-deps --no-compile /tmp/dist/*.whl \
+    && /opt/bids_dfc/bin/python -m compileall -q /opt/bids_dfc/lib/python3*/site-packages/bids_dfc \
+    && /opt/bids_dfc/bin/pip uninstall -y setuptools wheel \
+    && rm -rf /tmp/dist
 
 # Any UID may run the image, with a read-only root and a home that may not be writable:
 # every cache points into /tmp (writable under docker --read-only, podman and Apptainer),

@@ -176,18 +176,27 @@ def _open_dir(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
-    """Demo BIDS dataset with 2 participants, readable by any UID."""
-    root = tmp_path_factory.mktemp("container")
-    root.chmod(0o755)
-    for parent in root.parents:  # pytest's base temp is private to its user
-        if parent == Path(parent.anchor) or parent.stat().st_uid != os.geteuid():
+    """Demo BIDS dataset with 2 participants, readable by any UID (the container's)."""
+    bids = demo_dataset(tmp_path_factory)
+    top = tmp_path_factory.getbasetemp().parent  # pytest's base temp is private to its user
+    for folder in [bids, *bids.parents]:
+        folder.chmod(folder.stat().st_mode | 0o055)
+        if folder == top:
             break
-        parent.chmod(parent.stat().st_mode | 0o055)
-    demo_cmd = Path(sys.executable).with_name("bids-dfc-demo")
-    subprocess.run([str(demo_cmd), str(root / "bids"), "--n-subjects", "2", "--seed", "3"],
-                   check=True, capture_output=True, timeout=600)
-    subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
-    return root / "bids"
+    subprocess.run(["chmod", "-R", "a+rX", str(bids)], check=True)
+    return bids
+
+
+def demo_dataset(tmp_path_factory, n_subjects: int = 2, seed: int = 3) -> Path:
+    """The demo dataset, generated once per test session and shared by the modules that use
+    the same size and seed (it is only read)."""
+    base = tmp_path_factory.getbasetemp() / f"bids_dfc_demo_n{n_subjects}_s{seed}"
+    if not (base / "complete").exists():
+        subprocess.run([str(Path(sys.executable).with_name("bids-dfc-demo")), str(base / "bids"),
+                        "--n-subjects", str(n_subjects), "--seed", str(seed), "--n-jobs", "2",
+                        "--overwrite"], check=True, capture_output=True, timeout=900)
+        (base / "complete").touch()
+    return base / "bids"
 
 
 def test_image_metadata(image):

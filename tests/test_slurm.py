@@ -90,10 +90,19 @@ def cluster(tmp_path_factory):
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     """Demo dataset with 2 participants (both run at once on the 2-CPU node)."""
-    root = tmp_path_factory.mktemp("slurm_demo")
-    subprocess.run([str(BIN / "bids-dfc-demo"), str(root / "bids"), "--n-subjects", "2",
-                    "--seed", "5"], check=True, capture_output=True, timeout=600)
-    return root / "bids"
+    return demo_dataset(tmp_path_factory)
+
+
+def demo_dataset(tmp_path_factory, n_subjects: int = 2, seed: int = 3) -> Path:
+    """The demo dataset, generated once per test session and shared by the modules that use
+    the same size and seed (it is only read)."""
+    base = tmp_path_factory.getbasetemp() / f"bids_dfc_demo_n{n_subjects}_s{seed}"
+    if not (base / "complete").exists():
+        subprocess.run([str(Path(sys.executable).with_name("bids-dfc-demo")), str(base / "bids"),
+                        "--n-subjects", str(n_subjects), "--seed", str(seed), "--n-jobs", "2",
+                        "--overwrite"], check=True, capture_output=True, timeout=900)
+        (base / "complete").touch()
+    return base / "bids"
 
 
 def _wait_for_jobs(job_ids, env, timeout=JOB_TIMEOUT) -> None:
