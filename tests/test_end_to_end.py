@@ -1,0 +1,82 @@
+"""End to end: the real participant level on one tiny demo subject, through the CLI entry point.
+
+Nothing is mocked: the demo generator writes a BIDS dataset, ``bids-dfc ... participant
+--sloppy`` runs every step (antspyx registration, motion correction, denoising, seeds, DCC,
+report), and the test reads what it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bids_dfc import __version__
+from bids_dfc.cli.run import main
+from bids_dfc.demo import make_demo_dataset
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in root.rglob("*")}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def participant_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    bids = root / "bids"
+    make_demo_dataset(bids, n_subjects=1, seed=5, n_volumes=64)
+    before = _snapshot(bids)
+    out, work = root / "derivatives", root / "work"
+    code = main([str(bids), str(out), "participant", "--sloppy", "--nprocs", "2",
+                 "-w", str(work), "--skip-bids-validation"])  # fmt: skip
+    return {"code": code, "bids": bids, "out": out, "work": work, "before": before}
+
+
+def test_participant_level_runs_and_leaves_the_input_alone(participant_run):
+    assert participant_run["code"] == 0
+    assert _snapshot(participant_run["bids"]) == participant_run["before"]
+
+
+def test_derivatives_dataset_description(participant_run):
+    desc = json.loads((participant_run["out"] / "dataset_description.json").read_text())
+    assert desc["DatasetType"] == "derivative"
+    assert desc["GeneratedBy"][0]["Name"] == "bids_dfc"
+    assert desc["GeneratedBy"][0]["Version"] == __version__
+    assert desc["SourceDatasets"][0]["URL"].endswith(str(participant_run["bids"]))
+
+
+def test_every_output_has_a_sidecar_and_no_temporary_files_remain(participant_run):
+    out = participant_run["out"]
+    files = [p for p in out.rglob("sub-*/**/*") if p.is_file()]
+    assert files
+    data = [p for p in files if p.suffix != ".json" and "figures" not in p.parts]
+    for path in data:
+        stem = path.name.split(".")[0]
+        assert (path.parent / f"{stem}.json").is_file(), f"no sidecar for {path.name}"
+    assert not [p for p in out.rglob(".*") if p.name != ".bids_dfc.lock"], "leftover temp files"
+
+
+def test_dfc_summary_has_the_primary_row(participant_run):
+    found = sorted(participant_run["out"].glob("sub-*/func/*_seg-seeds_dfc.tsv"))
+    assert len(found) == 1
+    table = pd.read_csv(found[0], sep="\t")
+    for column in ("seed_a", "seed_b", "dcc_sd", "dcc_mean", "pearson_r", "a", "b",
+                   "converged", "n_volumes", "mean_fd"):
+        assert column in table.columns
+    primary = table.iloc[0]
+    assert (primary.seed_a, primary.seed_b) == ("DMN", "DeS")
+    assert np.isfinite(table[["dcc_sd", "dcc_mean", "pearson_r", "mean_fd"]].to_numpy()).all()
+    assert int(primary.n_volumes) == 64 - 4  # the 4 dummy scans are dropped
+    # 4 seeds -> 6 seed pairs + the network pair
+    assert len(table) == 7
+
+
+def test_participant_report_exists(participant_run):
+    reports = list(participant_run["out"].glob("sub-*.html"))
+    assert len(reports) == 1
+    html = reports[0].read_text()
+    assert "<img" in html and __version__ in html
