@@ -229,3 +229,35 @@ def test_derived_groups_and_covariates(tmp_path):
     assert (med["covariates"] == "age, sex, mean_fd").all()
     res = json.loads(Path(paths["results"]).read_text())
     assert any("'diagnosis' derived" in n for n in res["notes"])
+
+
+def test_sessions_join_session_level_phenotype(tmp_path):
+    """Two sessions per participant: a session-level table joins on session_id too."""
+    bids, out, _ = make_group_dataset(tmp_path, n_hc=6, n_patients=12, seed=21, runs_for=(),
+                                      high_fd=())
+    rows = []
+    for f in sorted(out.glob("sub-*/func/*_dfc.tsv")):
+        pid = f.name.split("_")[0]
+        for ses in ("1", "2"):
+            dest = out / pid / f"ses-{ses}" / "func" / f.name.replace("_task", f"_ses-{ses}_task")
+            dest.parent.mkdir(parents=True)
+            tab = pd.read_csv(f, sep="\t")
+            tab.loc[0, "dcc_sd"] += 0.01 * int(ses)
+            tab.to_csv(dest, sep="\t", index=False)
+            rows.append({"participant_id": pid, "session_id": f"ses-{ses}",
+                         "sleepiness": float(ses) + len(rows)})
+        f.unlink()
+    _write(bids / "phenotype" / "scan.tsv", pd.DataFrame(rows))
+    paths = run_group_level(bids, out, group_options(covariates=["sleepiness"], n_boot=300),
+                            random_seed=0)
+    gd = pd.read_csv(paths["group_dfc"], sep="\t")
+    assert len(gd) == 36 and set(gd["session_id"]) == {"ses-1", "ses-2"}
+    joined = gd.merge(pd.DataFrame(rows), on=["participant_id", "session_id"])
+    np.testing.assert_array_equal(joined["sleepiness_x"], joined["sleepiness_y"])
+    res = json.loads(Path(paths["results"]).read_text())
+    assert res["n_participants"] == 18
+    desc = pd.read_csv(paths["descriptives"], sep="\t")
+    per_subject = gd.groupby("participant_id")["dcc_sd"].mean()
+    hc = per_subject[gd.groupby("participant_id")["group"].first() == "HC"]
+    row = desc[(desc["variable"] == "dcc_sd") & (desc["group"] == "HC")].iloc[0]
+    np.testing.assert_allclose(row["mean"], hc.mean(), rtol=1e-9)

@@ -188,6 +188,11 @@ def assemble(dfc_long, participants, phenotypes, options):
 
     # --- derived variables ------------------------------------------------------------------
     outcome, predictor = options.outcome, options.predictor
+    for derived, wanted in (("relief_pct", options.relief_from), ("tsp", tsp_cols)):
+        if wanted and derived in owner:
+            raise InputError(f"{owner[derived]} already has a column {derived!r}, which the "
+                             f"derived {derived} would replace; rename that column or drop "
+                             "the option that derives it")
     if options.relief_from:
         pre, post = options.relief_from
         runs["relief_pct"] = ph.relief_percent(runs[pre], runs[post])
