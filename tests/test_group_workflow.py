@@ -225,6 +225,9 @@ def test_derived_groups_and_covariates(tmp_path):
     st = pd.read_csv(paths["stats"], sep="\t")
     anc = st[st["test"] == "ANCOVA (OLS, type II SS)"].iloc[0]
     assert anc["note"] == "covariates: age, sex, mean_fd" and np.isfinite(anc["p"])
+    part = st[st["test"] == "partial Spearman correlation"]
+    assert list(part["contrast"]) == ["dcc_sd ~ relief_pct", "tsp ~ relief_pct"]
+    assert (part["df"] == "15").all()  # 20 patients - 2 - 3 columns (age, sex dummy, FD)
     med = pd.read_csv(paths["mediation"], sep="\t")
     assert (med["covariates"] == "age, sex, mean_fd").all()
     res = json.loads(Path(paths["results"]).read_text())

@@ -135,3 +135,18 @@ def test_group_size_problem_and_shapiro():
     rows = tc.shapiro_by_group(v, g, ORDER, "v")
     assert [r["contrast"] for r in rows] == ["HC"]
     np.testing.assert_allclose(rows[0]["statistic"], stats.shapiro([0.0, 1, 2]).statistic)
+
+
+def test_partial_spearman_matches_pingouin():
+    rng = np.random.default_rng(17)
+    n = 29
+    age = rng.normal(50, 10, n)
+    fd = rng.gamma(2, 0.1, n)
+    x = 0.02 * age + rng.normal(size=n)
+    y = 0.5 * x + 0.03 * age - fd + rng.normal(size=n)
+    frame = pd.DataFrame({"x": x, "y": y, "age": age, "fd": fd})
+    row = tc.partial_spearman(x, y, frame[["age", "fd"]].to_numpy(), "x", "x ~ y")[0]
+    ref = pg.partial_corr(frame, x="x", y="y", covar=["age", "fd"], method="spearman")
+    np.testing.assert_allclose(row["statistic"], ref["r"].iloc[0], rtol=1e-10)
+    np.testing.assert_allclose(row["p"], ref["p_val"].iloc[0], rtol=1e-8)
+    assert row["n"] == n and row["df"] == "25"

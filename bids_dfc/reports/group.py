@@ -190,6 +190,42 @@ METHODS = (
     "All tests two-sided, alpha 0.05."
 )
 
+def _key_results(stats_rows, roles):
+    """Sentences in the paper's style for the tests that ran."""
+    dfc, outcome, predictor = roles["dfc"], roles["outcome"], roles["predictor"]
+
+    def find(test, variable=None, contrast=None):
+        return next((r for r in stats_rows if r["test"].startswith(test)
+                     and (variable is None or r["variable"] == variable)
+                     and (contrast is None or r["contrast"] == contrast)
+                     and np.isfinite(r["statistic"])), None)
+
+    out = []
+    r = find("one-way ANOVA", dfc)
+    if r:
+        out.append(f"{dfc} across groups: one-way ANOVA F[{r['df']}] = {r['statistic']:.2f}, "
+                   f"P = {r['p']:.3g}.")
+    r = find("Kruskal-Wallis", predictor)
+    if r:
+        out.append(f"{predictor} across groups: Kruskal-Wallis H({r['df']}) = "
+                   f"{r['statistic']:.2f}, P = {r['p']:.3g}.")
+    for x in (dfc, predictor):
+        r = find("Spearman", x, f"{x} ~ {outcome}") if x and outcome else None
+        if r:
+            out.append(f"{x} vs {outcome} (patients): Spearman rho = {r['statistic']:.2f}, "
+                       f"P = {r['p']:.3g}, n = {r['n']}.")
+    r = find("mediation")
+    if r:
+        verdict = "excludes" if r["ci_low"] > 0 or r["ci_high"] < 0 else "includes"
+        out.append(f"Mediation {r['variable']}: indirect effect {r['statistic']:.3g}, 95 % "
+                   f"bootstrap CI {r['ci_low']:.3g} to {r['ci_high']:.3g} ({verdict} 0).")
+    for r in stats_rows:
+        if r["test"].startswith("LOO logistic") and np.isfinite(r["statistic"]):
+            out.append(f"Responder prediction from {r['variable']}: leave-one-out AUC "
+                       f"{r['statistic']:.2f} (95 % CI {r['ci_low']:.2f} to {r['ci_high']:.2f}).")
+    return out
+
+
 CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
        "font-size:12px;margin:0.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}"
        "th{background:#eee}figure{display:inline-block;margin:0.5em;vertical-align:top}"
@@ -243,6 +279,7 @@ def build_group_report(gdir, tables, results, options, *, random_seed=None):
     skipped = "".join(f"<li class='skip'>{html.escape(s['test'])} ({html.escape(s['variable'])}"
                       f"): {html.escape(s['reason'])}</li>" for s in results["skipped"])
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in tables.notes)
+    key = "".join(f"<li>{html.escape(k)}</li>" for k in _key_results(stats_rows, roles))
     body = f"""<!DOCTYPE html><html><head><meta charset="utf-8">
 <title>bids_dfc group report</title><style>{CSS}</style></head><body>
 <h1>bids_dfc group report</h1>
@@ -251,6 +288,7 @@ def build_group_report(gdir, tables, results, options, *, random_seed=None):
 {html.escape(str(predictor))}; covariates {html.escape(', '.join(roles['covariates']) or 'none')};
 bootstrap resamples {options.n_boot}; random seed {html.escape(str(random_seed))}.</p>
 <ul>{notes}</ul>
+<h2>Key results</h2><ul>{key or '<li>no test could run</li>'}</ul>
 <h2>Figures</h2>{fig_html}
 <h2>Descriptive statistics</h2>{_table(results['descriptives'])}
 <h2>Tests</h2>{_table(results['stats'])}

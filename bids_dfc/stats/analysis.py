@@ -56,13 +56,22 @@ def _between_group_tests(rows, skipped, subj, var, gcol, order, parametric):
     return True
 
 
-def _spearman(rows, skipped, frame, x, y, note=""):
+def _spearman(rows, skipped, frame, x, y, note="", covariates=()):
     n = int((frame[x].notna() & frame[y].notna()).sum())
     if n < MIN_CORRELATION_N:
         _skip(rows, skipped, "Spearman rank correlation", x, f"{x} ~ {y}",
               f"{n} patients with both values (fewer than {MIN_CORRELATION_N})")
         return
     rows += tc.spearman(frame[x], frame[y], x, f"{x} ~ {y}", note=note)
+    if covariates:
+        data = frame[[x, y, *covariates]].dropna()
+        if len(data) - len(covariates) < MIN_CORRELATION_N:
+            _skip(rows, skipped, "partial Spearman correlation", x, f"{x} ~ {y}",
+                  f"{len(data)} complete patients for {len(covariates)} covariates")
+            return
+        rows += tc.partial_spearman(data[x], data[y], _design(data, covariates), x,
+                                    f"{x} ~ {y}",
+                                    note=f"{note}; covariates: {', '.join(covariates)}")
 
 
 def run_group_statistics(tables, *, n_boot=5000, random_seed=None, all_pairs=False,
@@ -109,9 +118,10 @@ def run_group_statistics(tables, *, n_boot=5000, random_seed=None, all_pairs=Fal
     else:
         _skip(rows, skipped, "Kruskal-Wallis H", "predictor", "", "no --predictor given")
     if outcome:
-        _spearman(rows, skipped, patients, dfc, outcome, note="patients")
+        _spearman(rows, skipped, patients, dfc, outcome, note="patients", covariates=covs)
         if predictor:
-            _spearman(rows, skipped, patients, predictor, outcome, note="patients")
+            _spearman(rows, skipped, patients, predictor, outcome, note="patients",
+                      covariates=covs)
     else:
         _skip(rows, skipped, "Spearman rank correlation", dfc, "", "no --outcome given")
     if predictor:

@@ -184,7 +184,6 @@ def assemble(dfc_long, participants, phenotypes, options):
     for table in cleaned.values():
         keys = ["participant_id"] + (["session_id"] if "session_id" in table.columns else [])
         runs = runs.merge(table, on=keys, how="left")
-    cols_all = list(runs.columns)
 
     # --- derived variables ------------------------------------------------------------------
     outcome, predictor = options.outcome, options.predictor
@@ -202,9 +201,12 @@ def assemble(dfc_long, participants, phenotypes, options):
         runs["tsp"] = ph.tsp_percent(runs[tsp_cols].to_numpy())
         notes.append(f"tsp = 100 x (max - first) / first of {', '.join(tsp_cols)}")
         predictor = predictor or "tsp"
+    offered = list(dict.fromkeys(
+        [c for c in available if c not in ("participant_id", "session_id")]
+        + [c for c in ("mean_fd", "relief_pct", "tsp") if c in runs.columns]))
     for what, col in (("--outcome", outcome), ("--predictor", predictor)):
         if col is not None:
-            ph.require_columns([col], list(runs.columns), what=what)
+            ph.require_columns([col], offered, what=what)
     if outcome is not None:
         runs = ph.coerce_numeric(runs, [outcome])
         runs["responder"] = ph.responder(runs[outcome], options.responder_threshold)
@@ -212,7 +214,7 @@ def assemble(dfc_long, participants, phenotypes, options):
     labels = [options.control_label, options.nonresponder_label, options.responder_label]
     if gcol not in runs.columns:
         if outcome is None:
-            ph.require_columns([gcol], cols_all, what="--group-column")
+            ph.require_columns([gcol], offered, what="--group-column")
         resp = runs["responder"]
         runs[gcol] = np.where(resp == 1, options.responder_label,
                               np.where(resp == 0, options.nonresponder_label,
