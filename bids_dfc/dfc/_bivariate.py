@@ -40,22 +40,25 @@ class PairData:
         if rows.size == self.s.shape[1] and np.array_equal(rows, np.arange(rows.size)):
             return self
         out = PairData.__new__(PairData)
-        out.s = self.s[:, rows]
-        out.c = self.c[:, rows]
-        out.qbar = self.qbar[:, rows]
-        out.e = self.e[:, :, rows]
+        out.s = np.take(self.s, rows, axis=1)
+        out.c = np.take(self.c, rows, axis=1)
+        out.qbar = np.take(self.qbar, rows, axis=1)
+        out.e = np.take(self.e, rows, axis=2)
         return out
 
 
 def tsum(x):
     """Sum a (T, m) array over time (axis 0), bit-identically for every ``m``.
 
-    numpy reduces the non-contiguous axis 0 of a (T, m >= 2) array in time order for each
-    column, but a single column would be summed pairwise (different rounding). A lone
-    column is therefore duplicated, so a pair's result never depends on its batch.
+    numpy reduces axis 0 of a row-major (T, m >= 2) array in time order for each column,
+    but a single column, or a column-major array, would be summed pairwise (different
+    rounding). A lone column is therefore duplicated and column-major input copied, so a
+    pair's result never depends on its batch.
     """
     if x.shape[1] == 1:
         return np.add.reduce(np.concatenate([x, x], axis=1), axis=0)[:1]
+    if abs(x.strides[1]) > abs(x.strides[0]):  # time-contiguous layout: would go pairwise
+        x = np.ascontiguousarray(x)
     return np.add.reduce(x, axis=0)
 
 

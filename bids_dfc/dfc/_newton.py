@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Distance from a soft lower bound below which a step may land on the bound.
+SOFT_FLOOR = 1e-5
+
 
 def _project(x, lower, upper, sum_idx, sum_cap):
     """Clip ``x`` (n, k) into the box and pull the summed block back under ``sum_cap``."""
@@ -37,6 +40,7 @@ def minimize_batch(
     max_iter=100,
     ftol=1e-11,
     xtol=1e-9,
+    soft_lower=None,
 ):
     """Minimise ``n`` independent smooth functions of ``k`` parameters with bounds.
 
@@ -58,6 +62,11 @@ def minimize_batch(
         Upper bound of that sum.
     max_iter : int
         Maximum number of Newton iterations per member.
+    soft_lower : array_like of bool, shape (k,), optional
+        Parameters whose lower bound is a degenerate boundary (for DCC, ``a = 0`` makes the
+        likelihood flat in ``b``, so reaching it ends the search). A step that would cross
+        such a bound moves only 90 % of the way to it, until the parameter is within
+        ``SOFT_FLOOR`` of the bound (then it may land on it).
     ftol, xtol : float
         A member has converged when an accepted step lowers ``f`` by at most
         ``ftol * (1 + |f|)`` or moves no parameter by more than ``xtol``, or when no step
@@ -128,7 +137,12 @@ def minimize_batch(
         coef = np.einsum("nji,nj->ni", evecs, gf) / floor
         step = -np.einsum("nij,nj->ni", evecs, coef)
         step = np.where(free, step, 0.0)
-        trial = _project(xa + step, lower, upper, sum_idx, sum_cap)
+        trial = xa + step
+        if soft_lower is not None:
+            soft = np.asarray(soft_lower, dtype=bool)[None, :] & (trial < lower)
+            soft &= xa > lower + SOFT_FLOOR
+            trial = np.where(soft, lower + 0.1 * (xa - lower), trial)
+        trial = _project(trial, lower, upper, sum_idx, sum_cap)
         ft = np.asarray(fval(trial, rows), dtype=float)
         better = np.isfinite(ft) & (ft < fa)
         moved = np.max(np.abs(trial - xa), axis=1)

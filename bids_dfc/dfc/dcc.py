@@ -187,7 +187,7 @@ def dcc(
     a, b, negll, conv = fit_joint(z, max_persistence=max_persistence)
     r_full = joint_correlations(z, a, b)
     r_pairs = r_full[:, pair_arr[:, 0], pair_arr[:, 1]]
-    data = bv.PairData(z[:, pair_arr[:, 0]], z[:, pair_arr[:, 1]])
+    data = bv.PairData(np.take(z, pair_arr[:, 0], axis=1), np.take(z, pair_arr[:, 1], axis=1))
     n_p = len(pair_list)
     av, bvec = np.full(n_p, a), np.full(n_p, b)
     return DCCResult(

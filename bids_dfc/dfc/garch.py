@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._bivariate import tsum
 from ._checks import check_series
 from ._newton import minimize_batch
 
@@ -71,7 +72,7 @@ def backcast(x):
     tau = min(75, x.shape[0])
     w = 0.94 ** np.arange(tau)
     w = w / w.sum()
-    return w @ (x[:tau] ** 2)
+    return tsum(w[:, None] * x[:tau] ** 2)
 
 
 def garch_sigma2(x, params, bc=None):
@@ -179,9 +180,10 @@ def fit_garch(x, *, names=None, max_iter=200):
     ((3, 3), (120, 3))
     """
     x = check_series(x, names=names)
-    mean = x.mean(axis=0)
+    n_t = x.shape[0]
+    mean = tsum(x) / n_t
     xc = x - mean
-    v = np.mean(xc * xc, axis=0)
+    v = tsum(xc * xc) / n_t
     y = xc / np.sqrt(v)
     y2 = y * y
     bc = backcast(y)
