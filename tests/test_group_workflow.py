@@ -264,3 +264,24 @@ def test_sessions_join_session_level_phenotype(tmp_path):
     hc = per_subject[gd.groupby("participant_id")["group"].first() == "HC"]
     row = desc[(desc["variable"] == "dcc_sd") & (desc["group"] == "HC")].iloc[0]
     np.testing.assert_allclose(row["mean"], hc.mean(), rtol=1e-9)
+
+
+def test_missing_values_are_listed_per_test(tmp_path):
+    """A control without TSP and a patient without post rating lose only those tests."""
+    bids, out, _ = make_group_dataset(tmp_path, n_hc=8, n_patients=14, seed=30, runs_for=(),
+                                      high_fd=())
+    tsp = pd.read_csv(bids / "phenotype" / "tsp.tsv", sep="\t")
+    tsp.loc[tsp["participant_id"] == "sub-02", "tsp_05"] = np.nan
+    tsp.to_csv(bids / "phenotype" / "tsp.tsv", sep="\t", index=False, na_rep="n/a")
+    pain = pd.read_csv(bids / "phenotype" / "pain.tsv", sep="\t")
+    pain.loc[pain["participant_id"] == "sub-12", "pain_post"] = np.nan
+    pain.to_csv(bids / "phenotype" / "pain.tsv", sep="\t", index=False, na_rep="n/a")
+    paths = run_group_level(bids, out, group_options(n_boot=300), random_seed=0)
+    ex = pd.read_csv(paths["exclusions"], sep="\t")
+    got = set(zip(ex["participant_id"], ex["scope"], ex["reason"]))
+    assert ("sub-02", "tests using tsp", "tsp is missing") in got
+    assert ("sub-12", "tests using relief_pct", "relief_pct is missing") in got
+    st = pd.read_csv(paths["stats"], sep="\t")
+    assert st[st["test"] == "one-way ANOVA"]["n"].iloc[0] == 22
+    assert st[st["test"] == "Kruskal-Wallis H"]["n"].iloc[0] == 21
+    assert st[st["contrast"] == "dcc_sd ~ relief_pct"]["n"].iloc[0] == 13

@@ -271,6 +271,10 @@ def build_group_report(gdir, tables, results, options, *, random_seed=None):
         figs.append((fig_roc(results["prediction"], results["roc_curves"], fdir / "roc.png"),
                      "Leave-one-out ROC curves of responder prediction; AUC with stratified "
                      "bootstrap 95 % CI."))
+    made = {Path(p).name for p, _ in figs}
+    for stale in fdir.glob("*.png"):  # figures of an earlier run with other options
+        if stale.name not in made:
+            stale.unlink()
     fig_html = "".join(
         f'<figure><img src="figures/{html.escape(Path(p).name)}" alt="{html.escape(c)}">'
         f"<figcaption>{html.escape(c)}</figcaption></figure>" for p, c in figs)

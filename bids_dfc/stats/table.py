@@ -258,7 +258,9 @@ def assemble(dfc_long, participants, phenotypes, options):
     subjects.insert(1, "n_runs", runs.groupby("participant_id", sort=True).size().to_numpy())
     patients = subjects[gcol].isin(labels[1:])
     for col in [c for c in (outcome, predictor, *covariates) if c]:
-        for pid in subjects.loc[patients & subjects[col].isna(), "participant_id"]:
+        # controls have no outcome by design; every other missing value loses a subject
+        who = patients if col == outcome else subjects[gcol].notna()
+        for pid in subjects.loc[who & subjects[col].isna(), "participant_id"]:
             excl.append((pid, np.nan, "", f"tests using {col}", f"{col} is missing"))
 
     pr = dfc_long[dfc_long["file"].isin(runs["file"])].copy()
