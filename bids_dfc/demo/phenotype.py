@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 COHORT_PARAMS = {
-    # TSP: log(peak / first rating) = tsp_log_ratio_median * exp(tsp_spread * x), x ~ N(mu, 1)
-    "tsp_log_ratio_median": float(np.log(2.0)),
-    "tsp_spread": 0.8,
+    # TSP: log(peak / first rating) = max(0.02, tsp_log_ratio_mean + tsp_log_ratio_sd * x),
+    # x ~ N(mu, 1) (patients: median TSP = 100 %)
+    "tsp_log_ratio_mean": float(np.log(2.0)),
+    "tsp_log_ratio_sd": 0.45,
     "tsp_latent_mean_patients": 0.0,
     "tsp_latent_mean_controls": -0.5,
     # dFC latent m = a x + sqrt(1 - a^2) e1; true dFC = dfc_mean + dfc_sd * m
@@ -54,7 +55,7 @@ def tsp_ratings(rng: np.random.Generator, log_ratio: float) -> np.ndarray:
     close to ``exp(log_ratio)``."""
     ratio = float(np.exp(log_ratio))
     first = int(rng.integers(8, 31))
-    first = max(1, min(first, int(np.floor(100.0 / ratio))))
+    first = max(2, min(first, int(np.floor(100.0 / ratio))))
     peak = int(min(100, max(first, round(first * ratio))))
     peak_at = int(rng.integers(5, 10))
     tau = rng.uniform(1.5, 4.0)
@@ -72,11 +73,11 @@ def _subject(rng, group, params):
     patient = group != "HC"
     mu = params["tsp_latent_mean_patients" if patient else "tsp_latent_mean_controls"]
     x = rng.normal(mu, 1.0)
-    log_ratio = params["tsp_log_ratio_median"] * np.exp(params["tsp_spread"] * x)
+    log_ratio = max(0.02, params["tsp_log_ratio_mean"] + params["tsp_log_ratio_sd"] * x)
     ratings = tsp_ratings(rng, log_ratio)
     tsp = 100.0 * (ratings.max() - ratings[0]) / ratings[0]
-    realised = max(np.log(ratings.max() / ratings[0]), 0.02)
-    x_real = np.log(realised / params["tsp_log_ratio_median"]) / params["tsp_spread"]
+    realised = np.log(ratings.max() / ratings[0])
+    x_real = (realised - params["tsp_log_ratio_mean"]) / params["tsp_log_ratio_sd"]
     a = params["path_a"]
     m = a * x_real + np.sqrt(1.0 - a * a) * rng.standard_normal()
     dfc = float(np.clip(params["dfc_mean"] + params["dfc_sd"] * m, params["dfc_min"],

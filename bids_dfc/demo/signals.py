@@ -28,7 +28,8 @@ def rho_series(rng: np.random.Generator, n: int, tr: float, rho_mean: float,
                target_sd: float, steady: slice, max_freq: float = 0.015):
     """Correlation time course ``rho_t = tanh(atanh(rho_mean) + a g_t)``.
 
-    ``g`` is a slow unit-variance process (frequencies up to ``max_freq`` Hz); ``a`` is found
+    ``g`` is a slow unit-variance process (frequencies up to ``max_freq`` Hz, or the lowest
+    frequency of the run if that is higher); ``a`` is found
     by bisection so that the SD of ``rho_t`` over the ``steady`` volumes equals
     ``target_sd`` (the subject's true dFC).
 
@@ -38,7 +39,7 @@ def rho_series(rng: np.random.Generator, n: int, tr: float, rho_mean: float,
     scale : float
         The multiplier ``a``.
     """
-    g = bandlimited(rng, n, tr, 0.0, max_freq)
+    g = bandlimited(rng, n, tr, 0.0, max(max_freq, 1.01 / (n * tr)))
     base = np.arctanh(rho_mean)
 
     def sd(scale):
@@ -84,7 +85,7 @@ def physio_series(rng: np.random.Generator, n: int, tr: float) -> np.ndarray:
     pink /= pink.std()
     t = np.arange(n) * tr
     freq = rng.uniform(0.02, 0.2)
-    envelope = 1.0 + 0.5 * bandlimited(rng, n, tr, 0.0, 0.01)
+    envelope = 1.0 + 0.5 * bandlimited(rng, n, tr, 0.0, max(0.01, 1.01 / (n * tr)))
     osc = envelope * np.cos(2 * np.pi * freq * t + rng.uniform(0, 2 * np.pi))
     osc /= osc.std()
     series = 0.7 * pink + 0.7 * osc
