@@ -161,7 +161,7 @@ def _erode_mm(mask: np.ndarray, zooms, mm: float) -> np.ndarray:
     return dist > mm
 
 
-def project_anat(t1w_mask, tpms, t1w_affine, anat2boldref, shape, bold_affine, *,
+def project_anat(t1w_mask, tpms, t1w_affine, anat2boldref: list, shape, bold_affine, *,
                  wm_erode_mm: float = 3.0, csf_erode_mm: float = 0.0,
                  min_voxels: int = 5) -> dict:
     """T1w brain mask and eroded WM / CSF masks on the BOLD grid.
@@ -179,12 +179,13 @@ def project_anat(t1w_mask, tpms, t1w_affine, anat2boldref, shape, bold_affine, *
         ``[GM, WM, CSF]`` probability maps on the T1w grid.
     """
     zooms = np.sqrt((t1w_affine[:3, :3] ** 2).sum(0))
-    brain = resample_to_grid(np.asarray(t1w_mask, np.float32), t1w_affine, [anat2boldref],
+    xfms = [anat2boldref] if isinstance(anat2boldref, (str, os.PathLike)) else anat2boldref
+    brain = resample_to_grid(np.asarray(t1w_mask, np.float32), t1w_affine, xfms,
                              shape, bold_affine) > 0.5
     out = {"brain": brain}
     for name, tpm, erode in (("wm", tpms[1], wm_erode_mm), ("csf", tpms[2], csf_erode_mm)):
         tissue = _erode_mm(np.asarray(tpm) > 0.9, zooms, erode).astype(np.float32)
-        frac = resample_to_grid(tissue, t1w_affine, [anat2boldref], shape, bold_affine)
+        frac = resample_to_grid(tissue, t1w_affine, xfms, shape, bold_affine)
         for thr in (0.99, 0.9, 0.75, 0.5):
             mask = (frac >= thr) & brain
             if mask.sum() >= min_voxels:
