@@ -38,7 +38,7 @@ def minimize_batch(
     sum_cap,
     *,
     max_iter=100,
-    ftol=1e-11,
+    ftol=1e-9,
     xtol=1e-9,
     soft_lower=None,
 ):
@@ -96,11 +96,17 @@ def minimize_batch(
     n, k = x.shape
     lower = np.asarray(lower, dtype=float)
     upper = np.asarray(upper, dtype=float)
-    f = np.asarray(fval(x, np.arange(n)), dtype=float).copy()
     grad = np.zeros((n, k))
     hess = np.zeros((n, k, k))
-    stale = np.ones(n, dtype=bool)  # gradient/Hessian not yet computed at x
     lam = np.zeros(n)
+    if n:
+        f0, g0, h0 = fgh(x, np.arange(n))
+        f = np.asarray(f0, dtype=float).copy()
+        grad[:] = np.where(np.isfinite(g0), g0, 0.0)
+        hess[:] = np.where(np.isfinite(h0), h0, 0.0)
+    else:
+        f = np.zeros(0)
+    stale = np.zeros(n, dtype=bool)  # gradient/Hessian not yet computed at x
     done = ~np.isfinite(f)
     converged = np.zeros(n, dtype=bool)
     n_iter = np.zeros(n, dtype=int)

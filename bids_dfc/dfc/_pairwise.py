@@ -16,6 +16,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from scipy.signal import lfilter
 
 from . import _bivariate as bv
 from ._newton import minimize_batch
@@ -26,8 +27,9 @@ GRID_A = (0.005, 0.015, 0.035, 0.07, 0.12, 0.2, 0.32)
 #: (b < 0.7) and long-memory (b >= 0.7) solutions can be separate local optima when the
 #: correlation barely moves.
 B_BANDS = ((0.0, 0.7), (0.7, 1.0))
-#: A band's start is refined only if its grid value is within this of the pair's best grid
-#: value (in units of F = -log-likelihood).
+#: The second band's start is refined only if its grid value is within
+#: ``START_MARGIN + 2 x (gain of the first refinement)`` of the first band's refined optimum
+#: (units of F = -log-likelihood).
 START_MARGIN = 0.5
 
 
@@ -36,7 +38,37 @@ def grid_points(max_persistence):
     return [(a, b) for b in GRID_B for a in GRID_A if a + b <= max_persistence]
 
 
-def _grid_best(z, pi, pj, data, max_persistence):
+def region_grid(z, max_persistence):
+    """Per-region grid quantities shared by all pairs (float32).
+
+    Returns
+    -------
+    dict with ``qbar`` (N,), and per grid value of b (keyed by its index in GRID_B):
+    ``s[kb]`` = S_t(b) of the squared residuals (T, N) and ``g[kb, ka]`` =
+    ``1 / sqrt(qbar + a S_t(b))`` (T, N).
+    """
+    f32 = np.float32
+    z2 = z * z
+    qbar = bv.tsum(z2) / z.shape[0]
+    e_reg = (z2 - qbar).astype(f32)
+    qbar = qbar.astype(f32)
+    out = {"qbar": qbar, "s": {}, "g": {}}
+    for kb, b in enumerate(GRID_B):
+        s_reg = _filter(e_reg, b)
+        out["s"][kb] = s_reg
+        for ka, a in enumerate(GRID_A):
+            if a + b <= max_persistence:
+                out["g"][kb, ka] = 1.0 / np.sqrt(qbar + f32(a) * s_reg)
+    return out
+
+
+def _filter(e, b):
+    """``S_0 = 0``, ``S_t = e_{t-1} + b S_{t-1}`` along axis 0 (one IIR filter per column)."""
+    e = np.asarray(e)
+    return lfilter(np.array([0.0, 1.0], e.dtype), np.array([1.0, -b], e.dtype), e, axis=0)
+
+
+def _grid_best(z, pi, pj, data, max_persistence, grid=None):
     """Best grid point per pair and b-band, and the slope of F at a = 0.
 
     Returns
@@ -50,39 +82,36 @@ def _grid_best(z, pi, pj, data, max_persistence):
     Evaluated in float32: the grid only chooses where the float64 refinement starts.
     """
     f32 = np.float32
-    z2 = (z * z).astype(f32)
-    qbar_reg = (bv.tsum(z * z) / z.shape[0]).astype(f32)
-    e_reg = z2 - qbar_reg
+    grid = region_grid(z, max_persistence) if grid is None else grid
     s, c2 = data.s.astype(f32), (2.0 * data.c).astype(f32)
     e12 = data.e[:, 2].astype(f32)
     qb12 = data.qbar[2].astype(f32)
     # at a = 0: rho is constant; dF/da = 1/2 sum_t f'(rho) d rho/da with
     # d rho/da = S12 / sqrt(qb11 qb22) - rho/2 (S11 / qb11 + S22 / qb22)
-    qb11, qb22 = qbar_reg[pi], qbar_reg[pj]
+    qb11, qb22 = grid["qbar"][pi], grid["qbar"][pj]
     ginv0 = 1.0 / np.sqrt(qb11 * qb22)
     rho0 = qb12 * ginv0
     iu0 = 1.0 / (1.0 - rho0 * rho0)
     n0 = s - rho0 * c2
     d1 = iu0 * (rho0 * n0 * iu0 - rho0 - 0.5 * c2)  # f'(rho0) / 2 per time point
-    slope = np.full(pi.size, np.inf, dtype=f32)
     m = pi.size
+    slope = np.full(m, np.inf, dtype=f32)
     nb = len(B_BANDS)
     best_f = np.full((nb, m), np.inf, dtype=f32)
     best_a = np.zeros((nb, m))
     best_b = np.zeros((nb, m))
-    for b in GRID_B:
+    for kb, b in enumerate(GRID_B):
         band = [k for k, (lo, hi) in enumerate(B_BANDS) if lo <= b < hi][0]
-        avals = [a for a in GRID_A if a + b <= max_persistence]
-        if not avals:
-            continue
-        s_reg = bv.recursion(e_reg, f32(b))
-        s12 = bv.recursion(e12, f32(b))
+        s_reg = grid["s"][kb]
+        s12 = _filter(e12, b)
         rho_a = ginv0 * s12 - (0.5 * rho0) * (
             np.take(s_reg, pi, axis=1) / qb11 + np.take(s_reg, pj, axis=1) / qb22
         )
         slope = np.minimum(slope, bv.tsum(d1 * rho_a))
-        for a in avals:
-            g_reg = 1.0 / np.sqrt(qbar_reg + f32(a) * s_reg)
+        for ka, a in enumerate(GRID_A):
+            if (kb, ka) not in grid["g"]:
+                continue
+            g_reg = grid["g"][kb, ka]
             rho = (qb12 + f32(a) * s12) * np.take(g_reg, pi, axis=1) * np.take(g_reg, pj, axis=1)
             u = 1.0 - rho * rho
             # log(1 - rho^2) + (s - 2 rho c) / (1 - rho^2) - s
@@ -95,7 +124,7 @@ def _grid_best(z, pi, pj, data, max_persistence):
     return best_a, best_b, 0.5 * best_f.astype(float), slope
 
 
-def fit_chunk(z, pi, pj, max_persistence, max_iter=100):
+def fit_chunk(z, pi, pj, max_persistence, max_iter=100, grid=None):
     """Fit the pairs ``(pi[k], pj[k])`` of the standardised residuals ``z`` (T, N).
 
     Returns
@@ -106,48 +135,59 @@ def fit_chunk(z, pi, pj, max_persistence, max_iter=100):
     data = bv.PairData(np.take(z, pi, axis=1), np.take(z, pj, axis=1))
     zero = np.zeros(pi.size)
     f_const = bv.value(data, zero, zero)
-    a0, b0, f0, slope = _grid_best(z, pi, pj, data, max_persistence)
+    a0, b0, f0, slope = _grid_best(z, pi, pj, data, max_persistence, grid)
     m = pi.size
     # constant correlation is optimal when F rises from a = 0 along every grid b and no
     # grid point beats it: those pairs need no refinement
     settled = (slope >= 0) & (f0.min(axis=0) >= f_const)
     f0 = np.where(settled[None, :], np.inf, f0)
-    # one start per band (band-major), skipping bands without a feasible grid point
-    finite = np.isfinite(f0)
-    lowest = np.min(np.where(finite, f0, np.inf), axis=0)
-    gap = np.subtract(f0, lowest[None, :], out=np.full(f0.shape, np.inf), where=finite)
-    keep = np.flatnonzero((gap <= START_MARGIN).ravel())
-    owner = keep % m
+    first_band = np.argmin(f0, axis=0)
+    cols = np.arange(m)
 
-    def fval(x, rows):
-        return bv.value(data.take(owner[rows]), x[:, 0], x[:, 1])
+    def refine(members, band):
+        """Newton from the grid point of ``band`` (m,) for the pairs ``members``."""
 
-    def fgh(x, rows):
-        return bv.value_fgh(data.take(owner[rows]), x[:, 0], x[:, 1])
+        def fval(x, rows):
+            return bv.value(data.take(members[rows]), x[:, 0], x[:, 1])
 
-    xs, fs, convs, iters = minimize_batch(
-        fgh,
-        fval,
-        np.column_stack([a0.ravel()[keep], b0.ravel()[keep]]),
-        np.zeros(2),
-        np.ones(2),
-        [0, 1],
-        max_persistence,
-        max_iter=max_iter,
-        soft_lower=[True, False],
-    )
-    # best refined start per pair (ties: the earlier band)
-    f = np.full(m, np.inf)
+        def fgh(x, rows):
+            return bv.value_fgh(data.take(members[rows]), x[:, 0], x[:, 1])
+
+        x0 = np.column_stack([a0[band, members], b0[band, members]])
+        return minimize_batch(
+            fgh,
+            fval,
+            x0,
+            np.zeros(2),
+            np.ones(2),
+            [0, 1],
+            max_persistence,
+            max_iter=max_iter,
+            soft_lower=[True, False],
+        )
+
+    # stage 1: the best band of every unsettled pair
+    active = np.flatnonzero(np.isfinite(f0[first_band, cols]))
     x = np.zeros((m, 2))
-    conv = np.zeros(m, dtype=bool)
+    f = np.full(m, np.inf)
+    conv = np.ones(m, dtype=bool)
     n_iter = np.zeros(m, dtype=int)
-    if keep.size:
-        order = np.lexsort((np.arange(keep.size), fs, owner))
-        first = order[np.r_[True, owner[order][1:] != owner[order][:-1]]]
-        f[owner[first]] = fs[first]
-        x[owner[first]] = xs[first]
-        conv[owner[first]] = convs[first]
-        np.add.at(n_iter, owner, iters)
+    x[active], f[active], conv[active], n_iter[active] = refine(active, first_band[active])
+    # stage 2: the other band, unless its grid value is clearly worse than the refined
+    # optimum; "clearly" grows with the gain stage 1 achieved (a coarse grid relative to
+    # the curvature means large gains are possible in the other band too)
+    other = 1 - first_band
+    with np.errstate(invalid="ignore"):
+        gain = f0[first_band, cols] - f
+        second = np.flatnonzero(
+            np.isfinite(f0[other, cols]) & (f0[other, cols] - f <= START_MARGIN + 2.0 * gain)
+        )
+    if second.size:
+        x2, f2, conv2, it2 = refine(second, other[second])
+        n_iter[second] += it2
+        better = f2 < f[second]
+        upd = second[better]
+        x[upd], f[upd], conv[upd] = x2[better], f2[better], conv2[better]
     use_const = ~(f < f_const)
     a = np.where(use_const, 0.0, x[:, 0])
     b = np.where(use_const | (a == 0.0), 0.0, x[:, 1])
@@ -180,10 +220,11 @@ def fit_pairs(z, pairs, *, max_persistence, chunk_size=2048, n_jobs=1, max_iter=
         "R": np.empty((n_t, n_pairs)),
     }
     bounds = [(k, min(k + chunk_size, n_pairs)) for k in range(0, n_pairs, chunk_size)]
+    grid = region_grid(z, max_persistence)
 
     def work(lo_hi):
         lo, hi = lo_hi
-        res = fit_chunk(z, pairs[lo:hi, 0], pairs[lo:hi, 1], max_persistence, max_iter)
+        res = fit_chunk(z, pairs[lo:hi, 0], pairs[lo:hi, 1], max_persistence, max_iter, grid)
         for key, val in res.items():
             if key == "R":
                 out["R"][:, lo:hi] = val
