@@ -115,8 +115,8 @@ def dvars(series: np.ndarray, scale_to: float = 1000.0) -> tuple[np.ndarray, np.
     series : ndarray (T, V)
         Motion-corrected signals of the brain voxels.
     scale_to : float
-        The series are first scaled so that the median voxel mean equals this value
-        (fMRIPrep's intensity normalisation), making DVARS comparable across runs.
+        The series are first scaled so that their median value equals this (fMRIPrep's
+        intensity normalisation), making DVARS comparable across runs.
 
     Returns
     -------
@@ -126,8 +126,7 @@ def dvars(series: np.ndarray, scale_to: float = 1000.0) -> tuple[np.ndarray, np.
         ``mean_v( sqrt(2 (1 - ar1_v)) * sd_v )`` with a robust (IQR) ``sd_v``.
     """
     y = np.asarray(series, dtype=np.float64)
-    means = y.mean(0)
-    med = np.median(means)
+    med = np.median(y)
     if med > 0:
         y = y * (scale_to / med)
     diff = np.diff(y, axis=0)
@@ -182,13 +181,14 @@ def acompcor(series: np.ndarray, tr: float, *, high_pass: float | None = 0.01,
         Fraction of the ROI variance each component explains.
     """
     y = np.asarray(series, dtype=np.float64)
+    scale = float(np.abs(y).max(initial=0.0))
     n = y.shape[0]
     t = np.arange(n, dtype=float)
     design = np.column_stack([np.ones(n), (t - t.mean()) / n]
                              + ([cosine_drifts(n, tr, high_pass)] if high_pass else []))
     y = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
     sd = y.std(0)
-    keep = sd > 1e-8 * max(float(sd.max(initial=0.0)), 1e-30)
+    keep = sd > 1e-8 * max(scale, 1e-30)
     if keep.sum() < 2:
         raise InputError("aCompCor needs at least 2 voxels with signal in the WM/CSF mask; "
                          "the eroded masks are (almost) empty in BOLD space.")
@@ -239,10 +239,16 @@ def butterworth(x: np.ndarray, tr: float, band, order: int = BUTTER_ORDER) -> np
 
 
 def _interpolate_censored(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Cubic spline through the kept volumes inside their span; before the first / after
+    the last kept volume the nearest kept value is held (no wild extrapolation)."""
     times = np.arange(x.shape[0], dtype=float)
-    spline = CubicSpline(times[keep], x[keep], axis=0, extrapolate=True)
+    kept = np.flatnonzero(keep)
+    spline = CubicSpline(times[kept], x[kept], axis=0, extrapolate=False)
     out = np.array(x, dtype=np.float64, copy=True)
-    out[~keep] = spline(times[~keep])
+    inner = ~keep & (times > kept[0]) & (times < kept[-1])
+    out[inner] = spline(times[inner])
+    out[: kept[0]] = out[kept[0]]
+    out[kept[-1] + 1:] = out[kept[-1]]
     return out
 
 
@@ -259,7 +265,8 @@ def denoise(series: np.ndarray, confounds: np.ndarray | None, tr: float, band=(0
 
     Order (Lindquist et al. 2019; the same as ``nilearn.signal.clean``):
     1. censored volumes (``keep`` False) are replaced in data and confounds by a cubic
-       spline through the kept volumes, so no motion spike enters the filter;
+       spline through the kept volumes (nearest kept value at the run's ends), so no
+       motion spike enters the filter;
     2. data and confounds are linearly detrended and band-passed with the same zero-phase
        Butterworth filter;
     3. the mean-centred filtered confounds are fitted to the filtered data by least squares

@@ -68,7 +68,7 @@ def confounds_core(data: np.ndarray, affine: np.ndarray, brain: np.ndarray, wm: 
         "framewise_displacement": {"Description": "Power et al. 2012, 50 mm sphere",
                                    "Units": "mm"},
         "dvars": {"Description": "RMS of the temporal difference in the brain mask after "
-                                 "scaling the median voxel mean to 1000"},
+                                 "scaling the median in-brain value to 1000"},
         "std_dvars": {"Description": "DVARS / its expectation under stationarity "
                                      "(Nichols 2013)"},
     }
