@@ -130,8 +130,8 @@ def minimize_batch(
         at_cap = total >= sum_cap - 1e-15
         fixed = at_low | at_up
         for j in sum_idx:
-            # on the stationarity edge, a variable whose decrease would not help stays put
-            fixed[:, j] |= at_cap & (g[:, j] < 0) & np.all(g[:, sum_idx] <= 0, axis=1)
+            # on the stationarity edge, variables that want to grow are held
+            fixed[:, j] |= at_cap & (g[:, j] < 0)
         free = ~fixed
         gf = np.where(free, g, 0.0)
         mask = free[:, :, None] & free[:, None, :]

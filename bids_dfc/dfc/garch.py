@@ -26,7 +26,8 @@ from ._newton import minimize_batch
 #: Upper bound of alpha + beta (strict stationarity, as required by the method).
 GARCH_MAX_PERSISTENCE = 1.0 - 1e-6
 _ALPHA_GRID = (0.0, 0.03, 0.08, 0.15, 0.3)
-_BETA_GRID = (0.0, 0.4, 0.7, 0.85, 0.93, 0.97)
+_BETA_GRID = (0.0, 0.25, 0.5, 0.7, 0.8, 0.88, 0.93, 0.97)
+_BETA_BANDS = ((0.0, 0.6), (0.6, 0.9), (0.9, 1.0))
 
 
 @dataclass
@@ -151,8 +152,10 @@ def fit_garch(x, *, names=None, max_iter=200):
     """Fit a zero-mean Gaussian GARCH(1,1) to every column of ``x``.
 
     The fit is deterministic: a grid of (alpha, beta) starts (with the variance-targeting
-    ``w = (1 - alpha - beta) v``) picks the best start per series, then a batched projected
-    Newton method with exact derivatives refines all series at once.
+    ``w = (1 - alpha - beta) v``) picks the best start per series in each of three bands
+    of beta, a batched projected Newton method with exact derivatives refines all of them
+    at once, and the best of the three optima is kept (short series can have several
+    local optima).
 
     Parameters
     ----------
@@ -194,20 +197,31 @@ def fit_garch(x, *, names=None, max_iter=200):
     g_n = len(starts)
     theta = np.repeat(starts, n_s, axis=0)  # start-major, series-minor
     vals = _negll(theta, np.tile(y2, (1, g_n)), np.tile(bc, g_n)).reshape(g_n, n_s)
-    x0 = starts[np.argmin(vals, axis=0)]
+    # the GARCH likelihood can have several local optima (short series): refine from the
+    # best grid point of each band of beta and keep the best result
+    x0, owner = [], []
+    for lo, hi in _BETA_BANDS:
+        in_band = np.array([lo <= b < hi for _, b in grid])
+        band_vals = np.where(in_band[:, None], vals, np.inf)
+        x0.append(starts[np.argmin(band_vals, axis=0)])
+        owner.append(np.arange(n_s))
+    x0 = np.concatenate(x0)
+    owner = np.concatenate(owner)
 
     lower = np.array([1e-8, 0.0, 0.0])
     upper = np.array([10.0, 1.0, 1.0])
 
     def fval(th, rows):
-        return _negll(th, y2[:, rows], bc[rows])
+        return _negll(th, np.take(y2, owner[rows], axis=1), bc[owner[rows]])
 
     def fgh(th, rows):
-        return _negll_fgh(th, y2[:, rows], bc[rows])
+        return _negll_fgh(th, np.take(y2, owner[rows], axis=1), bc[owner[rows]])
 
-    theta, fmin, conv, _ = minimize_batch(
+    thetas, fmins, convs, _ = minimize_batch(
         fgh, fval, x0, lower, upper, [1, 2], GARCH_MAX_PERSISTENCE, max_iter=max_iter
     )
+    pick = np.argmin(fmins.reshape(len(_BETA_BANDS), n_s), axis=0) * n_s + np.arange(n_s)
+    theta, fmin, conv = thetas[pick], fmins[pick], convs[pick]
     s2 = garch_sigma2(y, theta, bc)
     params = theta.copy()
     params[:, 0] *= v
