@@ -129,14 +129,31 @@ def _planted_bold(data, tmp_path):
     return s_dmn, s_des, float(fd[1:].mean())
 
 
+def _run_with_derivatives(wf, ds, tmp_path):
+    """Run ``wf`` and its derivatives workflow together (as the participant workflow does)."""
+    from nipype.pipeline import engine as pe
+
+    parent = pe.Workflow(name="p", base_dir=str(tmp_path / "work"))
+    parent.config["execution"]["crashdump_dir"] = str(tmp_path)
+    fields = [f for f in ds.get_node("inputnode").inputs.copyable_trait_names()
+              if f != "source_file"]
+    parent.connect([(wf, ds, [(f"outputnode.{f}", f"inputnode.{f}") for f in fields]),
+                    (wf, ds, [("inputnode.bold_file", "inputnode.source_file")])])
+    return {n.name: n for n in parent.run().nodes()}
+
+
+def _raw_bold(tmp_path):
+    raw = tmp_path / "raw" / "sub-01" / "func" / "sub-01_task-rest_run-2_bold.nii.gz"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_bytes(b"")
+    return raw
+
+
 def test_connectivity_workflow_end_to_end(data, tmp_path):
     d = data["dir"]
     s_dmn, s_des, fd = _planted_bold(data, tmp_path)
-    raw = tmp_path / "raw" / "sub-01" / "func" / "sub-01_task-rest_run-2_bold.nii.gz"
-    raw.parent.mkdir(parents=True)
-    raw.write_bytes(b"")
+    raw = _raw_bold(tmp_path)
     wf = init_connectivity_wf(seeds_file=d / "seeds.tsv")
-    wf.base_dir = str(tmp_path / "work")
     inputs = wf.get_node("inputnode").inputs
     inputs.bold_file = str(raw)
     inputs.bold_denoised = str(tmp_path / "bold.nii.gz")
@@ -147,15 +164,7 @@ def test_connectivity_workflow_end_to_end(data, tmp_path):
     inputs.std2anat_xfm = []
     inputs.confounds_tsv = str(tmp_path / "confounds.tsv")
     out = tmp_path / "out"
-    ds = init_connectivity_derivatives_wf(output_dir=out)
-    parent = init_connectivity_wf.__globals__["pe"].Workflow(name="p", base_dir=wf.base_dir)
-    parent.config["execution"]["crashdump_dir"] = str(tmp_path)
-    fields = [f for f in ds.get_node("inputnode").inputs.copyable_trait_names()
-              if f != "source_file"]
-    parent.connect([(wf, ds, [(f"outputnode.{f}", f"inputnode.{f}") for f in fields
-                              if not f.startswith("atlas")]),
-                    (wf, ds, [("inputnode.bold_file", "inputnode.source_file")])])
-    parent.run()
+    _run_with_derivatives(wf, init_connectivity_derivatives_wf(output_dir=out), tmp_path)
 
     func = out / "sub-01" / "func"
     stem = "sub-01_task-rest_run-2_seg-seeds"
@@ -209,19 +218,40 @@ def test_template_space_and_atlas(data, tmp_path):
         tmp_path / "labels.tsv", sep="\t", index=False)
     wf = init_connectivity_wf(atlas=tmp_path / "tpl-X_atlas-Toy_dseg.nii.gz",
                               atlas_labels=tmp_path / "labels.tsv", seed_space="template")
-    wf.base_dir = str(tmp_path / "work")
-    wf.config["execution"]["crashdump_dir"] = str(tmp_path)
     inputs = wf.get_node("inputnode").inputs
+    inputs.bold_file = str(_raw_bold(tmp_path))
     inputs.bold_std = str(tmp_path / "bold_std.nii.gz")
     inputs.template_ref = str(d / "tpl.nii.gz")
     inputs.template_mask = str(d / "tpl_mask.nii.gz")
-    res = {n.name: n for n in wf.run().nodes()}
+    out = tmp_path / "out"
+    res = _run_with_derivatives(wf, init_connectivity_derivatives_wf(
+        output_dir=out, seed_space="template", atlas=tmp_path / "tpl-X_atlas-Toy_dseg.nii.gz",
+        template_name="MNI152NLin6Asym"), tmp_path)
+    names = sorted(p.name for p in (out / "sub-01" / "func").iterdir())
+    stem = "sub-01_task-rest_run-2"
+    for expected in (
+        f"{stem}_space-MNI152NLin6Asym_seg-seeds_probseg.nii.gz",
+        f"{stem}_space-MNI152NLin6Asym_seg-seeds_probseg.tsv",
+        f"{stem}_seg-seeds_dfc.tsv",
+        f"{stem}_seg-Toy_edges.tsv",
+        f"{stem}_seg-Toy_stat-dccsd_relmat.tsv",
+        f"{stem}_seg-Toy_stat-dccmean_relmat.tsv",
+        f"{stem}_seg-Toy_stat-pearsoncorrelation_relmat.tsv",
+        f"{stem}_seg-Toy_stat-mean_timeseries.tsv",
+        f"{stem}_seg-Toy_desc-dcc_timeseries.tsv",
+        f"{stem}_space-MNI152NLin6Asym_seg-Toy_dseg.nii.gz",
+        f"{stem}_space-MNI152NLin6Asym_seg-Toy_dseg.tsv",
+    ):
+        assert expected in names, names
+    assert not any(n.endswith("_dfc.tsv") and "seg-Toy" in n for n in names)
     info = pd.read_csv(res["warp_seed_maps"].result.outputs.seed_info, sep="\t")
     assert list(info["name"]) == ["PCC", "mPFC", "PAG", "RVM"]
     assert not info["fallback"].any() and (info["n_voxels"] > 0).all()
     outs = res["atlas_dcc"].result.outputs
     assert outs.relmat_stats == ["dccsd", "dccmean", "pearsoncorrelation"]
-    mat = pd.read_csv(outs.relmat_files[2], sep="\t", index_col="Node")
+    mat = pd.read_csv(out / "sub-01" / "func" /
+                      f"{stem}_seg-Toy_stat-pearsoncorrelation_relmat.tsv", sep="\t",
+                      index_col="Node")
     assert list(mat.columns) == ["r1", "r2", "r3"] and np.allclose(mat, mat.T)
     ts = pd.read_csv(res["extract_atlas_series"].result.outputs.timeseries, sep="\t")
     assert mat.loc["r1", "r3"] == pytest.approx(np.corrcoef(ts["r1"], ts["r3"])[0, 1], abs=1e-5)

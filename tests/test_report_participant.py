@@ -61,15 +61,20 @@ def derivatives(tmp_path_factory):
         copy_header=True)
     ref_data = np.asarray(ref.dataobj, dtype=np.float32)
     bmask = ref_data > 0.2 * ref_data.max()
-    _save(ref, func / f"{PREFIX}_desc-hmc_boldref.nii.gz")
+    _save(ref, func / f"{PREFIX}_boldref.nii.gz")
     _save(nb.Nifti1Image(bmask.astype(np.uint8), ref.affine),
           func / f"{PREFIX}_desc-brain_mask.nii.gz")
-    _save(ref, func / f"{PREFIX}_space-T1w_desc-coreg_boldref.nii.gz")
+    # BOLD -> T1w: a real ANTs affine file (1.5 mm shift), as the BOLD derivatives write it
+    import ants
+
+    xfm = ants.create_ants_transform(transform_type="AffineTransform", dimension=3,
+                                     translation=(1.5, 0.0, 0.0))
+    ants.write_transform(xfm, str(func / f"{PREFIX}_from-boldref_to-T1w_mode-image_xfm.mat"))
     seeds = sd.read_seeds()
     maps = sd.seed_weight_maps(seeds, ref)
     _save(maps, out / "maps.nii.gz")
     weights, info = ci.warp_weights_core(out / "maps.nii.gz", seeds, str(
-        func / f"{PREFIX}_desc-hmc_boldref.nii.gz"), [], func / f"{PREFIX}_desc-brain_mask.nii.gz",
+        func / f"{PREFIX}_boldref.nii.gz"), [], func / f"{PREFIX}_desc-brain_mask.nii.gz",
         out)
     _save(weights, func / f"{PREFIX}_seg-seeds_probseg.nii.gz")
     info.to_csv(func / f"{PREFIX}_seg-seeds_probseg.tsv", sep="\t", index=False)
@@ -110,11 +115,11 @@ def test_inputs_are_found_from_derivative_names(derivatives):
     assert anat["t1w_std"].name.startswith("sub-01_space-MNI152NLin2009aSym")
     assert [r["name"] for r in runs] == [PREFIX]
     run = runs[0]
-    assert run["bold_ref"].name == f"{PREFIX}_desc-hmc_boldref.nii.gz"  # not the space-T1w one
-    assert run["bold_t1w"].name == f"{PREFIX}_space-T1w_desc-coreg_boldref.nii.gz"
+    assert run["bold_ref"].name == f"{PREFIX}_boldref.nii.gz"
+    assert run["boldref2anat_xfm"].suffix == ".mat"
     assert run["tr"] == 2.0
     missing = [k for k, v in run.items() if v is None]
-    assert missing == []
+    assert missing == ["bold_t1w"]  # drawn by resampling bold_ref with the transform
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason=CHROMIUM_MISSING)

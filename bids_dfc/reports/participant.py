@@ -93,6 +93,7 @@ def find_participant_inputs(output_dir, subject) -> tuple[dict, list[dict]]:
             ("bold_preproc", "_desc-preproc_bold.nii*", ("space-",)),
             ("bold_denoised", "_desc-denoised_bold.nii*", ("space-",)),
             ("bold_t1w", "_space-T1w*_boldref.nii*", ()),
+            ("boldref2anat_xfm", "_from-boldref_to-T1w_mode-image_xfm.*", ()),
         ):
             run[key] = _glob1(folder, prefix + pattern, exclude=exclude)
         if run["seed_weights"] is None:  # template seed space: maps carry space-
@@ -194,14 +195,27 @@ def _run_section(page: _Page, run: dict, anat: dict) -> None:
         wm = page.fig_dir / f".{name}_wm.nii.gz"
         _wm_mask(anat["t1w_dseg"], wm)
 
-    def bold_to_t1w(bold_t1w, t1w_mask, wm_mask, out_png):
-        return figs.plot_registration(bold_t1w, [wm_mask, t1w_mask], out_png,
-                                      labels=["T1w white matter", "T1w brain mask"])
+    title, caption = "BOLD to T1w registration", (
+        "BOLD reference resampled into T1w space under the T1w white-matter (red) and brain "
+        "(blue) outlines.")
+    labels = ["T1w white matter", "T1w brain mask"]
 
-    page.figure(f"{name}_space-T1w_boldref.png", "BOLD to T1w registration",
-                "BOLD reference resampled into T1w space under the T1w white-matter (red) and "
-                "brain (blue) outlines.", bold_to_t1w, run.get("bold_t1w"),
-                anat.get("t1w_mask"), wm)
+    def bold_to_t1w(bold_t1w, t1w_mask, wm_mask, out_png):
+        return figs.plot_registration(bold_t1w, [wm_mask, t1w_mask], out_png, labels=labels)
+
+    def warp_bold_to_t1w(bold_ref, t1w_preproc, boldref2anat_xfm, t1w_mask, wm_mask, out_png):
+        moved = figs.warp_to(bold_ref, t1w_preproc, [boldref2anat_xfm],
+                             page.fig_dir / f".{name}_boldref_t1w.nii.gz")
+        return bold_to_t1w(moved, t1w_mask, wm_mask, out_png)
+
+    fig_name = f"{name}_space-T1w_boldref.png"
+    if run.get("bold_t1w") is not None:
+        page.figure(fig_name, title, caption, bold_to_t1w, run["bold_t1w"],
+                    anat.get("t1w_mask"), wm)
+    else:
+        page.figure(fig_name, title, caption, warp_bold_to_t1w, run.get("bold_ref"),
+                    anat.get("t1w_preproc"), run.get("boldref2anat_xfm"),
+                    anat.get("t1w_mask"), wm)
     page.figure(f"{name}_seg-seeds_boldref.png", "Seeds on this run's BOLD reference",
                 "Each seed's partial-volume weights after warping into native BOLD space, cut "
                 "at the seed's weighted centre.", figs.plot_seeds, run.get("bold_ref"),
@@ -304,7 +318,7 @@ def build_participant_report(output_dir, subject, *, methods: str = "", work_dir
     if page.problems:
         page.blocks.insert(1, "".join(f'<div class="missing">{html.escape(p)}</div>'
                                       for p in page.problems))
-    for tmp in page.fig_dir.glob(".*_wm.nii.gz"):
+    for tmp in page.fig_dir.glob(".*.nii.gz"):  # resampled helpers of the figures
         tmp.unlink()
     text = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f"<title>sub-{html.escape(subject)} | bids_dfc</title><style>{_CSS}</style>"
