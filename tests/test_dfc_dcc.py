@@ -14,9 +14,16 @@ from dcc_reference import (
     reference_loglik,
     reference_R,
 )
+from scipy.stats import pearsonr
 
 from bids_dfc.dfc import _bivariate as bv
-from bids_dfc.dfc import all_pairs, dcc, dfc_summary
+from bids_dfc.dfc import (
+    all_pairs,
+    dcc,
+    dfc_summary,
+    pearson_correlation,
+    sliding_window_correlation,
+)
 
 
 def simulate(rho, rng, garch=(0.05, 0.08, 0.85)):
@@ -246,3 +253,43 @@ def test_nan_and_duplicate_series_named():
     dup[:, 2] = 2 * x[:, 0] + 1
     with pytest.raises(ValueError, match="PCC.*RVM.*perfectly correlated"):
         dcc(dup, names=["PCC", "PAG", "RVM"])
+
+
+def test_sliding_window_matches_per_window_numpy():
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((97, 3)) + np.linspace(0, 3, 97)[:, None]
+    win = 24
+    box = sliding_window_correlation(x, win, taper="boxcar")
+    gau = sliding_window_correlation(x, win, taper="gaussian", sigma=5.0)
+    w = np.exp(-0.5 * ((np.arange(win) - (win - 1) / 2) / 5.0) ** 2)
+    first = (win - 1) // 2
+    for t0 in range(97 - win + 1):
+        seg = x[t0 : t0 + win]
+        r_box = np.corrcoef(seg, rowvar=False)
+        c = np.cov(seg, rowvar=False, aweights=w)  # numpy's weighted covariance
+        r_gau = c / np.sqrt(np.outer(np.diag(c), np.diag(c)))
+        for k, (i, j) in enumerate(all_pairs(3)):
+            assert box[first + t0, k] == pytest.approx(r_box[i, j], abs=1e-10)
+            assert gau[first + t0, k] == pytest.approx(r_gau[i, j], abs=1e-10)
+    assert np.isnan(box[:first]).all() and np.isnan(box[first + 97 - win + 1 :]).all()
+    with pytest.raises(ValueError, match="window"):
+        sliding_window_correlation(x, 98)
+    with pytest.raises(ValueError, match="taper"):
+        sliding_window_correlation(x, 10, taper="hann")
+
+
+def test_pearson_and_summary_match_scipy_and_pandas():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((64, 4))
+    r = pearson_correlation(x)
+    for k, (i, j) in enumerate(all_pairs(4)):
+        assert r[k] == pytest.approx(pearsonr(x[:, i], x[:, j])[0], abs=1e-12)
+    series = np.tanh(rng.standard_normal((70, 3)))
+    series[:5, 2] = np.nan
+    out = dfc_summary(series, thresholds=[0.25])
+    frame = pd.DataFrame(series)
+    np.testing.assert_allclose(out["sd"], frame.std(ddof=1).to_numpy())  # pandas skips NaN
+    np.testing.assert_allclose(out["mean"], frame.mean().to_numpy())
+    np.testing.assert_allclose(out["frac_above_0.25"], (frame > 0.25).sum() / frame.count())
+    np.testing.assert_array_equal(out["n"], [70, 70, 65])

@@ -41,8 +41,9 @@ def dfc_summary(R, thresholds=None):
     if np.any(n < 2):
         col = int(np.flatnonzero(n < 2)[0])
         raise ValueError(f"column {col} of R has fewer than 2 finite values; cannot summarise")
+    flat = np.nanmax(arr, axis=0) == np.nanmin(arr, axis=0)  # exactly 0, not rounding noise
     out = {
-        "sd": np.nanstd(arr, axis=0, ddof=1),
+        "sd": np.where(flat, 0.0, np.nanstd(arr, axis=0, ddof=1)),
         "mean": np.nanmean(arr, axis=0),
         "n": n,
     }
