@@ -10,7 +10,8 @@ The public API (stable, imported by the BOLD interfaces too):
 - :class:`node_tmpdir` -- context manager pointing ``TMPDIR`` at the node's working directory;
 - :class:`ants_threads` -- set ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS`` (call or ``with``);
 - :class:`ants_seed` -- fix the random seed antspyx passes to ``antsRegistration``;
-- :func:`read_finite_image` -- read an image with antspyx, refusing NaN/inf voxels.
+- :func:`read_finite_image` -- read an image with antspyx, refusing NaN/inf voxels;
+- :func:`head_mask` -- foreground (head) mask of a structural image (and its helpers).
 """
 
 from __future__ import annotations
@@ -20,10 +21,20 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from bids_dfc.errors import InputError
 
-__all__ = ["node_tmpdir", "ants_threads", "ants_seed", "read_finite_image"]
+__all__ = [
+    "node_tmpdir",
+    "ants_threads",
+    "ants_seed",
+    "read_finite_image",
+    "head_mask",
+    "largest_component",
+    "fill_holes",
+    "otsu_threshold",
+]
 
 _THREADS_VAR = "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"
 
@@ -170,3 +181,79 @@ def read_finite_image(path: str | os.PathLike, *, sanitise: bool = False):
         data[bad] = 0
         img = img.new_image_like(data)
     return img
+
+
+def superior_mm(img) -> np.ndarray:
+    """Superior coordinate (mm, ITK/LPS physical space: +z is superior) of every voxel."""
+    idx = np.indices(img.shape, dtype=np.float32).reshape(3, -1)
+    world = np.asarray(img.direction) @ (np.asarray(img.spacing)[:, None] * idx)
+    return (world[2] + img.origin[2]).reshape(img.shape)
+
+
+def head_mask(img, *, fov_mm: float | None = None):
+    """Foreground (head) mask of a T1w by Otsu thresholding, largest component, holes filled.
+
+    With ``fov_mm`` the mask keeps only the ``fov_mm`` mm below the top of the head (drops
+    the neck, like FSL's robustfov).
+
+    Parameters
+    ----------
+    img : ants.ANTsImage
+        Structural image (any orientation; "superior" is taken from its header).
+    fov_mm : float, optional
+        Height of the kept field of view.
+
+    Returns
+    -------
+    ants.ANTsImage
+        Float image with 1 inside the head.
+    """
+    data = img.numpy()
+    positive = data[data > 0]
+    if positive.size == 0:
+        raise InputError("The image is empty (no positive voxel).")
+    hi = np.percentile(positive, 99.5)
+    thr = otsu_threshold(np.clip(positive, 0, hi))
+    fg = largest_component(ndimage.binary_closing(data > 0.5 * thr, iterations=2))
+    fg = fill_holes(fg)
+    fg = img.new_image_like(fg.astype("float32"))
+    if fov_mm is not None:
+        z = superior_mm(img)
+        top = z[fg.numpy() > 0].max()
+        fg = fg.new_image_like(fg.numpy() * (z > top - fov_mm))
+    return fg
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """Largest 6-connected component of a boolean array (the array itself if <= 1)."""
+    labels, n = ndimage.label(mask)
+    if n <= 1:
+        return mask.astype(bool)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return labels == int(np.argmax(sizes))
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill 3D holes, then 2D holes slice by slice along each axis (a head mask is open
+    where the field of view cuts the neck, so its dark inside is not a closed 3D hole)."""
+    out = ndimage.binary_fill_holes(mask)
+    filled = out.copy()
+    for axis in range(3):
+        moved = np.moveaxis(out, axis, 0)
+        slices = np.stack([ndimage.binary_fill_holes(sl) for sl in moved])
+        filled |= np.moveaxis(slices, 0, axis)
+    return filled
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold (maximal between-class variance) of a 1-D sample."""
+    hist, edges = np.histogram(values, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres)
+    mu0 = m0 / np.maximum(w0, 1)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(centres[int(np.argmax(between))])
