@@ -265,10 +265,14 @@ def test_motion_truth_agrees_with_ants_registration(small):
 
 
 def test_same_seed_same_data(tmp_path, small):
-    runs = {}
-    for name in ("a", "b"):
-        make_demo_dataset(tmp_path / name, n_subjects=1, seed=3, n_volumes=44)
-        runs[name] = tmp_path / name
+    """Generate, keep a copy, regenerate over it with overwrite: identical content."""
+    make_demo_dataset(tmp_path / "a", n_subjects=1, seed=3, n_volumes=44)
+    for name in ("a", "a_truth"):
+        shutil.copytree(tmp_path / name, tmp_path / name.replace("a", "b", 1))
+    with pytest.raises(FileExistsError, match="not empty"):
+        make_demo_dataset(tmp_path / "a", n_subjects=1, seed=3, n_volumes=44)
+    make_demo_dataset(tmp_path / "a", n_subjects=1, seed=3, n_volumes=44, overwrite=True)
+    runs = {"a": tmp_path / "a", "b": tmp_path / "b"}
     files = sorted(p.relative_to(runs["a"]) for p in runs["a"].rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(runs["b"]) for p in runs["b"].rglob("*")
                            if p.is_file())
@@ -297,6 +301,8 @@ def test_sessions_and_runs(multi):
             assert _img(bids / "sub-01" / f"ses-{ses}" / "func" / name).shape[3] == 44
     with pytest.raises(ValueError, match="several sessions"):
         load_truth(truth_dir, "01")
+    with pytest.raises(ValueError, match="no truth for sub-02"):
+        load_truth(truth_dir, "02")
     with pytest.raises(ValueError, match="no run"):
         load_truth(truth_dir, "01", session=1, run=3)
     a = load_truth(truth_dir, "sub-01", session=1, run=1)
@@ -317,7 +323,10 @@ def test_cli_writes_and_refuses_bad_input(tmp_path, capsys):
         with pytest.raises(SystemExit) as exc:
             main([str(tmp_path / "new"), *bad])
         assert exc.value.code == 2
+    assert main([str(busy), "--overwrite"]) == 1
+    assert "refusing" in capsys.readouterr().err and (busy / "file.txt").exists()
     assert main([str(tmp_path / "short"), "--n-volumes", "10"]) == 1
     assert "n_volumes" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="outside"):
-        make_demo_dataset(tmp_path / "x", truth_dir=tmp_path / "x" / "truth")
+    for truth in (tmp_path / "x" / "truth", tmp_path):
+        with pytest.raises(ValueError, match="contain each other"):
+            make_demo_dataset(tmp_path / "x", truth_dir=truth)

@@ -43,7 +43,7 @@ def _build_parser() -> argparse.ArgumentParser:
     other.add_argument("--truth-dir", type=Path, default=None,
                        help="where to write the ground truth (default: <OUT_DIR>_truth)")
     other.add_argument("--overwrite", action="store_true",
-                       help="replace existing content of OUT_DIR and the truth folder")
+                       help="replace an earlier demo output in OUT_DIR and the truth folder")
     other.add_argument("--n-jobs", type=_positive_int, default=1,
                        help="subjects generated in parallel (default: 1)")
     return parser

@@ -69,8 +69,7 @@ def _load_template(resolution: int):
             datasets.load_mni152_gm_template(resolution=1),
             datasets.load_mni152_wm_template(resolution=1),
             datasets.load_mni152_brain_mask(resolution=1)]
-    arrays = [np.clip(np.asarray(img.get_fdata(), dtype=np.float32), 0.0, 1.0)
-              for img in imgs]
+    arrays = [np.clip(img.get_fdata(dtype=np.float32), 0.0, 1.0) for img in imgs]
     affine = np.asarray(imgs[0].affine, dtype=float)
     if resolution == 2:
         shape = arrays[0].shape

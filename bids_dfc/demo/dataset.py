@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -172,6 +173,20 @@ def _make_subject(task: dict) -> dict:
     return {"label": label, "index": index}
 
 
+def _is_demo_output(folder: Path, marker: str) -> bool:
+    """True when ``folder`` holds a previous demo dataset or truth (safe to replace)."""
+    path = folder / marker
+    if not path.is_file():
+        return False
+    if marker == "generative_model.json":
+        return True
+    try:
+        desc = json.loads(path.read_text())
+        return desc.get("GeneratedBy", [{}])[0].get("Name") == "bids_dfc demo"
+    except (ValueError, AttributeError, IndexError):
+        return False
+
+
 def make_demo_dataset(out_dir, *, n_subjects: int = 12, seed: int = 0, n_volumes=None,
                       full_size: bool = False, n_sessions: int = 1, n_runs: int = 1,
                       truth_dir=None, overwrite: bool = False, n_jobs: int = 1) -> dict:
@@ -196,7 +211,8 @@ def make_demo_dataset(out_dir, *, n_subjects: int = 12, seed: int = 0, n_volumes
     truth_dir : path, optional
         Where the truth goes; default ``<out_dir>_truth`` beside the dataset.
     overwrite : bool
-        Delete existing content of ``out_dir`` and ``truth_dir`` first.
+        Replace ``out_dir`` and ``truth_dir`` when they hold an earlier demo output (any
+        other non-empty folder is refused).
     n_jobs : int
         Subjects generated in parallel (the output does not depend on it).
 
@@ -221,14 +237,20 @@ def make_demo_dataset(out_dir, *, n_subjects: int = 12, seed: int = 0, n_volumes
     out_dir = Path(out_dir).absolute()
     truth_dir = (Path(str(out_dir) + "_truth") if truth_dir is None
                  else Path(truth_dir).absolute())
-    if truth_dir == out_dir or out_dir in truth_dir.parents:
-        raise ValueError(f"the truth folder {truth_dir} must lie outside the BIDS dataset "
-                         f"{out_dir}")
-    for folder in (out_dir, truth_dir):
+    if truth_dir == out_dir or out_dir in truth_dir.parents or truth_dir in out_dir.parents:
+        raise ValueError(f"the truth folder {truth_dir} and the BIDS dataset {out_dir} must "
+                         "not contain each other: choose separate folders")
+    for folder, marker in ((out_dir, "dataset_description.json"),
+                           (truth_dir, "generative_model.json")):
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{folder} exists and is not a folder")
         if folder.exists() and any(folder.iterdir()):
             if not overwrite:
                 raise FileExistsError(f"{folder} exists and is not empty: choose another "
                                       "folder or pass overwrite=True (--overwrite)")
+            if not _is_demo_output(folder, marker):
+                raise FileExistsError(f"{folder} is not empty and was not written by "
+                                      "bids-dfc-demo: refusing to delete it with --overwrite")
             shutil.rmtree(folder)
         folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 1])

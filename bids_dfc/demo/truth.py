@@ -60,7 +60,11 @@ def load_truth(truth_dir, subject, session=None, run=None) -> dict:
     """
     truth_dir = Path(truth_dir)
     subject = str(subject).removeprefix("sub-")
-    index = json.loads((truth_dir / f"sub-{subject}" / "index.json").read_text())
+    index_path = truth_dir / f"sub-{subject}" / "index.json"
+    if not index_path.is_file():
+        raise ValueError(f"no truth for sub-{subject} in {truth_dir} ({index_path.name} is "
+                         "missing): check the subject label and the truth folder")
+    index = json.loads(index_path.read_text())
     sessions = sorted(index["sessions"])
     ses = _pick(sessions, None if session is None else str(session), "session", subject)
     runs = sorted(index["sessions"][ses])
