@@ -213,7 +213,7 @@ def motion_correct(bold_file, ref_file, mask_file, *, n_jobs: int = 1, sloppy: b
     bold_file, ref_file, mask_file : str
         4-D run, 3-D reference on the same grid, brain mask restricting the metric.
     n_jobs : int
-        Worker processes (each single-threaded); 1 runs in this process.
+        Worker processes (each single-threaded).
     sloppy : bool
         Fewer iterations and samples (tests and demos only).
     seed : int
@@ -236,19 +236,11 @@ def motion_correct(bold_file, ref_file, mask_file, *, n_jobs: int = 1, sloppy: b
     tasks = [{"bold_file": str(bold_file), "ref_file": str(ref_file),
               "mask_file": str(mask_file), "indices": chunk, "setting": setting,
               "seed": int(seed), "tmpdir": tmpdir} for chunk in chunks]
-    if n_jobs == 1:
-        old = os.environ.get("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")
-        try:
-            results = [_register_chunk(tasks[0])]
-        finally:
-            if old is None:
-                os.environ.pop("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", None)
-            else:
-                os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = old
-    else:
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"),
-                                 initializer=_init_worker, initargs=(1,)) as pool:
-            results = list(pool.map(_register_chunk, tasks))
+    # always in fresh single-threaded processes: ITK fixes its thread count at first use,
+    # so running in this process could use more threads and change the last digits
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"),
+                             initializer=_init_worker, initargs=(1,)) as pool:
+        results = list(pool.map(_register_chunk, tasks))
     shape = nb.load(ref_file).shape[:3]
     matrices = np.empty((n_vol, 4, 4))
     corrected = np.empty(tuple(shape) + (n_vol,), np.float32)
