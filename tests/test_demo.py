@@ -34,10 +34,9 @@ N_VOL = 48
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    """Three subjects (one per group), one short run each."""
+    """Three subjects (one per group), one short run each, made by 2 worker processes."""
     root = tmp_path_factory.mktemp("demo_small")
-    paths = make_demo_dataset(root / "ds", n_subjects=3, seed=11, n_volumes=N_VOL)
-    return paths
+    return make_demo_dataset(root / "ds", n_subjects=3, seed=11, n_volumes=N_VOL, n_jobs=2)
 
 
 @pytest.fixture(scope="module")

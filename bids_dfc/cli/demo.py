@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,14 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def _default_jobs() -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(2, cpus))
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -44,8 +53,9 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="where to write the ground truth (default: <OUT_DIR>_truth)")
     other.add_argument("--overwrite", action="store_true",
                        help="replace an earlier demo output in OUT_DIR and the truth folder")
-    other.add_argument("--n-jobs", type=_positive_int, default=1,
-                       help="subjects generated in parallel (default: 1)")
+    other.add_argument("--n-jobs", type=_positive_int, default=_default_jobs(),
+                       help="subjects generated in parallel; the output does not depend on "
+                            "it (default: min(2, available CPUs))")
     return parser
 
 
