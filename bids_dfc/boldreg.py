@@ -155,10 +155,18 @@ def resample_to_grid(data, affine, transforms, shape, ref_affine,
 
 
 def _erode_mm(mask: np.ndarray, zooms, mm: float) -> np.ndarray:
-    if mm <= 0:
+    """Voxels farther than ``mm`` from the mask's edge (distance transform on its box)."""
+    if mm <= 0 or not mask.any():
         return mask
-    dist = ndi.distance_transform_edt(mask, sampling=zooms)
-    return dist > mm
+    idx = np.argwhere(mask)
+    lo = np.maximum(idx.min(0) - 1, 0)
+    hi = np.minimum(idx.max(0) + 2, mask.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    out = np.zeros(mask.shape, bool)
+    # padded with background, so the grid's own edge counts as the mask's edge
+    dist = ndi.distance_transform_edt(np.pad(mask[box], 1), sampling=zooms)
+    out[box] = dist[1:-1, 1:-1, 1:-1] > mm
+    return out
 
 
 def project_anat(t1w_mask, tpms, t1w_affine, anat2boldref: list, shape, bold_affine, *,
@@ -176,7 +184,7 @@ def project_anat(t1w_mask, tpms, t1w_affine, anat2boldref: list, shape, bold_aff
     Parameters
     ----------
     tpms : sequence of arrays
-        ``[GM, WM, CSF]`` probability maps on the T1w grid.
+        ``[GM, WM, CSF]`` probability maps on the T1w grid (GM is not used; may be None).
     """
     zooms = np.sqrt((t1w_affine[:3, :3] ** 2).sum(0))
     xfms = [anat2boldref] if isinstance(anat2boldref, (str, os.PathLike)) else anat2boldref

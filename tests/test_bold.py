@@ -274,3 +274,16 @@ def test_workflow_graph_without_template():
     assert set(OUTPUT_FIELDS) <= set(wf.get_node("outputnode").inputs.copyable_trait_names())
     assert "sloppy" not in wf.__desc__
     assert Path(__file__).exists()
+
+
+def test_erosion_in_mm_on_anisotropic_grid():
+    from bids_dfc.boldreg import _erode_mm
+
+    mask = np.zeros((20, 20, 20), bool)
+    mask[2:18, 2:18, 2:18] = True
+    eroded = _erode_mm(mask, (1.0, 1.0, 2.0), 3.0)
+    # more than 3 mm from the background: 4 voxels in x (1 mm), 2 voxels in z (2 mm)
+    assert eroded[:, 10, 10].nonzero()[0].tolist() == list(range(5, 15))
+    assert eroded[10, 10].nonzero()[0].tolist() == list(range(3, 17))
+    # the grid's edge counts as background
+    assert _erode_mm(np.ones((10, 10, 10), bool), (1.0, 1.0, 1.0), 2.0).sum() == 6 ** 3
