@@ -37,9 +37,19 @@ class PairData:
 
     def take(self, rows):
         """Subset of the pairs ``rows`` (self when ``rows`` is everything, in order)."""
+        rows = np.asarray(rows)
         if rows.size == self.s.shape[1] and np.array_equal(rows, np.arange(rows.size)):
             return self
         out = PairData.__new__(PairData)
+        if rows.size and rows[-1] - rows[0] + 1 == rows.size and np.all(np.diff(rows) == 1):
+            sl = slice(int(rows[0]), int(rows[-1]) + 1)  # a run: views, no copy
+            out.s, out.c, out.qbar, out.e = (
+                self.s[:, sl],
+                self.c[:, sl],
+                self.qbar[:, sl],
+                self.e[..., sl],
+            )
+            return out
         out.s = np.take(self.s, rows, axis=1)
         out.c = np.take(self.c, rows, axis=1)
         out.qbar = np.take(self.qbar, rows, axis=1)
@@ -99,6 +109,13 @@ def correlation(data, a, b):
     """Conditional correlation series ``rho`` (T, m) for per-pair parameters."""
     q = data.qbar[None] + a * recursion(data.e, b)
     return q[:, 2] / np.sqrt(q[:, 0] * q[:, 1])
+
+
+def value_const(data):
+    """``F`` at ``a = 0`` (constant correlation ``Qbar12 / sqrt(Qbar11 Qbar22)``), (m,)."""
+    rho = data.qbar[2] / np.sqrt(data.qbar[0] * data.qbar[1])
+    val, _, _ = _nll_terms(np.broadcast_to(rho, data.s.shape), data.s, data.c)
+    return 0.5 * tsum(val)
 
 
 def value(data, a, b):

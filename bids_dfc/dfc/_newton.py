@@ -41,6 +41,7 @@ def minimize_batch(
     ftol=1e-9,
     xtol=1e-9,
     soft_lower=None,
+    target=None,
 ):
     """Minimise ``n`` independent smooth functions of ``k`` parameters with bounds.
 
@@ -67,6 +68,10 @@ def minimize_batch(
         likelihood flat in ``b``, so reaching it ends the search). A step that would cross
         such a bound moves only 90 % of the way to it, until the parameter is within
         ``SOFT_FLOOR`` of the bound (then it may land on it).
+    target : ndarray, shape (n,), optional
+        Values to beat: a member is abandoned (reported as not converged) once even four
+        times the decrease predicted by its quadratic model would leave it above
+        ``target`` (used to drop a second start heading for a worse optimum).
     ftol, xtol : float
         A member has converged when an accepted step lowers ``f`` by at most
         ``ftol * (1 + |f|)`` or moves no parameter by more than ``xtol``, or when no step
@@ -108,6 +113,7 @@ def minimize_batch(
         f = np.zeros(0)
     stale = np.zeros(n, dtype=bool)  # gradient/Hessian not yet computed at x
     done = ~np.isfinite(f)
+    last_gain = np.full(n, np.inf)  # gain of the previous undamped accepted step
     converged = np.zeros(n, dtype=bool)
     n_iter = np.zeros(n, dtype=int)
     eye = np.eye(k)
@@ -143,6 +149,14 @@ def minimize_batch(
         coef = np.einsum("nji,nj->ni", evecs, gf) / floor
         step = -np.einsum("nij,nj->ni", evecs, coef)
         step = np.where(free, step, 0.0)
+        if target is not None:
+            decrease = -0.5 * np.einsum("ni,ni->n", gf, step)
+            hopeless = fa - 10.0 * decrease - 0.05 > target[rows]
+            done[rows[hopeless]] = True
+            keep = ~hopeless
+            rows, xa, fa, step = rows[keep], xa[keep], fa[keep], step[keep]
+            if rows.size == 0:
+                continue
         trial = xa + step
         if soft_lower is not None:
             soft = np.asarray(soft_lower, dtype=bool)[None, :] & (trial < lower)
@@ -152,9 +166,18 @@ def minimize_batch(
         ft = np.asarray(fval(trial, rows), dtype=float)
         better = np.isfinite(ft) & (ft < fa)
         moved = np.max(np.abs(trial - xa), axis=1)
-        # a tiny gain only means convergence for an undamped (pure Newton) step
+        # a tiny gain only means convergence for an undamped (pure Newton) step; in the
+        # quadratic regime the next gain is about gain^2 / previous gain, so stop when that
+        # prediction is already below the tolerance
         undamped = lam[rows] == 0.0
-        small = better & undamped & ((fa - ft <= ftol * (1.0 + np.abs(fa))) | (moved <= xtol))
+        gain = fa - ft
+        tol = ftol * (1.0 + np.abs(fa))
+        prev = last_gain[rows]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            predicted = np.where(prev > gain, gain * gain / prev, np.inf)
+        quadratic = (gain <= 1e-8 * (1.0 + np.abs(fa))) & (predicted <= tol)
+        small = better & undamped & ((gain <= tol) | (moved <= xtol) | quadratic)
+        last_gain[rows] = np.where(better & undamped, gain, np.inf)
         # accept improving steps; their derivatives must be recomputed
         acc = rows[better]
         x[acc] = trial[better]

@@ -124,6 +124,24 @@ def _grid_best(z, pi, pj, data, max_persistence, grid=None):
     return best_a, best_b, 0.5 * best_f.astype(float), slope
 
 
+#: Pairs evaluated together (cache-sized blocks inside a chunk).
+BLOCK = 512
+
+
+def _blocked(fn, data, idx, *args):
+    """``fn(data.take(block), *args[block])`` over blocks of ``idx``, results joined.
+
+    Per-pair results do not depend on the blocking (all operations are per pair).
+    """
+    outs = []
+    for k in range(0, idx.size, BLOCK):
+        sub = data.take(idx[k : k + BLOCK])
+        outs.append(fn(sub, *(a[k : k + BLOCK] for a in args)))
+    if isinstance(outs[0], tuple):
+        return tuple(np.concatenate(parts, axis=0) for parts in zip(*outs, strict=True))
+    return np.concatenate(outs, axis=-1)
+
+
 def fit_chunk(z, pi, pj, max_persistence, max_iter=100, grid=None):
     """Fit the pairs ``(pi[k], pj[k])`` of the standardised residuals ``z`` (T, N).
 
@@ -133,25 +151,36 @@ def fit_chunk(z, pi, pj, max_persistence, max_iter=100, grid=None):
     ``R`` (T, m).
     """
     data = bv.PairData(np.take(z, pi, axis=1), np.take(z, pj, axis=1))
-    zero = np.zeros(pi.size)
-    f_const = bv.value(data, zero, zero)
-    a0, b0, f0, slope = _grid_best(z, pi, pj, data, max_persistence, grid)
     m = pi.size
+    cols = np.arange(m)
+    f_const = _blocked(bv.value_const, data, cols)
+    grid = region_grid(z, max_persistence) if grid is None else grid
+    parts = [
+        _grid_best(
+            z,
+            pi[k : k + BLOCK],
+            pj[k : k + BLOCK],
+            data.take(cols[k : k + BLOCK]),
+            max_persistence,
+            grid,
+        )
+        for k in range(0, m, BLOCK)
+    ]
+    a0, b0, f0, slope = (np.concatenate(p, axis=-1) for p in zip(*parts, strict=True))
     # constant correlation is optimal when F rises from a = 0 along every grid b and no
     # grid point beats it: those pairs need no refinement
     settled = (slope >= 0) & (f0.min(axis=0) >= f_const)
     f0 = np.where(settled[None, :], np.inf, f0)
     first_band = np.argmin(f0, axis=0)
-    cols = np.arange(m)
 
-    def refine(members, band):
+    def refine(members, band, target=None):
         """Newton from the grid point of ``band`` (m,) for the pairs ``members``."""
 
         def fval(x, rows):
-            return bv.value(data.take(members[rows]), x[:, 0], x[:, 1])
+            return _blocked(bv.value, data, members[rows], x[:, 0], x[:, 1])
 
         def fgh(x, rows):
-            return bv.value_fgh(data.take(members[rows]), x[:, 0], x[:, 1])
+            return _blocked(bv.value_fgh, data, members[rows], x[:, 0], x[:, 1])
 
         x0 = np.column_stack([a0[band, members], b0[band, members]])
         return minimize_batch(
@@ -164,6 +193,7 @@ def fit_chunk(z, pi, pj, max_persistence, max_iter=100, grid=None):
             max_persistence,
             max_iter=max_iter,
             soft_lower=[True, False],
+            target=target,
         )
 
     # stage 1: the best band of every unsettled pair
@@ -183,7 +213,7 @@ def fit_chunk(z, pi, pj, max_persistence, max_iter=100, grid=None):
             np.isfinite(f0[other, cols]) & (f0[other, cols] - f <= START_MARGIN + 2.0 * gain)
         )
     if second.size:
-        x2, f2, conv2, it2 = refine(second, other[second])
+        x2, f2, conv2, it2 = refine(second, other[second], f[second])
         n_iter[second] += it2
         better = f2 < f[second]
         upd = second[better]
@@ -199,11 +229,11 @@ def fit_chunk(z, pi, pj, max_persistence, max_iter=100, grid=None):
         "loglik": -f,
         "converged": conv,
         "n_iter": n_iter,
-        "R": bv.correlation(data, a, b),
+        "R": _blocked(bv.correlation, data, cols, a, b),
     }
 
 
-def fit_pairs(z, pairs, *, max_persistence, chunk_size=2048, n_jobs=1, max_iter=100):
+def fit_pairs(z, pairs, *, max_persistence, chunk_size=8192, n_jobs=1, max_iter=100):
     """Fit all ``pairs`` (P, 2) in chunks, optionally on several threads.
 
     Chunks are independent and every pair follows its own optimisation path, so the

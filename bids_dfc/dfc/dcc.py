@@ -98,7 +98,7 @@ def dcc(
     names=None,
     max_persistence=DCC_MAX_PERSISTENCE,
     max_memory_gb=4.0,
-    chunk_size=2048,
+    chunk_size=8192,
     n_jobs=1,
     garch=None,
 ):
