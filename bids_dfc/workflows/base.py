@@ -72,7 +72,7 @@ def init_single_subject_wf(data, *, config, template):
         random_seed=ex.random_seed,
     )  # fmt: skip
     anat_wf.inputs.inputnode.t1w = str(data.t1w)
-    anat_ds = init_anat_derivatives_wf(output_dir=output_dir, template=template)
+    anat_ds = init_anat_derivatives_wf(output_dir=output_dir, template=template, sloppy=ex.sloppy)
     anat_ds.inputs.inputnode.source_file = str(data.t1w)
     wf.connect([(anat_wf, anat_ds, _pairs_into(anat_ds, anat_wf))])
 
@@ -91,7 +91,7 @@ def init_single_subject_wf(data, *, config, template):
                                         for f in _ANAT_FIELDS])])  # fmt: skip
         bold_ds = init_bold_derivatives_wf(
             output_dir=output_dir, bold_file=str(bold_file), metadata=metadata,
-            template=template, output_spaces=tuple(opts.output_spaces),
+            template=template, output_spaces=tuple(opts.output_spaces), sloppy=ex.sloppy,
             name=f"{run}_derivatives_wf",
         )  # fmt: skip
         wf.connect([(bold_wf, bold_ds, _pairs_into(bold_ds, bold_wf))])
