@@ -61,12 +61,17 @@ def worker(case):
 
     spec = CASES[case]
     x = simulate(spec["n_regions"], spec["n_t"])
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = usage0.ru_utime + usage0.ru_stime
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     garch = fit_garch(x)
     t1 = time.perf_counter()
     res = dcc(x, garch=garch, n_jobs=spec["n_jobs"])
     t2 = time.perf_counter()
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak_mb = usage.ru_maxrss / 1024.0
+    cpu_s = usage.ru_utime + usage.ru_stime - cpu0
     print(
         json.dumps(
             {
@@ -74,6 +79,8 @@ def worker(case):
                 "garch_s": t1 - t0,
                 "dcc_s": t2 - t1,
                 "peak_mb": peak_mb,
+                "cpu_s": cpu_s,
+                "load_1min": load0,
                 "n_pairs": len(res.pairs),
                 "converged": float(np.mean(res.converged)),
                 "a_zero": float(np.mean(res.a == 0)),
@@ -99,7 +106,6 @@ def machine():
         "ram_gb": round(mem_gb, 1),
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "load_1min": round(os.getloadavg()[0], 2),
     }
 
 
@@ -143,6 +149,8 @@ def main(argv=None):
             "garch_median_s": round(statistics.median(r["garch_s"] for r in runs), 3),
             "dcc_median_s": round(statistics.median(r["dcc_s"] for r in runs), 3),
             "pairs_per_s": round(runs[0]["n_pairs"] / med, 1),
+            "cpu_median_s": round(statistics.median(r["cpu_s"] for r in runs), 3),
+            "load_1min_median": round(statistics.median(r["load_1min"] for r in runs), 2),
             "peak_mb_max": round(max(r["peak_mb"] for r in runs), 1),
             "converged_frac": runs[0]["converged"],
             "a_zero_frac": round(runs[0]["a_zero"], 4),
@@ -150,7 +158,6 @@ def main(argv=None):
             "cpu": info["cpu"],
             "n_cpu": info["n_cpu"],
             "ram_gb": info["ram_gb"],
-            "load_1min_at_start": info["load_1min"],
             "numpy": info["numpy"],
             "date": date,
         }
@@ -159,7 +166,8 @@ def main(argv=None):
             f"{case}: {row['n_pairs']} pairs, T={spec['n_t']}, {spec['n_jobs']} thread(s): "
             f"wall median {med:.3f} s (min {min(walls):.3f}, max {max(walls):.3f}; "
             f"GARCH {row['garch_median_s']} s), {row['pairs_per_s']} pairs/s, "
-            f"peak memory {row['peak_mb_max']:.0f} MB"
+            f"CPU {row['cpu_median_s']} s, peak memory {row['peak_mb_max']:.0f} MB, "
+            f"machine load {row['load_1min_median']}"
         )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from dcc_reference import (
 from scipy.stats import pearsonr
 
 from bids_dfc.dfc import _bivariate as bv
+from bids_dfc.dfc import _pairwise as pairwise
 from bids_dfc.dfc import (
     all_pairs,
     dcc,
@@ -180,7 +181,7 @@ def _random_data(seed=4, n_t=211, n_s=9):
     return rng.standard_normal((n_t, n_s)) @ mix
 
 
-def test_bit_identical_across_runs_orders_chunks_and_threads():
+def test_bit_identical_across_runs_orders_chunks_and_threads(monkeypatch):
     x = _random_data()
     ref = dcc(x)
     again = dcc(x)
@@ -193,6 +194,10 @@ def test_bit_identical_across_runs_orders_chunks_and_threads():
         assert np.array_equal(other.R, ref.R[:, perm])
         assert np.array_equal(other.a, ref.a[perm]) and np.array_equal(other.b, ref.b[perm])
         assert np.array_equal(other.loglik, ref.loglik[perm])
+    # evaluation blocks inside a chunk do not matter either
+    monkeypatch.setattr(pairwise, "BLOCK", 7)
+    blocked = dcc(x)
+    assert np.array_equal(blocked.R, ref.R) and np.array_equal(blocked.loglik, ref.loglik)
     single = dcc(x[:, [2, 5]])
     k = ref.pairs.index((2, 5))
     assert np.array_equal(single.pairs, [(0, 1)])

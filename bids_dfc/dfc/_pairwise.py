@@ -1,14 +1,17 @@
 """Pairwise DCC(1,1): every pair of series gets its own (a, b), fitted in batches.
 
-Search strategy (deterministic, aimed at the global optimum):
+Search strategy (deterministic, aimed at the global optimum; docs/dcc.md):
 
-1. the constant-correlation solution ``a = 0`` (its likelihood does not depend on ``b``);
+1. the constant-correlation solution ``a = 0`` in closed form (flat in ``b``);
 2. a grid over the feasible triangle (``GRID_A x GRID_B``, ``a + b <= max_persistence``),
-   evaluated for all pairs at once; ``S_t(b)`` is shared by all grid values of ``a``, and
-   the diagonal terms are computed once per region, not once per pair;
-3. batched projected Newton refinement (exact gradient and Hessian) from the best grid
-   point with ``a > 0``;
-4. the better of (1) and (3) is kept.
+   evaluated for all pairs at once in float32; ``S_t(b)`` is shared by all grid values of
+   ``a`` and the diagonal terms are computed once per region, not once per pair; plus the
+   slope ``dF/da`` at ``a = 0`` for every grid ``b``;
+3. pairs falling away from ``a = 0`` along every grid ``b`` (and with no better grid point)
+   are settled at ``a = 0``;
+4. batched projected Newton refinement (exact gradient and Hessian) from the best grid
+   point of the better band of ``b``, then of the other band unless it is clearly worse;
+5. the best of (1) and (4) is kept.
 """
 
 from __future__ import annotations
