@@ -22,7 +22,13 @@ from scipy import stats
 from scipy.spatial.transform import Rotation
 
 from bids_dfc.cli.demo import main
-from bids_dfc.demo import load_truth, make_demo_dataset, mni_to_bold, mni_to_t1w
+from bids_dfc.demo import (
+    load_truth,
+    make_demo_dataset,
+    mni_to_bold,
+    mni_to_t1w,
+    motion_matrices,
+)
 from bids_dfc.demo.geometry import native_to_mni, rigid_matrix, rigid_params
 from bids_dfc.demo.phenotype import simulate_cohort
 from bids_dfc.demo.signals import framewise_displacement, rho_series
@@ -256,6 +262,7 @@ def test_motion_truth_agrees_with_ants_registration(small):
         3, pd.DataFrame(lps, columns=["x", "y", "z"]),
         reg["fwdtransforms"])[["x", "y", "z"]].to_numpy() * [-1, -1, 1]
     true_mat = rigid_matrix(motion.loc[moved, cols].to_numpy(), truth["motion_centre"])
+    assert np.allclose(motion_matrices(truth)[moved], true_mat)
     expected = nib.affines.apply_affine(true_mat, world)
     true_shift = np.linalg.norm(expected - world, axis=1).mean()
     err = np.sqrt((np.linalg.norm(est - expected, axis=1) ** 2).mean())
