@@ -48,8 +48,9 @@ nav a{margin-right:14px}
 
 
 def _glob1(folder: Path, pattern: str, *, exclude=("space-",)) -> Path | None:
-    """First (sorted) file matching ``pattern`` whose name contains none of ``exclude``."""
-    hits = sorted(p for p in folder.glob(pattern) if not any(e in p.name for e in exclude))
+    """First (sorted) non-JSON file matching ``pattern``, its name free of ``exclude``."""
+    hits = sorted(p for p in folder.glob(pattern) if not p.name.endswith(".json")
+                  and not any(e in p.name for e in exclude))
     return hits[0] if hits else None
 
 
