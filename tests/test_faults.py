@@ -22,6 +22,10 @@ import pytest
 
 BIN = Path(sys.executable).parent
 RUN_TIMEOUT = 600
+#: Kill once this many workflow steps have finished (of ~45 for one demo participant).
+KILL_AFTER = 10
+#: The (empty) file whose lock serialises writes of shared files; it stays by design.
+LOCK_FILE = ".bids_dfc.lock"
 BASE_ARGS = ["--sloppy", "--nprocs", "1", "--omp-nthreads", "1"]
 
 
@@ -99,13 +103,20 @@ def test_two_participants_at_once_into_one_output_dir(concurrent_run, demo):
         assert len({len(row) for row in rows}) == 1, "ragged (interleaved) TSV rows"
     for sidecar in out.rglob("*.json"):
         json.loads(sidecar.read_text())  # every JSON file complete and parseable
-    leftovers = [p for p in out.rglob("*") if p.name.startswith(".") or ".tmp" in p.name]
+    leftovers = [p for p in out.rglob("*") if (p.name.startswith(".") or ".tmp" in p.name)
+                 and p.name != LOCK_FILE]
     assert not leftovers, f"temporary files left in the output folder: {leftovers}"
 
 
 def _results(work: Path) -> dict[Path, int]:
-    """nipype's per-node result files (written when a node finishes) and their mtimes."""
-    return {p: p.stat().st_mtime_ns for p in work.rglob("result_*.pklz")}
+    """nipype's per-node result files (written when a node finishes) and their mtimes.
+
+    Derivatives sinks (``ds_*`` nodes) are left out: they copy finished files into the
+    output folder and run again on every run by design (cheap, and it restores outputs
+    deleted by hand); every computing step must come from the cache.
+    """
+    return {p: p.stat().st_mtime_ns for p in work.rglob("result_*.pklz")
+            if not p.parent.name.startswith("ds_") and "_ds_" not in p.parent.name}
 
 
 def test_sigkill_then_resume_gives_same_outputs(concurrent_run, demo, tmp_path):
@@ -116,13 +127,13 @@ def test_sigkill_then_resume_gives_same_outputs(concurrent_run, demo, tmp_path):
 
     proc = bids_dfc(*args)
     deadline = time.monotonic() + RUN_TIMEOUT
-    while len(_results(work)) < 3 and proc.poll() is None and time.monotonic() < deadline:
+    while len(_results(work)) < KILL_AFTER and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert proc.poll() is None, "the run ended before it could be killed mid-way"
     os.killpg(proc.pid, signal.SIGKILL)  # the whole job, as SLURM does at its time limit
     proc.communicate(timeout=60)
     finished = _results(work)
-    assert len(finished) >= 3
+    assert len(finished) >= KILL_AFTER
 
     rerun = bids_dfc(*args)
     code = rerun.wait(timeout=RUN_TIMEOUT)
