@@ -12,7 +12,9 @@ On the demo dataset (default 12 subjects), for every subject:
   motion correction, no smoothing; networks = mean of their seeds' series;
 * ``planted_signal_dfc``: the same DCC on the planted, noise-free DMN and DeS signals (the
   ceiling any pipeline can reach with this estimator and run length);
-* ``pipeline_dfc``: ``dcc_sd`` of the primary row of the pipeline's ``*_seg-seeds_dfc.tsv``.
+* ``pipeline_dfc``: ``dcc_sd`` of the primary row of the pipeline's ``*_seg-seeds_dfc.tsv``;
+* seed placement: distance between the pipeline's and the true seed centres (mm) and the
+  overlap of their normalised weights.
 
 It prints and writes (``validation/results/truth_dfc.tsv`` per subject and
 ``validation/results/truth_dfc_summary.tsv``) Spearman(pipeline, truth),
@@ -104,6 +106,36 @@ def oracle_dfc(truth_dir: Path, subject: str, bids_dir: Path) -> dict:
             "n_noise_voxels": int(noise.sum())}
 
 
+def seed_placement(derivatives: Path, truth_dir: Path, subject: str) -> dict:
+    """Distance (mm) between the pipeline's and the true seed centres on the BOLD grid, and
+    the overlap of the normalised weights (sum of minima; 1 = identical)."""
+    from bids_dfc.demo import load_truth
+    from bids_dfc.seeds import weighted_centroid
+
+    func = derivatives / f"sub-{subject}"
+    info_f = sorted(func.glob("**/func/*_seg-seeds_probseg.tsv"))
+    maps_f = sorted(func.glob("**/func/*_seg-seeds_probseg.nii.gz"))
+    if not info_f or not maps_f:
+        return {}
+    truth = load_truth(truth_dir, subject)
+    info = pd.read_csv(info_f[0], sep="\t")
+    img = nb.load(maps_f[0])
+    if not np.allclose(img.affine, truth["bold_affine"], atol=1e-3):
+        return {}  # not the raw BOLD grid: centres not comparable voxel-wise
+    weights = np.asarray(img.dataobj, dtype=np.float64)
+    out = {}
+    for k, row in info.iterrows():
+        true_w = np.asarray(nb.load(truth["files"][f"seed-{row['name']}"]).dataobj, float)
+        centre = row[["centre_x", "centre_y", "centre_z"]].to_numpy(dtype=float)
+        out[f"dist_mm_{row['name']}"] = float(np.linalg.norm(
+            centre - weighted_centroid(true_w, truth["bold_affine"])))
+        mine = weights[..., k]
+        out[f"overlap_{row['name']}"] = float(np.minimum(mine / mine.sum(),
+                                                         true_w / true_w.sum()).sum())
+        out[f"fallback_{row['name']}"] = bool(row["fallback"])
+    return out
+
+
 def pipeline_dfc(derivatives: Path, subject: str) -> dict:
     files = sorted((derivatives / f"sub-{subject}").glob("**/func/*_seg-seeds_dfc.tsv"))
     if not files:
@@ -150,6 +182,7 @@ def main(argv=None) -> int:
         row = {"participant_id": pid, **oracle_dfc(truth_dir, sub, bids)}
         if not args.oracle_only:
             row.update(pipeline_dfc(derivatives, sub))
+            row.update(seed_placement(derivatives, truth_dir, sub))
         rows.append(row)
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()},
               flush=True)
@@ -170,6 +203,12 @@ def main(argv=None) -> int:
             r, p = stats.pearsonr(ok["pipeline_dfc"], ok["oracle_dfc"])
             summary.append(("pearson_pipeline_oracle", r, p, len(ok)))
         summary.append(("subjects_with_pipeline_output", len(ok), np.nan, len(res)))
+        for col in [c for c in res.columns if c.startswith(("dist_mm_", "overlap_"))]:
+            vals = res[col].dropna()
+            summary.append((f"median_{col}", vals.median(), np.nan, len(vals)))
+            summary.append((f"max_{col}" if col.startswith("dist") else f"min_{col}",
+                            vals.max() if col.startswith("dist") else vals.min(), np.nan,
+                            len(vals)))
         summary.append(("pipeline_runtime_s", runtime, np.nan, len(res)))
     out = pd.DataFrame(summary, columns=["metric", "value", "p", "n"])
     out.to_csv(RESULTS / "truth_dfc_summary.tsv", sep="\t", index=False, na_rep="n/a",
