@@ -13,6 +13,9 @@ On the demo dataset (default 12 subjects), for every subject:
 * ``planted_signal_dfc``: the same DCC on the planted, noise-free DMN and DeS signals (the
   ceiling any pipeline can reach with this estimator and run length);
 * ``pipeline_dfc``: ``dcc_sd`` of the primary row of the pipeline's ``*_seg-seeds_dfc.tsv``;
+* ``truemaps_on_pipeline_dfc`` (diagnostic): the true seed maps applied to the pipeline's
+  denoised BOLD, which splits pipeline-oracle differences into seed placement and
+  preprocessing;
 * seed placement: distance between the pipeline's and the true seed centres (mm) and the
   overlap of their normalised weights.
 
@@ -136,6 +139,39 @@ def seed_placement(derivatives: Path, truth_dir: Path, subject: str) -> dict:
     return out
 
 
+def _network_dcc_sd(series: pd.DataFrame) -> float:
+    from bids_dfc.dfc import dcc, dfc_summary
+    from bids_dfc.seeds import read_seeds
+
+    seeds = read_seeds()
+    x = np.column_stack([series[list(seeds.loc[seeds.network == net, "name"])].mean(axis=1)
+                         for net in ("DMN", "DeS")])
+    return float(dfc_summary(dcc((x - x.mean(0)) / x.std(0)).R)["sd"][0])
+
+
+def truemaps_on_pipeline(derivatives: Path, truth_dir: Path, subject: str) -> dict:
+    """Diagnostic: the true seed maps applied to the pipeline's own denoised BOLD.
+
+    Separates the two sources of pipeline-oracle differences: seed placement (pipeline vs
+    this) and preprocessing/denoising (this vs the oracle)."""
+    from bids_dfc.demo import load_truth
+    from bids_dfc.seeds import read_seeds, weighted_mean_series
+
+    files = sorted((derivatives / f"sub-{subject}").glob("**/func/*_desc-denoised_bold.nii.gz"))
+    files = [f for f in files if "space-" not in f.name]
+    if not files:
+        return {}
+    truth = load_truth(truth_dir, subject)
+    img = nb.load(files[0])
+    if not np.allclose(img.affine, truth["bold_affine"], atol=1e-3):
+        return {}
+    names = list(read_seeds()["name"])
+    weights = np.stack([np.asarray(nb.load(truth["files"][f"seed-{n}"]).dataobj, float)
+                        for n in names], axis=-1)
+    ts = weighted_mean_series(np.asarray(img.dataobj), weights, names=names)
+    return {"truemaps_on_pipeline_dfc": _network_dcc_sd(pd.DataFrame(ts, columns=names))}
+
+
 def pipeline_dfc(derivatives: Path, subject: str) -> dict:
     files = sorted((derivatives / f"sub-{subject}").glob("**/func/*_seg-seeds_dfc.tsv"))
     if not files:
@@ -183,6 +219,7 @@ def main(argv=None) -> int:
         if not args.oracle_only:
             row.update(pipeline_dfc(derivatives, sub))
             row.update(seed_placement(derivatives, truth_dir, sub))
+            row.update(truemaps_on_pipeline(derivatives, truth_dir, sub))
         rows.append(row)
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()},
               flush=True)
@@ -202,6 +239,11 @@ def main(argv=None) -> int:
             summary.append(("spearman_pipeline_truth", rho, p, len(ok)))
             r, p = stats.pearsonr(ok["pipeline_dfc"], ok["oracle_dfc"])
             summary.append(("pearson_pipeline_oracle", r, p, len(ok)))
+        if "truemaps_on_pipeline_dfc" in ok and len(ok) >= 3:
+            r, p = stats.pearsonr(ok["pipeline_dfc"], ok["truemaps_on_pipeline_dfc"])
+            summary.append(("pearson_pipeline_truemapsonpipeline", r, p, len(ok)))
+            r, p = stats.pearsonr(ok["truemaps_on_pipeline_dfc"], ok["oracle_dfc"])
+            summary.append(("pearson_truemapsonpipeline_oracle", r, p, len(ok)))
         summary.append(("subjects_with_pipeline_output", len(ok), np.nan, len(res)))
         for col in [c for c in res.columns if c.startswith(("dist_mm_", "overlap_"))]:
             vals = res[col].dropna()
