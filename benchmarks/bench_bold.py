@@ -5,7 +5,9 @@ Target (issue 4, item 6): the BOLD part of a participant in about 3.5 min wall o
 the whole participant level.  The anatomical inputs (T1w brain, mask, tissue maps) are the
 demo truth, so only the functional workflow is timed.  Every repeat runs in a fresh Python
 process with a fresh working directory; peak memory is the largest sum of the resident
-memory of that process and all its children (polled from /proc every 0.2 s).
+memory of that process and all its children (polled from /proc every 0.2 s); the CPU time
+(user + system) of the whole process tree is recorded too: on a shared, loaded machine
+``cpu_s / 2`` is what the wall time would be with 2 free CPUs.
 
 Besides time and memory, each repeat reports the accuracy against the truth: RMS error of
 the 6 head-motion parameters, and the DMN-DeS correlation of the seed means in the raw and
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -156,6 +159,7 @@ def main(argv=None):
             code = CHILD.format(root=str(ROOT), demo=demo, work=str(work),
                                 sloppy=args.sloppy, template=args.template)
             env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                                     stderr=subprocess.DEVNULL, text=True, env=env)
             peak = 0
@@ -167,7 +171,11 @@ def main(argv=None):
                 raise SystemExit(f"repeat {rep} failed (exit {proc.returncode})")
             result = json.loads(stdout.split("RESULT ", 1)[1])
             result["peak_rss_gb"] = peak / 1e9
-            print(f"repeat {rep}: wall {result['wall_s']:.1f} s, peak {peak / 1e9:.2f} GB, "
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            result["cpu_s"] = (after.ru_utime + after.ru_stime
+                               - before.ru_utime - before.ru_stime)
+            print(f"repeat {rep}: wall {result['wall_s']:.1f} s, CPU {result['cpu_s']:.1f} s, "
+                  f"peak {peak / 1e9:.2f} GB, "
                   f"motion RMS {result['motion_rms_mm']:.3f} mm / "
                   f"{result['motion_rms_deg']:.3f} deg, r raw {result['r_raw']:.3f}, "
                   f"denoised {result['r_denoised']:.3f}, true {result['r_true']:.3f}; "
@@ -175,7 +183,7 @@ def main(argv=None):
             rows.append(result)
     with open("/proc/loadavg") as fh:
         load = fh.read().split()[0]
-    keys = ["wall_s", "peak_rss_gb", "motion_rms_mm", "motion_rms_deg", "r_raw",
+    keys = ["wall_s", "cpu_s", "peak_rss_gb", "motion_rms_mm", "motion_rms_deg", "r_raw",
             "r_denoised", "r_true"]
     suffix = "_sloppy" if args.sloppy else "_template" if args.template else ""
     out = ROOT / "benchmarks" / "results" / f"bold{suffix}.tsv"
