@@ -41,6 +41,8 @@ FOV_MM = 180.0
 MIN_CORRELATION = 0.5
 MIN_MASK_IN_HEAD = 0.90
 BRAIN_VOLUME_ML = (500.0, 3000.0)
+#: Finest grid on which Atropos runs (mm); finer T1w images are segmented on this grid.
+SEG_MIN_SPACING_MM = 1.0
 
 
 class RegistrationError(BidsDfcError, RuntimeError):
@@ -234,8 +236,16 @@ def segment_core(t1w_file, mask_file, out_dir, *, priors=None, std2anat_xfm=None
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    t1w = ants.image_read(str(t1w_file), pixeltype="float")
-    mask = (ants.image_read(str(mask_file), pixeltype="float") > 0.5).astype("float32")
+    native = ants.image_read(str(t1w_file), pixeltype="float")
+    native_mask = (ants.image_read(str(mask_file), pixeltype="float") > 0.5).astype("float32")
+    # sub-millimetre images are segmented on a 1 mm grid (Atropos cost grows with voxels)
+    coarse = min(native.spacing) < SEG_MIN_SPACING_MM * 0.95
+    if coarse:
+        spacing = tuple(max(s, SEG_MIN_SPACING_MM) for s in native.spacing)
+        t1w = ants.resample_image(native, spacing, use_voxels=False, interp_type=0)
+        mask = ants.resample_image(native_mask, spacing, use_voxels=False, interp_type=1)
+    else:
+        t1w, mask = native, native_mask
     inside = mask.numpy() > 0
     conv = "[3,0.001]" if sloppy else "[5,0.0005]"
     if priors:
@@ -252,12 +262,20 @@ def segment_core(t1w_file, mask_file, out_dir, *, priors=None, std2anat_xfm=None
         prior_imgs = [t1w.new_image_like((p * inside).astype("float32")) for p in stack]
         res = ants.atropos(a=t1w, x=mask, i=prior_imgs, m="[0.1,1x1x1]", c=conv,
                            priorweight=0.25)
-        probs = [p.numpy() for p in res["probabilityimages"]]  # GM, WM, CSF order
+        posteriors = list(res["probabilityimages"])  # GM, WM, CSF order
     else:
         res = ants.atropos(a=t1w, x=mask, i="KMeans[3]", m="[0.1,1x1x1]", c=conv)
-        csf, gm, wm = (p.numpy() for p in res["probabilityimages"])  # by intensity
-        probs = [gm, wm, csf]
-    probs = np.stack([np.where(inside, np.clip(p, 0, 1), 0) for p in probs])
+        csf, gm, wm = res["probabilityimages"]  # ordered by intensity
+        posteriors = [gm, wm, csf]
+    if coarse:
+        posteriors = [ants.resample_image_to_target(p, native, interp_type="linear")
+                      for p in posteriors]
+    inside = native_mask.numpy() > 0
+    probs = np.stack([np.where(inside, np.clip(p.numpy(), 0, 1), 0) for p in posteriors])
+    total = probs.sum(0)
+    probs = np.where(total > 0, probs / np.where(total > 0, total, 1), 0)
+    probs[2] = np.where(inside & (total == 0), 1.0, probs[2])  # lost voxels: call them CSF
+    t1w = native
     dseg = np.where(inside, np.argmax(probs, axis=0) + 1, 0).astype("uint8")
     out = {"tpms": []}
     for name, prob in zip(("GM", "WM", "CSF"), probs):

@@ -166,18 +166,26 @@ def read_finite_image(path: str | os.PathLike, *, sanitise: bool = False):
     import warnings
 
     import ants
+    import nibabel as nib
 
-    img = ants.image_read(str(path), pixeltype="float")
-    data = img.numpy()
-    bad = ~np.isfinite(data)
+    try:
+        raw = np.asanyarray(nib.load(str(path)).dataobj)
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many types for bad files
+        raise InputError(f"Cannot read {path} as a NIfTI image: {exc}") from exc
+    if raw.ndim != 3:
+        raise InputError(f"{path} must be a 3-D image, it has shape {raw.shape}.")
+    # ITK's NIfTI reader turns NaN into 0 silently: check with nibabel first
+    bad = ~np.isfinite(raw)
     n_bad = int(bad.sum())
+    if n_bad and not sanitise:
+        raise InputError(
+            f"{path} has {n_bad} NaN or infinite voxels; fix or re-export the image "
+            "(e.g. replace them with 0) and rerun."
+        )
+    img = ants.image_read(str(path), pixeltype="float")
     if n_bad:
-        if not sanitise:
-            raise InputError(
-                f"{path} has {n_bad} NaN or infinite voxels; fix or re-export the image "
-                "(e.g. replace them with 0) and rerun."
-            )
         warnings.warn(f"{path}: {n_bad} NaN/inf voxels set to 0.", stacklevel=2)
+        data = img.numpy()
         data[bad] = 0
         img = img.new_image_like(data)
     return img
