@@ -179,11 +179,13 @@ def fit_chunk(z, pi, pj, max_persistence, max_iter=100, grid=None):
     def refine(members, band, target=None):
         """Newton from the grid point of ``band`` (m,) for the pairs ``members``."""
 
+        sub = data.take(members)  # one gather per stage; full-range calls then use views
+
         def fval(x, rows):
-            return _blocked(bv.value, data, members[rows], x[:, 0], x[:, 1])
+            return _blocked(bv.value, sub, rows, x[:, 0], x[:, 1])
 
         def fgh(x, rows):
-            return _blocked(bv.value_fgh, data, members[rows], x[:, 0], x[:, 1])
+            return _blocked(bv.value_fgh, sub, rows, x[:, 0], x[:, 1])
 
         x0 = np.column_stack([a0[band, members], b0[band, members]])
         return minimize_batch(
