@@ -147,12 +147,15 @@ def dcc(
     """
     if mode not in ("pairwise", "joint"):
         raise ValueError(f"mode must be 'pairwise' or 'joint'; got {mode!r}")
+    for label, val in (("chunk_size", chunk_size), ("n_jobs", n_jobs)):
+        if isinstance(val, bool) or int(val) != val or val < 1:
+            raise ValueError(f"{label} must be a positive integer; got {val!r}")
     if not 0.0 < max_persistence < 1.0:
         raise ValueError(f"max_persistence must lie in (0, 1); got {max_persistence}")
     arr = check_series(x, names=names, min_series=2)
     n_t, n_s = arr.shape
     pair_arr = check_pairs(all_pairs(n_s) if pairs is None else pairs, n_s)
-    check_memory(n_t, pair_arr.shape[0], max_memory_gb)
+    check_memory(n_t, pair_arr.shape[0], max_memory_gb, chunk_size=chunk_size, n_jobs=n_jobs)
     if garch is None:
         garch = fit_garch(arr, names=names)
     z = garch.std_resid
