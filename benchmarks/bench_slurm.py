@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     scratch = Path(tempfile.mkdtemp(prefix="bench_slurm_"))
+    scratch.chmod(0o755)  # munged wants the folders above its socket searchable by all
     mem_total_mb = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
     node_mem = int(mem_total_mb * 0.75)
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}:/usr/sbin",

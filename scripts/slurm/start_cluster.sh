@@ -39,6 +39,16 @@ if [[ -f "$dir/slurmctld.pid" ]] && kill -0 "$(cat "$dir/slurmctld.pid")" 2>/dev
     exit 1
 fi
 
+# munged refuses a socket below a folder that not everybody may search.
+path="$dir"
+while [[ "$path" != / ]]; do
+    if [[ $(( 0$(stat -c %a "$path") & 01 )) -eq 0 ]]; then
+        echo "start_cluster: munged needs every folder above its socket searchable by all;" \
+            "$path is not (chmod o+x $path, or use another DIR)" >&2
+        exit 1
+    fi
+    path=$(dirname "$path")
+done
 mkdir -p "$dir/munge" "$dir/state" "$dir/spool" "$dir/log"
 chmod 755 "$dir/munge"
 
