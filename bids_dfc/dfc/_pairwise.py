@@ -24,8 +24,8 @@ from scipy.signal import lfilter
 from . import _bivariate as bv
 from ._newton import minimize_batch
 
-GRID_B = (0.0, 0.4, 0.65, 0.8, 0.88, 0.93, 0.96, 0.98, 0.99)
-GRID_A = (0.005, 0.015, 0.035, 0.07, 0.12, 0.2, 0.32)
+GRID_B = (0.0, 0.25, 0.45, 0.6, 0.7, 0.78, 0.84, 0.88, 0.91, 0.935, 0.955, 0.97, 0.98, 0.988, 0.994)
+GRID_A = (0.003, 0.007, 0.013, 0.022, 0.035, 0.055, 0.08, 0.12, 0.17, 0.24, 0.33)
 #: The Newton refinement starts from the best grid point of each band of b: short-memory
 #: (b < 0.7) and long-memory (b >= 0.7) solutions can be separate local optima when the
 #: correlation barely moves.
@@ -208,20 +208,24 @@ def fit_chunk(z, pi, pj, max_persistence, max_iter=100, grid=None):
     conv = np.ones(m, dtype=bool)
     n_iter = np.zeros(m, dtype=int)
     x[active], f[active], conv[active], n_iter[active] = refine(active, first_band[active])
-    # stage 2: the other band, unless its grid value is clearly worse than the refined
-    # optimum; "clearly" grows with the gain stage 1 achieved (a coarse grid relative to
-    # the curvature means large gains are possible in the other band too)
-    other = 1 - first_band
+    # stage 2: every other band in turn, unless its grid value is clearly worse than the
+    # best optimum so far; "clearly" grows with the gain of stage 1 (a coarse grid relative
+    # to the curvature means large gains are possible from the other starts too)
     with np.errstate(invalid="ignore"):
         gain = f0[first_band, cols] - f
-        second = np.flatnonzero(
-            np.isfinite(f0[other, cols]) & (f0[other, cols] - f <= START_MARGIN + 2.0 * gain)
-        )
-    if second.size:
-        x2, f2, conv2, it2 = refine(second, other[second], f[second])
-        n_iter[second] += it2
-        better = f2 < f[second]
-        upd = second[better]
+    for band in range(f0.shape[0]):
+        with np.errstate(invalid="ignore"):
+            cand = np.flatnonzero(
+                (first_band != band)
+                & np.isfinite(f0[band])
+                & (f0[band] - f <= START_MARGIN + 2.0 * gain)
+            )
+        if not cand.size:
+            continue
+        x2, f2, conv2, it2 = refine(cand, np.full(cand.size, band), f[cand])
+        n_iter[cand] += it2
+        better = f2 < f[cand]
+        upd = cand[better]
         x[upd], f[upd], conv[upd] = x2[better], f2[better], conv2[better]
     use_const = ~(f < f_const)
     a = np.where(use_const, 0.0, x[:, 0])
