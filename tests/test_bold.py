@@ -287,3 +287,26 @@ def test_erosion_in_mm_on_anisotropic_grid():
     assert eroded[10, 10].nonzero()[0].tolist() == list(range(3, 17))
     # the grid's edge counts as background
     assert _erode_mm(np.ones((10, 10, 10), bool), (1.0, 1.0, 1.0), 2.0).sum() == 6 ** 3
+
+
+def test_coregistration_recovers_far_apart_headers(run, tmp_path):
+    """BOLD header moved 300 mm away from the T1w (no overlap in world space): the
+    centre-of-mass start still finds the brain, warns, and records the header problem."""
+    work, tru = run["work"], run["truth"]
+    ref = nb.load(work / "hmc" / "boldref.nii")
+    epi = nb.load(work / "hmc" / "epi_mask.nii").get_fdata() > 0
+    t1_mask = nb.load(tru["files"]["t1w_brain_mask"])
+    t1 = nb.load(run["bold"].parents[2] / "sub-01" / "anat" / "sub-01_T1w.nii.gz")
+    moved = ref.affine.copy()
+    moved[:3, 3] += 300.0
+    with pytest.warns(UserWarning, match="do not overlap"):
+        res = coregister(ref.get_fdata(dtype=np.float32), moved, epi,
+                         t1.get_fdata(dtype=np.float32) * (t1_mask.get_fdata() > 0),
+                         t1.affine, t1_mask.get_fdata() > 0, out_dir=tmp_path, sloppy=True)
+    assert not res["header_overlap"] and res["dice"] > 0.8
+    # the recovered BOLD -> T1w map undoes the 300 mm shift
+    shift = np.eye(4)
+    shift[:3, 3] = 300.0
+    native = read_ants_affine(work / "coreg" / "boldref2anat_xfm.mat")
+    np.testing.assert_allclose((res["matrix"] @ shift)[:3, 3],
+                               np.linalg.inv(native)[:3, 3], atol=2.0)
