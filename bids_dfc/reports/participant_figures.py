@@ -196,13 +196,13 @@ def plot_carpets(bold_before, bold_after, mask, out_png, *, tr=None) -> Path:
     from nilearn import plotting
 
     plt = _plt()
-    fig = plt.figure(figsize=(12, 7.5))
+    fig = plt.figure(figsize=(12, 7.8))
     mask_img = _img3d(mask)
     mask_img = nb.Nifti1Image((np.asarray(mask_img.dataobj) > 0).astype(np.uint8),
                               mask_img.affine)
     for k, (path, title) in enumerate(((bold_before, "before denoising (preprocessed)"),
                                        (bold_after, "after denoising"))):
-        ax = fig.add_axes([0.06, 0.53 - 0.5 * k, 0.92, 0.42])
+        ax = fig.add_axes([0.06, 0.57 - 0.5 * k, 0.92, 0.37])
         img = nb.load(path)
         plotting.plot_carpet(img, mask_img=mask_img, axes=ax, t_r=tr, title=title,
                              figure=fig, standardize="zscore_sample")
