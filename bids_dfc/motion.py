@@ -10,8 +10,8 @@ Conventions (the same as the demo truth, ``docs/demo.md``):
   the BOLD grid.
 
 Speed: each volume is registered to the reference with a cheap two-level rigid setting
-(mean squared difference on a 50 % regular sample inside the dilated brain mask, 40 then
-20 iterations at half then full resolution).  Volumes are independent, so they are shared among
+(mean squared difference on a 30 % regular sample inside the dilated brain mask, 30 then
+15 iterations at half then full resolution).  Volumes are independent, so they are shared among
 ``n_jobs`` worker processes, each running ITK single-threaded with the same random seed:
 the result does not depend on ``n_jobs``.
 """
@@ -30,7 +30,7 @@ _LPS = np.diag([-1.0, -1.0, 1.0])
 #: registration settings: (iterations per level, shrink factors, smoothing sigmas (voxels),
 #: sampling rate, gradient step)
 MC_SETTINGS = {
-    "default": ("40x20", "2x1", "1x0", 0.5, 0.15),
+    "default": ("30x15", "2x1", "1x0", 0.3, 0.15),
     "sloppy": ("20x10", "2x1", "1x0", 0.3, 0.2),
 }
 
