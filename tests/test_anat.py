@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
 
 import nibabel as nib
@@ -202,15 +204,24 @@ def _rotation(ax, az):
 
 
 def test_registration_is_reproducible(anat_run, template, tmp_path):
-    """Same seed, one thread: identical transforms on a rerun."""
+    """Same seed, one ITK thread: identical transforms on a rerun.  ITK fixes its thread count
+    when the process first uses it, so the reruns go to a fresh process with the variable set
+    from the start (as a nipype worker does)."""
     n4 = next((anat_run.parents[2] / "work").rglob("t1w_n4.nii.gz"))
-    fields = []
-    for k in range(2):
-        with node_tmpdir(tmp_path), ants_threads(1):
-            res = ianat.register_core(n4, template.t1w, template.brain_mask, tmp_path / f"r{k}",
-                                      sloppy=True, random_seed=5)
-        fields.append(nib.load(res["std2anat_xfm"][1]).get_fdata())
-    np.testing.assert_array_equal(fields[0], fields[1])
+    code = (
+        "import sys; from bids_dfc.interfaces.anat import register_core\n"
+        "for k in range(2):\n"
+        f"    register_core({str(n4)!r}, {template.t1w!r}, {template.brain_mask!r}, "
+        f"{str(tmp_path)!r} + f'/r{{k}}', sloppy=True, random_seed=5)\n"
+    )
+    env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1", "TMPDIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    for name in ("from-template_to-T1w_warp.nii.gz", "brain_mask.nii.gz"):
+        first, second = (nib.load(tmp_path / f"r{k}" / name).get_fdata() for k in range(2))
+        np.testing.assert_array_equal(first, second)
+    texts = [(tmp_path / f"r{k}" / "from-T1w_to-template_affine.txt").read_text()
+             for k in range(2)]
+    assert texts[0] == texts[1]
 
 
 def test_registration_failure_is_reported(template, tmp_path):

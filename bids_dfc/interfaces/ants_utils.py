@@ -81,8 +81,10 @@ class ants_threads:  # noqa: N801
     """Set the number of ITK threads antspyx uses.
 
     Works both as a plain call (the setting stays) and as a context manager (the previous
-    value is restored on exit).  ITK reads the variable when a filter is created, so set it
-    before calling antspyx.
+    value is restored on exit).  ITK reads the variable once per process, when antspyx first
+    runs a filter, and keeps that thread count: set it before the first antspyx call of a
+    process (a nipype node running in a fresh worker does so).  For bit-identical reruns use
+    one thread from the start (``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=1`` in the environment).
 
     Parameters
     ----------
@@ -221,7 +223,9 @@ def head_mask(img, *, fov_mm: float | None = None):
     if positive.size == 0:
         raise InputError("The image is empty (no positive voxel).")
     hi = np.percentile(positive, 99.5)
-    thr = otsu_threshold(np.clip(positive, 0, hi))
+    # zeros included: on an already skull-stripped image Otsu then splits background from
+    # brain (on positive voxels only it would split CSF/GM from WM)
+    thr = otsu_threshold(np.clip(data[np.isfinite(data)], 0, hi))
     fg = largest_component(ndimage.binary_closing(data > 0.5 * thr, iterations=2))
     fg = fill_holes(fg)
     fg = img.new_image_like(fg.astype("float32"))
