@@ -5,7 +5,9 @@ Target (issue 4, item 6): the BOLD part of a participant in about 3.5 min wall o
 the whole participant level.  The anatomical inputs (T1w brain, mask, tissue maps) are the
 demo truth, so only the functional workflow is timed.  Every repeat runs in a fresh Python
 process with a fresh working directory; peak memory is the largest sum of the resident
-memory of that process and all its children (polled from /proc every 0.2 s); the CPU time
+memory of that process and all its children (polled from /proc every 0.2 s; reported as
+the RSS sum and as the PSS sum, which does not double-count pages shared by forked
+workers); the CPU time
 (user + system) of the whole process tree is recorded too: on a shared, loaded machine
 ``cpu_s / 2`` is what the wall time would be with 2 free CPUs.
 
@@ -46,22 +48,29 @@ if __name__ == "__main__":
 """
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident memory (bytes) of a process and all its descendants."""
-    total, stack = 0, [pid]
+def _tree_memory(pid: int) -> tuple[int, int]:
+    """Resident (RSS) and proportional (PSS) memory, bytes, of a process and all its
+    descendants.  Forked workers share pages, so the RSS sum over-counts; PSS splits every
+    shared page among the processes using it and sums to the real footprint."""
+    rss = pss = 0
+    stack = [pid]
     while stack:
         p = stack.pop()
         try:
             with open(f"/proc/{p}/status") as fh:
                 for line in fh:
                     if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
+                        rss += int(line.split()[1]) * 1024
+            with open(f"/proc/{p}/smaps_rollup") as fh:
+                for line in fh:
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as fh:
                     stack += [int(c) for c in fh.read().split()]
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
-    return total
+    return rss, pss
 
 
 def run_once(demo: str, work: str, sloppy: bool, template: bool) -> dict:
@@ -162,20 +171,22 @@ def main(argv=None):
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                                     stderr=subprocess.DEVNULL, text=True, env=env)
-            peak = 0
+            peak = peak_pss = 0
             while proc.poll() is None:
-                peak = max(peak, _tree_rss(proc.pid))
+                rss, pss = _tree_memory(proc.pid)
+                peak, peak_pss = max(peak, rss), max(peak_pss, pss)
                 time.sleep(0.2)
             stdout = proc.stdout.read()
             if proc.returncode != 0:
                 raise SystemExit(f"repeat {rep} failed (exit {proc.returncode})")
             result = json.loads(stdout.split("RESULT ", 1)[1])
             result["peak_rss_gb"] = peak / 1e9
+            result["peak_pss_gb"] = peak_pss / 1e9
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             result["cpu_s"] = (after.ru_utime + after.ru_stime
                                - before.ru_utime - before.ru_stime)
             print(f"repeat {rep}: wall {result['wall_s']:.1f} s, CPU {result['cpu_s']:.1f} s, "
-                  f"peak {peak / 1e9:.2f} GB, "
+                  f"peak RSS {peak / 1e9:.2f} GB / PSS {peak_pss / 1e9:.2f} GB, "
                   f"motion RMS {result['motion_rms_mm']:.3f} mm / "
                   f"{result['motion_rms_deg']:.3f} deg, r raw {result['r_raw']:.3f}, "
                   f"denoised {result['r_denoised']:.3f}, true {result['r_true']:.3f}; "
@@ -183,8 +194,8 @@ def main(argv=None):
             rows.append(result)
     with open("/proc/loadavg") as fh:
         load = fh.read().split()[0]
-    keys = ["wall_s", "cpu_s", "peak_rss_gb", "motion_rms_mm", "motion_rms_deg", "r_raw",
-            "r_denoised", "r_true"]
+    keys = ["wall_s", "cpu_s", "peak_rss_gb", "peak_pss_gb", "motion_rms_mm",
+            "motion_rms_deg", "r_raw", "r_denoised", "r_true"]
     suffix = "_sloppy" if args.sloppy else "_template" if args.template else ""
     out = ROOT / "benchmarks" / "results" / f"bold{suffix}.tsv"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -194,7 +205,8 @@ def main(argv=None):
     medians = {k: statistics.median(r[k] for r in rows) for k in keys}
     lines.append("\t".join(["median"] + [f"{medians[k]:.4g}" for k in keys] + [load]))
     out.write_text("\n".join(lines) + "\n")
-    print(f"median wall {medians['wall_s']:.1f} s, peak {medians['peak_rss_gb']:.2f} GB "
+    print(f"median wall {medians['wall_s']:.1f} s, CPU {medians['cpu_s']:.1f} s, peak "
+          f"PSS {medians['peak_pss_gb']:.2f} GB (RSS sum {medians['peak_rss_gb']:.2f} GB) "
           f"(load average {load} on {os.cpu_count()} CPUs) -> {out}")
 
 
