@@ -71,6 +71,25 @@ def _filter(e, b):
     return lfilter(np.array([0.0, 1.0], e.dtype), np.array([1.0, -b], e.dtype), e, axis=0)
 
 
+def _runs(pi, pj, max_runs=16):
+    """Runs of pairs ``(i, j0), (i, j0 + 1), ...`` (row-major order), or None if too many."""
+    brk = np.flatnonzero((np.diff(pi) != 0) | (np.diff(pj) != 1)) + 1
+    if brk.size + 1 > max_runs:
+        return None
+    starts, ends = np.r_[0, brk], np.r_[brk, pi.size]
+    return [(int(a), int(b), int(pi[a]), int(pj[a])) for a, b in zip(starts, ends, strict=True)]
+
+
+def _pair_product(g, pi, pj, runs, out):
+    """``g[:, pi] * g[:, pj]`` into ``out``; slices and broadcasting instead of gathers
+    when the pairs come in row-major runs (the usual all-pairs order). Same bits."""
+    if runs is None:
+        return np.multiply(np.take(g, pi, axis=1), np.take(g, pj, axis=1), out=out)
+    for start, end, i, j in runs:
+        np.multiply(g[:, i : i + 1], g[:, j : j + end - start], out=out[:, start:end])
+    return out
+
+
 def _grid_best(z, pi, pj, data, max_persistence, grid=None):
     """Best grid point per pair and b-band, and the slope of F at a = 0.
 
@@ -98,6 +117,8 @@ def _grid_best(z, pi, pj, data, max_persistence, grid=None):
     n0 = s - rho0 * c2
     d1 = iu0 * (rho0 * n0 * iu0 - rho0 - 0.5 * c2)  # f'(rho0) / 2 per time point
     m = pi.size
+    runs = _runs(pi, pj)
+    gij = np.empty(s.shape, dtype=f32)
     slope = np.full(m, np.inf, dtype=f32)
     nb = len(B_BANDS)
     best_f = np.full((nb, m), np.inf, dtype=f32)
@@ -114,8 +135,8 @@ def _grid_best(z, pi, pj, data, max_persistence, grid=None):
         for ka, a in enumerate(GRID_A):
             if (kb, ka) not in grid["g"]:
                 continue
-            g_reg = grid["g"][kb, ka]
-            rho = (qb12 + f32(a) * s12) * np.take(g_reg, pi, axis=1) * np.take(g_reg, pj, axis=1)
+            gij = _pair_product(grid["g"][kb, ka], pi, pj, runs, gij)
+            rho = (qb12 + f32(a) * s12) * gij
             u = 1.0 - rho * rho
             # log(1 - rho^2) + (s - 2 rho c) / (1 - rho^2) - s
             val = np.log(u) + rho * (s * rho - c2) / u
