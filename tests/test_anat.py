@@ -34,6 +34,7 @@ from bids_dfc.interfaces.ants_utils import (  # noqa: E402
     node_tmpdir,
     otsu_threshold,
     read_finite_image,
+    superior_mm,
 )
 from bids_dfc.templates import TemplateSpec, get_template  # noqa: E402
 from bids_dfc.workflows.anat import (  # noqa: E402
@@ -103,6 +104,8 @@ def test_outputs_named_and_described(anat_run, template):
         assert meta["Template"] == tpl and meta["TemplateSource"] == "nilearn-bundled"
         assert meta["TemplateResolution"] == 2
         assert "antspyx" in meta["SoftwareVersions"] and "NOT FOR RESEARCH" in meta["Warning"]
+        if name == "desc-brain_mask.nii.gz":
+            assert meta["RegistrationQC"]["CorrelationWithTemplate"] > ianat.MIN_CORRELATION
     dseg = nib.load(_one(anat_run, "sub-*_dseg.nii.gz")).get_fdata()
     assert set(np.unique(dseg)) == {0, 1, 2, 3}
     mask = nib.load(_one(anat_run, "sub-*_desc-brain_mask.nii.gz"))
@@ -299,6 +302,14 @@ def test_helpers(tmp_path):
     shell[:, :, :6] = False  # opened: no closed 3-D hole any more
     filled = fill_holes(shell)
     assert filled[10, 11, 11] and not ndimage.binary_fill_holes(shell)[10, 11, 11]
+    img = ants.from_numpy(np.zeros((7, 9, 11), np.float32), origin=(3.0, -4.0, 5.0),
+                          spacing=(1.5, 2.0, 3.0))
+    rot = _rotation(0.4, -0.3)
+    img.set_direction(rot)
+    z = superior_mm(img)
+    for idx in [(0, 0, 0), (6, 1, 10), (3, 8, 4)]:  # ANTs' own index -> physical mapping
+        assert z[idx] == pytest.approx(ants.transform_index_to_physical_point(img, idx)[2],
+                                       abs=1e-4)
     old = tempfile.gettempdir()
     with node_tmpdir(tmp_path) as d:
         assert tempfile.gettempdir() == d == str(tmp_path) and os.environ["TMPDIR"] == d
@@ -307,8 +318,6 @@ def test_helpers(tmp_path):
         assert os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] == "1"
     with pytest.raises(InputError):
         ants_threads(0)
-    import ants.config
-
     before = ants.config._random_seed
     with ants_seed(17):
         assert ants.config._random_seed == 17

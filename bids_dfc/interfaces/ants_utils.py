@@ -194,10 +194,14 @@ def read_finite_image(path: str | os.PathLike, *, sanitise: bool = False):
 
 
 def superior_mm(img) -> np.ndarray:
-    """Superior coordinate (mm, ITK/LPS physical space: +z is superior) of every voxel."""
-    idx = np.indices(img.shape, dtype=np.float32).reshape(3, -1)
-    world = np.asarray(img.direction) @ (np.asarray(img.spacing)[:, None] * idx)
-    return (world[2] + img.origin[2]).reshape(img.shape)
+    """Superior coordinate (mm, ITK/LPS physical space: +z is superior) of every voxel.
+
+    Built by broadcasting one axis at a time: a single float32 volume, no (3, N) grids.
+    """
+    row = np.asarray(img.direction)[2] * np.asarray(img.spacing)
+    axes = [np.arange(n, dtype=np.float32) * np.float32(row[k]) for k, n in enumerate(img.shape)]
+    return (np.float32(img.origin[2]) + axes[0][:, None, None] + axes[1][None, :, None]
+            + axes[2][None, None, :])
 
 
 def head_mask(img, *, fov_mm: float | None = None):

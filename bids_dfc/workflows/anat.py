@@ -14,7 +14,7 @@ from bids_dfc.interfaces.anat import N4BiasCorrection, TemplateRegistration, Tis
 
 OUTPUT_FIELDS = [
     "t1w_preproc", "t1w_brain", "t1w_mask", "t1w_dseg", "t1w_tpms", "anat2std_xfm",
-    "std2anat_xfm", "template_ref", "template_mask", "t1w_std",
+    "std2anat_xfm", "template_ref", "template_mask", "t1w_std", "registration_qc",
 ]  # fmt: skip
 #: Labels of ``t1w_dseg``.
 DSEG_LABELS = {0: "background", 1: "GM", 2: "WM", 3: "CSF"}
@@ -28,6 +28,18 @@ def _versions() -> dict:
     from bids_dfc import __version__
 
     return {"bids_dfc": __version__, "antspyx": ants.__version__, "nipype": nipype.__version__}
+
+
+def _with_qc(meta, qc):
+    """Add the registration quality figures to a sidecar dict (Function node helper)."""
+    out = dict(meta)
+    if isinstance(qc, dict) and qc:
+        out["RegistrationQC"] = {
+            "CorrelationWithTemplate": round(float(qc["correlation"]), 4),
+            "TemplateMaskOnHead": round(float(qc["mask_in_head"]), 4),
+            "BrainVolumeMl": round(float(qc["brain_volume_ml"]), 1),
+        }
+    return out
 
 
 def init_anat_wf(*, template, sloppy: bool = False, omp_nthreads: int = 1,
@@ -105,7 +117,7 @@ def init_anat_wf(*, template, sloppy: bool = False, omp_nthreads: int = 1,
         (n4, outputnode, [("out_file", "t1w_preproc")]),
         (reg, outputnode, [("out_brain", "t1w_brain"), ("out_mask", "t1w_mask"),
                            ("anat2std_xfm", "anat2std_xfm"), ("std2anat_xfm", "std2anat_xfm"),
-                           ("t1w_std", "t1w_std")]),
+                           ("t1w_std", "t1w_std"), ("qc", "registration_qc")]),
         (seg, outputnode, [("dseg", "t1w_dseg"), ("tpms", "t1w_tpms")]),
     ])  # fmt: skip
     return wf
@@ -137,7 +149,7 @@ def init_anat_derivatives_wf(*, output_dir, template, sloppy: bool = False,
 
     wf = pe.Workflow(name=name)
     fields = ["source_file", "t1w_preproc", "t1w_mask", "t1w_dseg", "t1w_tpms",
-              "anat2std_xfm", "std2anat_xfm", "t1w_std"]  # fmt: skip
+              "anat2std_xfm", "std2anat_xfm", "t1w_std", "registration_qc"]  # fmt: skip
     inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
     base = {**template.metadata(), "SoftwareVersions": _versions()}
     if sloppy:
@@ -158,11 +170,16 @@ def init_anat_derivatives_wf(*, output_dir, template, sloppy: bool = False,
           {"Description": "N4 bias-corrected T1w (ANTsPy n4_bias_field_correction), "
                           "native grid, head not stripped", "SkullStripped": False},
           desc="preproc", suffix="T1w", extension=".nii.gz")
-    _sink("ds_t1w_mask", "t1w_mask",
-          {"Type": "Brain", "Description": "template brain mask warped to the T1w through "
-           "the inverse SyN transforms (>= 0.5), holes filled, largest component, cut to "
-           "the head foreground"},
-          desc="brain", suffix="mask", extension=".nii.gz")
+    ds_mask = _sink("ds_t1w_mask", "t1w_mask", {}, desc="brain", suffix="mask",
+                    extension=".nii.gz")
+    mask_meta = pe.Node(niu.Function(input_names=["meta", "qc"], output_names=["meta"],
+                                     function=_with_qc), name="mask_meta")
+    mask_meta.inputs.meta = {
+        **base, "Type": "Brain", "Description": "template brain mask warped to the T1w "
+        "through the inverse SyN transforms (>= 0.5), holes filled, largest component, cut "
+        "to the head foreground"}
+    wf.connect([(inputnode, mask_meta, [("registration_qc", "qc")]),
+                (mask_meta, ds_mask, [("meta", "meta_dict")])])
     _sink("ds_t1w_dseg", "t1w_dseg",
           {"Labels": {str(k): v for k, v in DSEG_LABELS.items()},
            "Description": "argmax of the Atropos posteriors inside the brain mask"},
