@@ -103,6 +103,7 @@ def main(argv=None) -> None:
     parser.add_argument("--sloppy", action="store_true")
     args = parser.parse_args(argv)
     t1w, truth_mask = _demo(args.demo)
+    out = ROOT / "benchmarks" / "results" / ("anat_sloppy.tsv" if args.sloppy else "anat.tsv")
     rows = []
     for k in range(args.repeats):
         res = _child(t1w, truth_mask, args.sloppy)
@@ -110,7 +111,13 @@ def main(argv=None) -> None:
         print(f"run {k + 1}: wall {res['wall_s']} s, cpu {res['cpu_s']} s, peak "
               f"{res['peak_rss_mb']:.0f} MB, load {res['load_1m']}, Dice {res['dice']}, "
               f"steps {res['steps']}", flush=True)
-    out = ROOT / "benchmarks" / "results" / ("anat_sloppy.tsv" if args.sloppy else "anat.tsv")
+        med = _write(rows, out)  # after every repeat: a long run still leaves its figures
+    print(f"median: wall {med['wall_s']} s, cpu {med['cpu_s']} s (cpu/2 = "
+          f"{med['cpu_s'] / 2:.0f} s), peak {med['peak_rss_mb']:.0f} MB, Dice {med['dice']}"
+          f" -> {out}")
+
+
+def _write(rows: list[dict], out: Path) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     steps = sorted({s for r in rows for s in r["steps"]})
     header = ["run", "wall_s", "cpu_s", "peak_rss_mb", "load_1m", "dice", "template"]
@@ -126,10 +133,7 @@ def main(argv=None) -> None:
     vals += [statistics.median(r["steps"].get(s, 0) for r in rows) for s in steps]
     lines.append("\t".join(str(v) for v in vals))
     out.write_text("\n".join(lines) + "\n")
-    print(f"median: wall {med['wall_s']} s, cpu {med['cpu_s']} s (cpu/2 = "
-          f"{med['cpu_s'] / 2:.0f} s), peak {med['peak_rss_mb']:.0f} MB, Dice {med['dice']}"
-          f" -> {out}")
-
+    return med
 
 if __name__ == "__main__":
     main()

@@ -112,6 +112,8 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="validate_anat_"))
     rows = []
+    suffix = ("_" + args.only if args.only else "") + ("_sloppy" if args.sloppy else "")
+    tsv = args.out / f"anat_validation{suffix}.tsv"
     for name, t1w, stripped in scans:
         res = _run(t1w, work / name, args.sloppy, args.nprocs)
         est = np.asarray(nib.load(res["mask"]).dataobj) > 0
@@ -125,10 +127,10 @@ def main(argv=None) -> None:
         row["figures"] = ";".join(Path(f).name for f in _figures(name, res, args.out))
         rows.append(row)
         print(json.dumps(row), flush=True)
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    tsv = args.out / ("anat_validation_sloppy.tsv" if args.sloppy else "anat_validation.tsv")
-    tsv.write_text("\t".join(keys) + "\n" + "\n".join(
-        "\t".join(str(r.get(k, "n/a")) for k in keys) for r in rows) + "\n")
+        # rewritten after every scan, so an interrupted run keeps what it measured
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        tsv.write_text("\t".join(keys) + "\n" + "\n".join(
+            "\t".join(str(r.get(k, "n/a")) for k in keys) for r in rows) + "\n")
     print(f"wrote {tsv}")
 
 
