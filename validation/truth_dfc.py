@@ -212,10 +212,21 @@ def main(argv=None) -> int:
     if args.run_pipeline and not args.oracle_only:
         runtime = run_pipeline(bids, derivatives, work, args.nprocs)
     table = pd.read_csv(truth_dir / "participants_truth.tsv", sep="\t")
+    # the oracle does not depend on the pipeline: computed once per dataset, then reused
+    cache_file = work / "oracle_cache.tsv"
+    cache = (pd.read_csv(cache_file, sep="\t").set_index("participant_id")
+             if cache_file.exists() else pd.DataFrame())
     rows = []
     for pid in table["participant_id"]:
         sub = pid.removeprefix("sub-")
-        row = {"participant_id": pid, **oracle_dfc(truth_dir, sub, bids)}
+        if pid in cache.index:
+            oracle = cache.loc[pid].to_dict()
+        else:
+            oracle = oracle_dfc(truth_dir, sub, bids)
+            cache = pd.concat([cache, pd.DataFrame([oracle], index=pd.Index([pid],
+                                                                          name="participant_id"))])
+            cache.to_csv(cache_file, sep="\t")
+        row = {"participant_id": pid, **oracle}
         if not args.oracle_only:
             row.update(pipeline_dfc(derivatives, sub))
             row.update(seed_placement(derivatives, truth_dir, sub))
