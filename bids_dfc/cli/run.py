@@ -20,7 +20,6 @@ def _setup_logging(verbose: int) -> None:
         level=level, format="%(asctime)s [bids_dfc %(levelname)s] %(message)s", datefmt="%H:%M:%S"
     )
     LOGGER.setLevel(level)
-    logging.getLogger("nipype.workflow").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def _environment(config) -> None:
@@ -85,8 +84,17 @@ def run_participant(config) -> dict:
                 "poll_sleep_duration": 1,
             },
             "monitoring": {"enabled": False},
+            # nipype resets its loggers when imported: set them through its own config
+            "logging": {
+                "workflow_level": "INFO" if ex.verbose else "WARNING",
+                "interface_level": "INFO" if ex.verbose > 1 else "WARNING",
+                "utils_level": "WARNING",
+            },
         }
     )
+    from nipype import logging as nipype_logging
+
+    nipype_logging.update_logging(nipype_config)
     config.to_json(ex.work_dir / f"config-{time.strftime('%Y%m%d-%H%M%S')}.json")
     write_dataset_description(ex.output_dir, ex.bids_dir)
     workflow = init_bids_dfc_wf(config, subjects)
