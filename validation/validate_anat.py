@@ -104,21 +104,29 @@ def main(argv=None) -> None:
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--sloppy", action="store_true")
     parser.add_argument("--only", choices=["studyforrest", "ds002748"], default=None)
+    parser.add_argument("--scan", action="append", default=None,
+                        help="run only these scans (e.g. ds002748_sub-03); repeatable")
+    parser.add_argument("--tag", default="", help="suffix of the TSV name (parallel runs)")
     parser.add_argument("--nprocs", type=int, default=2)
     args = parser.parse_args(argv)
     scans = _scans(args.data, args.only)
+    if args.scan:
+        scans = [s for s in scans if s[0] in args.scan]
     if not scans:
         raise SystemExit(f"No T1w found under {args.data}: pass --data")
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="validate_anat_"))
     rows = []
-    suffix = ("_" + args.only if args.only else "") + ("_sloppy" if args.sloppy else "")
+    suffix = "".join("_" + x for x in (args.only, args.tag) if x)
+    suffix += "_sloppy" if args.sloppy else ""
     tsv = args.out / f"anat_validation{suffix}.tsv"
     for name, t1w, stripped in scans:
         res = _run(t1w, work / name, args.sloppy, args.nprocs)
         est = np.asarray(nib.load(res["mask"]).dataobj) > 0
+        qc = res.get("qc")
+        qc = qc if isinstance(qc, dict) else {}  # undefined when reusing an old work dir
         row = {"scan": name, "wall_s": res["wall_s"], **{k: round(v, 3) for k, v in
-                                                           res["qc"].items()}}
+                                                           qc.items()}}
         if stripped:
             ref = np.asarray(nib.load(str(t1w)).dataobj) > 0
             row["dice_vs_provided_stripping"] = round(
