@@ -26,9 +26,12 @@ def _environment(config) -> None:
     """Threads and caches for every process the run starts (any UID, offline)."""
     ex = config.execution
     threads = str(ex.omp_nthreads)
-    for var in ("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                "MKL_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, threads)
+    # ITK fixes its thread count at a process's first antspyx call, and multi-threaded ANTs
+    # registration is not reproducible: every process registers single-threaded, parallelism
+    # comes from running nodes (and motion-correction chunks) side by side
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("MPLCONFIGDIR", str(ex.work_dir / ".matplotlib"))
 
