@@ -99,10 +99,12 @@ def init_anat_wf(*, template, sloppy: bool = False, omp_nthreads: int = 1,
 
     n4 = pe.Node(N4BiasCorrection(sloppy=sloppy, sanitise=sanitise, num_threads=omp_nthreads),
                  name="n4", n_procs=omp_nthreads, mem_gb=1.0)
+    # one ITK thread: multi-threaded ANTs registration (random metric sampling split across
+    # threads) gives different transforms on every run, even with a fixed random seed
     reg = pe.Node(
         TemplateRegistration(template=template.t1w, template_mask=template.brain_mask,
-                             sloppy=sloppy, random_seed=random_seed, num_threads=omp_nthreads),
-        name="register", n_procs=omp_nthreads, mem_gb=1.5)
+                             sloppy=sloppy, random_seed=random_seed, num_threads=1),
+        name="register", n_procs=1, mem_gb=1.5)
     seg = pe.Node(TissueSegmentation(sloppy=sloppy, num_threads=omp_nthreads),
                   name="segment", n_procs=omp_nthreads, mem_gb=1.5)
     if template.has_tissue_priors:
