@@ -54,9 +54,11 @@ def init_anat_wf(*, template, sloppy: bool = False, omp_nthreads: int = 1,
     sloppy : bool
         Fewer iterations and coarser schedules -- tests and the demo only, NOT for research.
     omp_nthreads : int
-        ITK threads per node.
+        Accepted for symmetry with the other builders; the antspyx nodes run with one ITK
+        thread each so that reruns are reproducible (parallelism comes from running nodes
+        and participants side by side).
     random_seed : int, optional
-        Seed passed to antsRegistration (same seed and threads, same result).
+        Seed passed to antsRegistration (same seed, same result).
     sanitise : bool
         Zero NaN/inf voxels of the T1w with a warning instead of stopping with an error.
     name : str
@@ -97,16 +99,19 @@ def init_anat_wf(*, template, sloppy: bool = False, omp_nthreads: int = 1,
     outputnode.inputs.template_ref = template.t1w
     outputnode.inputs.template_mask = template.brain_mask
 
-    n4 = pe.Node(N4BiasCorrection(sloppy=sloppy, sanitise=sanitise, num_threads=omp_nthreads),
-                 name="n4", n_procs=omp_nthreads, mem_gb=1.0)
-    # one ITK thread: multi-threaded ANTs registration (random metric sampling split across
-    # threads) gives different transforms on every run, even with a fixed random seed
+    # one ITK thread in every antspyx node: multi-threaded ANTs registration (random metric
+    # sampling split across threads) gives different transforms on every run, even with a
+    # fixed seed, and ITK keeps the thread count of a process's first call, so a multi-threaded
+    # N4 would make a later registration in the same worker multi-threaded too.
+    # ``omp_nthreads`` is kept in the signature for the non-ANTs steps.
+    n4 = pe.Node(N4BiasCorrection(sloppy=sloppy, sanitise=sanitise, num_threads=1),
+                 name="n4", n_procs=1, mem_gb=1.0)
     reg = pe.Node(
         TemplateRegistration(template=template.t1w, template_mask=template.brain_mask,
                              sloppy=sloppy, random_seed=random_seed, num_threads=1),
         name="register", n_procs=1, mem_gb=1.5)
-    seg = pe.Node(TissueSegmentation(sloppy=sloppy, num_threads=omp_nthreads),
-                  name="segment", n_procs=omp_nthreads, mem_gb=1.5)
+    seg = pe.Node(TissueSegmentation(sloppy=sloppy, num_threads=1),
+                  name="segment", n_procs=1, mem_gb=1.5)
     if template.has_tissue_priors:
         seg.inputs.priors = [template.gm, template.wm, template.csf]
 
