@@ -11,7 +11,7 @@ BIDS_VALIDATOR_VERSION ?= 1.15.0
 export NIPYPE_NO_ET := 1
 export MPLBACKEND := Agg
 
-.PHONY: demo test install tools sysdeps lint clean-demo
+.PHONY: demo test install tools sysdeps lint clean-demo image
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "bids_dfc needs Python >= 3.10"' \
@@ -38,7 +38,7 @@ sysdeps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSDEPS) >/dev/null; \
 	else echo "not root: skipping apt-get install of $(SYSDEPS)"; fi
 
-SYSDEPS ?= chromium nodejs npm
+SYSDEPS ?= chromium nodejs npm podman runc fuse-overlayfs uidmap debootstrap slurmctld slurmd slurm-client munge
 
 demo: install tools
 	rm -rf $(DEMO_DIR)
@@ -61,3 +61,10 @@ lint: install
 
 clean-demo:
 	rm -rf $(DEMO_DIR)
+
+# the container image, built offline from a local Debian base and a wheelhouse (docs/docker.md)
+image: install
+	PYTHON=$(BIN)/python docker/build-wheelhouse.sh docker/wheelhouse
+	docker/build-base.sh
+	. docker/podman-env.sh && podman build --pull=never \
+		--build-arg BASE_IMAGE=localhost/debian:bookworm-slim -t localhost/bids_dfc:0.1.0 .
