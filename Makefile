@@ -35,10 +35,11 @@ tools: .tools/bids-validator/node_modules/.bin/bids-validator
 # system packages the browser/cluster/container tests use (root only; tests skip without them)
 sysdeps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSDEPS) >/dev/null; \
+		extra=$$(command -v npm >/dev/null || echo "nodejs npm"); \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSDEPS) $$extra >/dev/null; \
 	else echo "not root: skipping apt-get install of $(SYSDEPS)"; fi
 
-SYSDEPS ?= chromium nodejs npm podman runc fuse-overlayfs uidmap debootstrap slurmctld slurmd slurm-client munge
+SYSDEPS ?= chromium podman runc fuse-overlayfs uidmap debootstrap slurmctld slurmd slurm-client munge
 
 demo: install tools
 	rm -rf $(DEMO_DIR)
