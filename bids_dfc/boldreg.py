@@ -15,12 +15,20 @@ from __future__ import annotations
 
 import os
 import warnings
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from bids_dfc.errors import BidsDfcError
-from bids_dfc.motion import read_ants_affine, to_ants, write_ants_affine
+from bids_dfc.motion import (
+    _init_worker,
+    ants_seed_value,
+    read_ants_affine,
+    to_ants,
+    write_ants_affine,
+)
 
 #: coregistration settings: iterations, shrink factors, smoothing sigmas, sampling, step
 COREG_SETTINGS = {
@@ -99,8 +107,7 @@ def coregister(boldref, bold_affine, bold_mask, t1w_brain, t1w_affine, t1w_mask,
         point maps: fixed BOLD <- moving T1w, and fixed T1w <- moving BOLD), ``matrix``
         (RAS BOLD-world -> T1w-world), ``dice``, ``header_overlap`` (bool).
     """
-    import ants
-    from ants.internal import get_pointer_string
+    import nibabel as nb
 
     overlap = boxes_overlap(np.shape(boldref), bold_affine, np.shape(t1w_brain), t1w_affine)
     if not overlap:
@@ -108,24 +115,21 @@ def coregister(boldref, bold_affine, bold_mask, t1w_brain, t1w_affine, t1w_mask,
                       "coordinates (inconsistent headers?); starting the coregistration "
                       "from the brains' centres of mass.", stacklevel=2)
     bmask = np.asarray(bold_mask, bool)
-    fixed = to_ants(np.where(ndi.binary_dilation(bmask, iterations=1), boldref, 0.0),
-                    bold_affine)
-    moving = to_ants(np.where(np.asarray(t1w_mask) > 0, t1w_brain, 0.0), t1w_affine)
-    iters, shrink, sigmas, rate, step = COREG_SETTINGS["sloppy" if sloppy else "default"]
-    fs, ms = get_pointer_string(fixed), get_pointer_string(moving)
-    prefix = os.path.join(str(out_dir), "coreg_")
-    args = ["--dimensionality", "3", "--float", "1", "--collapse-output-transforms", "1",
-            "--output", prefix, "--interpolation", "Linear",
-            "--winsorize-image-intensities", "[0.005,0.995]",
-            "--initial-moving-transform", f"[{fs},{ms},1]",
-            "--transform", f"Rigid[{step}]",
-            "--metric", f"Mattes[{fs},{ms},1,32,Regular,{rate}]",
-            "--convergence", f"[{iters},1e-7,10]", "--shrink-factors", shrink,
-            "--smoothing-sigmas", f"{sigmas}vox",
-            "--random-seed", str(int(seed)), "--verbose", "0"]
-    ants.registration(args, None)
-    mat = read_ants_affine(prefix + "0GenericAffine.mat")  # BOLD-world -> T1w-world
-    os.unlink(prefix + "0GenericAffine.mat")
+    fixed = os.path.join(str(out_dir), "coreg_fixed.nii")
+    moving = os.path.join(str(out_dir), "coreg_moving.nii")
+    nb.save(nb.Nifti1Image(np.where(ndi.binary_dilation(bmask, iterations=1), boldref, 0.0)
+                           .astype(np.float32), bold_affine), fixed)
+    nb.save(nb.Nifti1Image(np.where(np.asarray(t1w_mask) > 0, t1w_brain, 0.0)
+                           .astype(np.float32), t1w_affine), moving)
+    task = {"fixed": fixed, "moving": moving, "prefix": os.path.join(str(out_dir), "coreg_"),
+            "setting": COREG_SETTINGS["sloppy" if sloppy else "default"], "seed": int(seed)}
+    # a fresh single-threaded process: ITK fixes its thread count at first use and a
+    # multi-threaded Mattes metric does not give bit-identical results from run to run
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"),
+                             initializer=_init_worker, initargs=(1,)) as pool:
+        mat = pool.submit(_coreg_worker, task).result()  # BOLD-world -> T1w-world
+    for path in (fixed, moving):
+        os.unlink(path)
     anat2bold = write_ants_affine(mat, os.path.join(str(out_dir), "anat2boldref_xfm.mat"))
     bold2anat = write_ants_affine(np.linalg.inv(mat),
                                   os.path.join(str(out_dir), "boldref2anat_xfm.mat"))
@@ -141,6 +145,33 @@ def coregister(boldref, bold_affine, bold_mask, t1w_brain, t1w_affine, t1w_mask,
               "their NIfTI orientation headers are right.")
     return {"anat2boldref": anat2bold, "boldref2anat": bold2anat, "matrix": mat,
             "dice": score, "header_overlap": overlap}
+
+
+def _coreg_worker(task: dict) -> np.ndarray:
+    """Worker: the rigid Mattes-MI antsRegistration of :func:`coregister`, from files."""
+    import ants
+    import nibabel as nb
+    from ants.internal import get_pointer_string
+
+    fixed_img, moving_img = nb.load(task["fixed"]), nb.load(task["moving"])
+    fixed = to_ants(fixed_img.get_fdata(dtype=np.float32), fixed_img.affine)
+    moving = to_ants(moving_img.get_fdata(dtype=np.float32), moving_img.affine)
+    iters, shrink, sigmas, rate, step = task["setting"]
+    fs, ms = get_pointer_string(fixed), get_pointer_string(moving)
+    prefix = task["prefix"]
+    args = ["--dimensionality", "3", "--float", "1", "--collapse-output-transforms", "1",
+            "--output", prefix, "--interpolation", "Linear",
+            "--winsorize-image-intensities", "[0.005,0.995]",
+            "--initial-moving-transform", f"[{fs},{ms},1]",
+            "--transform", f"Rigid[{step}]",
+            "--metric", f"Mattes[{fs},{ms},1,32,Regular,{rate}]",
+            "--convergence", f"[{iters},1e-7,10]", "--shrink-factors", shrink,
+            "--smoothing-sigmas", f"{sigmas}vox",
+            "--random-seed", str(ants_seed_value(task["seed"])), "--verbose", "0"]
+    ants.registration(args, None)
+    mat = read_ants_affine(prefix + "0GenericAffine.mat")
+    os.unlink(prefix + "0GenericAffine.mat")
+    return mat
 
 
 def resample_to_grid(data, affine, transforms, shape, ref_affine,

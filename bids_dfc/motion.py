@@ -144,6 +144,12 @@ def pick_reference(data: np.ndarray, n_candidates: int = 20) -> int:
     return int(np.argmin(cost))
 
 
+def ants_seed_value(seed: int) -> int:
+    """The ``--random-seed`` passed to antsRegistration for our ``seed``: ANTs takes 0 as
+    "no seed" (time-based, irreproducible), so every seed is shifted by one."""
+    return int(seed) % 2147483646 + 1
+
+
 def register_rigid(fixed, moving, *, prefix: str, metric: str = "MeanSquares",
                    setting: tuple = MC_SETTINGS["default"], fixed_mask=None,
                    seed: int = 0, initial: str | None = None) -> np.ndarray:
@@ -165,7 +171,7 @@ def register_rigid(fixed, moving, *, prefix: str, metric: str = "MeanSquares",
             "--transform", f"Rigid[{step}]",
             "--metric", f"{metric}[{fix_s},{mov_s},1,{bins},Regular,{rate}]",
             "--convergence", f"[{iterations},1e-6,10]", "--shrink-factors", shrink,
-            "--smoothing-sigmas", f"{sigmas}vox", "--random-seed", str(int(seed)),
+            "--smoothing-sigmas", f"{sigmas}vox", "--random-seed", str(ants_seed_value(seed)),
             "--verbose", "0"]
     if fixed_mask is not None:
         args += ["--masks", get_pointer_string(fixed_mask)]

@@ -304,6 +304,11 @@ def test_coregistration_recovers_far_apart_headers(run, tmp_path):
                          t1.get_fdata(dtype=np.float32) * (t1_mask.get_fdata() > 0),
                          t1.affine, t1_mask.get_fdata() > 0, out_dir=tmp_path, sloppy=True)
     assert not res["header_overlap"] and res["dice"] > 0.8
+    with pytest.warns(UserWarning, match="do not overlap"):
+        again = coregister(ref.get_fdata(dtype=np.float32), moved, epi,
+                           t1.get_fdata(dtype=np.float32) * (t1_mask.get_fdata() > 0),
+                           t1.affine, t1_mask.get_fdata() > 0, out_dir=tmp_path, sloppy=True)
+    np.testing.assert_array_equal(again["matrix"], res["matrix"])  # deterministic
     # the recovered BOLD -> T1w map undoes the 300 mm shift
     shift = np.eye(4)
     shift[:3, 3] = 300.0

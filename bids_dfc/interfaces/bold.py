@@ -23,7 +23,7 @@ from nipype.interfaces.base import (
 )
 
 from bids_dfc.errors import InputError
-from bids_dfc.interfaces.ants_utils import ants_seed, ants_threads, node_tmpdir
+from bids_dfc.interfaces.ants_utils import node_tmpdir
 
 
 def _save(data, affine, name, dtype=np.float32, header=None) -> str:
@@ -174,7 +174,6 @@ class _CoregisterInputSpec(BaseInterfaceInputSpec):
     source_file = traits.Str("BOLD", usedefault=True, desc="raw run, for messages")
     sloppy = traits.Bool(False, usedefault=True)
     seed = traits.Int(0, usedefault=True)
-    n_threads = traits.Int(1, usedefault=True)
 
 
 class _CoregisterOutputSpec(TraitedSpec):
@@ -184,7 +183,9 @@ class _CoregisterOutputSpec(TraitedSpec):
 
 
 class CoregisterBold(SimpleInterface):
-    """Rigid BOLD reference -> T1w registration (Mattes MI), checked by mask overlap."""
+    """Rigid BOLD reference -> T1w registration (Mattes MI), checked by mask overlap.
+
+    The registration runs single-threaded in a fresh process (bit-identical reruns)."""
 
     input_spec = _CoregisterInputSpec
     output_spec = _CoregisterOutputSpec
@@ -194,8 +195,7 @@ class CoregisterBold(SimpleInterface):
 
         ref = nb.load(self.inputs.boldref)
         t1 = nb.load(self.inputs.t1w_brain)
-        with node_tmpdir(runtime.cwd), ants_threads(self.inputs.n_threads), \
-                ants_seed(self.inputs.seed):
+        with node_tmpdir(runtime.cwd):
             res = coregister(ref.get_fdata(dtype=np.float32), ref.affine,
                              nb.load(self.inputs.bold_mask).get_fdata() > 0,
                              t1.get_fdata(dtype=np.float32), t1.affine,

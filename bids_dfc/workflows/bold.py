@@ -59,7 +59,8 @@ def init_bold_wf(*, bold_file, metadata=None, dummy_scans=4, band_pass=(0.01, 0.
     sloppy : bool
         Cheaper registrations: for tests and demos only, NOT for research use.
     omp_nthreads : int
-        Worker processes of the motion correction and threads of the coregistration.
+        Worker processes of the motion correction (every registration is single-threaded,
+        so results do not depend on it).
     random_seed : int, optional
         Seed of the registrations' sampling (0 when None): results are deterministic.
     confound_groups : sequence of str
@@ -111,8 +112,8 @@ def init_bold_wf(*, bold_file, metadata=None, dummy_scans=4, band_pass=(0.01, 0.
                        name="validate")
     hmc = pe.Node(MotionCorrect(n_jobs=omp_nthreads, sloppy=sloppy, seed=seed), name="hmc",
                   n_procs=omp_nthreads, mem_gb=0.5)
-    coreg = pe.Node(CoregisterBold(source_file=str(bold_file), sloppy=sloppy, seed=seed,
-                                   n_threads=omp_nthreads), name="coreg", n_procs=omp_nthreads)
+    coreg = pe.Node(CoregisterBold(source_file=str(bold_file), sloppy=sloppy, seed=seed),
+                    name="coreg")
     anat2bold = pe.Node(AnatToBold(), name="anat2bold")
     confounds = pe.Node(ComputeConfounds(high_pass=band[0] if band and band[0] else None,
                                          n_components=float(acompcor_components),
