@@ -201,7 +201,7 @@ def _erode_mm(mask: np.ndarray, zooms, mm: float) -> np.ndarray:
 
 
 def project_anat(t1w_mask, tpms, t1w_affine, anat2boldref: list, shape, bold_affine, *,
-                 wm_erode_mm: float = 3.0, csf_erode_mm: float = 0.0,
+                 wm_erode_mm: float = 3.0, csf_erode_mm: float = 1.5,
                  min_voxels: int = 5) -> dict:
     """T1w brain mask and eroded WM / CSF masks on the BOLD grid.
 
