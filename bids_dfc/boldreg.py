@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -29,6 +27,7 @@ from bids_dfc.motion import (
     to_ants,
     write_ants_affine,
 )
+from bids_dfc.workers import spawn_pool
 
 #: coregistration settings: iterations, shrink factors, smoothing sigmas, sampling, step
 COREG_SETTINGS = {
@@ -125,8 +124,7 @@ def coregister(boldref, bold_affine, bold_mask, t1w_brain, t1w_affine, t1w_mask,
             "setting": COREG_SETTINGS["sloppy" if sloppy else "default"], "seed": int(seed)}
     # a fresh single-threaded process: ITK fixes its thread count at first use and a
     # multi-threaded Mattes metric does not give bit-identical results from run to run
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"),
-                             initializer=_init_worker, initargs=(1,)) as pool:
+    with spawn_pool(1, initializer=_init_worker, initargs=(1,)) as pool:
         mat = pool.submit(_coreg_worker, task).result()  # BOLD-world -> T1w-world
     for path in (fixed, moving):
         os.unlink(path)

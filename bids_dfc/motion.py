@@ -19,13 +19,11 @@ the result does not depend on ``n_jobs``.
 from __future__ import annotations
 
 import os
-import sys
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+
+from bids_dfc.workers import spawn_pool
 
 _LPS = np.diag([-1.0, -1.0, 1.0])
 
@@ -186,29 +184,6 @@ def _init_worker(threads: int) -> None:
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
 
 
-@contextmanager
-def _unguarded_main_hidden():
-    """Keep spawned workers from re-running the parent's ``__main__`` script.
-
-    A spawned worker re-imports the parent's main module (by ``__spec__`` or ``__file__``).
-    nipype's SLURM plugin runs every node from a generated script with no
-    ``if __name__ == "__main__"`` guard, so the workers would run the node again and the pool
-    breaks. The workers only need :mod:`bids_dfc.motion`, so the main module is hidden while
-    they start.
-    """
-    main = sys.modules.get("__main__")
-    saved = {key: getattr(main, key) for key in ("__file__", "__spec__") if hasattr(main, key)}
-    if "__file__" in saved:
-        del main.__file__
-    if "__spec__" in saved:
-        main.__spec__ = None  # multiprocessing reads it, so it must exist
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            setattr(main, key, value)
-
-
 def _register_chunk(task: dict) -> tuple[list[int], np.ndarray, np.ndarray]:
     """Worker: register volumes ``task['indices']`` of the run to the reference and resample
     them on the reference grid.  Everything is read from files (nothing ANTs is pickled)."""
@@ -269,10 +244,7 @@ def motion_correct(bold_file, ref_file, mask_file, *, n_jobs: int = 1, sloppy: b
               "seed": int(seed), "tmpdir": tmpdir} for chunk in chunks]
     # always in fresh single-threaded processes: ITK fixes its thread count at first use,
     # so running in this process could use more threads and change the last digits
-    with _unguarded_main_hidden(), ProcessPoolExecutor(
-        max_workers=n_jobs, mp_context=get_context("spawn"), initializer=_init_worker,
-        initargs=(1,),
-    ) as pool:
+    with spawn_pool(n_jobs, initializer=_init_worker, initargs=(1,)) as pool:
         results = list(pool.map(_register_chunk, tasks))
     shape = nb.load(ref_file).shape[:3]
     matrices = np.empty((n_vol, 4, 4))
