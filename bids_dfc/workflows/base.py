@@ -61,6 +61,9 @@ def init_single_subject_wf(data, *, config, template):
 
     ex, opts = config.execution, config.workflow
     output_dir = str(ex.output_dir)
+    spaces = list(opts.output_spaces)
+    if opts.seed_space == "template" and "template" not in spaces:
+        spaces.append("template")  # template-space seeds need the template-space BOLD
     wf = pe.Workflow(name=f"sub_{data.subject}_wf")
     wf.__desc__ = (
         f"Results included in this report were generated with *bids_dfc* {__version__}, "
@@ -83,7 +86,7 @@ def init_single_subject_wf(data, *, config, template):
             bold_file=str(bold_file), metadata=metadata, dummy_scans=opts.dummy_scans,
             band_pass=opts.band_pass, smoothing_fwhm=opts.smoothing_fwhm,
             acompcor_components=opts.acompcor_components, fd_threshold=opts.fd_threshold,
-            output_spaces=tuple(opts.output_spaces), template=template, sloppy=ex.sloppy,
+            output_spaces=tuple(spaces), template=template, sloppy=ex.sloppy,
             omp_nthreads=ex.omp_nthreads, random_seed=ex.random_seed, name=f"{run}_wf",
         )  # fmt: skip
         bold_wf.inputs.inputnode.bold_file = str(bold_file)
@@ -91,7 +94,7 @@ def init_single_subject_wf(data, *, config, template):
                                         for f in _ANAT_FIELDS])])  # fmt: skip
         bold_ds = init_bold_derivatives_wf(
             output_dir=output_dir, bold_file=str(bold_file), metadata=metadata,
-            template=template, output_spaces=tuple(opts.output_spaces), sloppy=ex.sloppy,
+            template=template, output_spaces=tuple(spaces), sloppy=ex.sloppy,
             name=f"{run}_derivatives_wf",
         )  # fmt: skip
         wf.connect([(bold_wf, bold_ds, _pairs_into(bold_ds, bold_wf))])
@@ -109,7 +112,7 @@ def init_single_subject_wf(data, *, config, template):
             wf.connect([(src_wf, conn_wf, pairs)])
         conn_ds = init_connectivity_derivatives_wf(
             output_dir=output_dir, seed_space=opts.seed_space, atlas=opts.atlas,
-            name=f"{run}_connectivity_derivatives_wf",
+            template_name=template.name, name=f"{run}_connectivity_derivatives_wf",
         )  # fmt: skip
         conn_ds.inputs.inputnode.source_file = str(bold_file)
         wf.connect([(conn_wf, conn_ds, _pairs_into(conn_ds, conn_wf))])
