@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _demo_data import demo_dataset
 
 BIN = Path(sys.executable).parent
 RUN_TIMEOUT = 600
@@ -44,18 +45,6 @@ def bids_dfc(*args, **kwargs) -> subprocess.Popen:
 def demo(tmp_path_factory) -> Path:
     """Demo dataset with 2 participants."""
     return demo_dataset(tmp_path_factory)
-
-
-def demo_dataset(tmp_path_factory, n_subjects: int = 2, seed: int = 3) -> Path:
-    """The demo dataset, generated once per test session and shared by the modules that use
-    the same size and seed (it is only read)."""
-    base = tmp_path_factory.getbasetemp() / f"bids_dfc_demo_n{n_subjects}_s{seed}"
-    if not (base / "complete").exists():
-        subprocess.run([str(Path(sys.executable).with_name("bids-dfc-demo")), str(base / "bids"),
-                        "--n-subjects", str(n_subjects), "--seed", str(seed), "--n-jobs", "2",
-                        "--overwrite"], check=True, capture_output=True, timeout=900)
-        (base / "complete").touch()
-    return base / "bids"
 
 
 def _subjects(bids: Path) -> list[str]:

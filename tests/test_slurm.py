@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _demo_data import demo_dataset, dmn_des_sd
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts" / "slurm"
@@ -95,28 +96,6 @@ def cluster(tmp_path_factory):
 def demo(tmp_path_factory) -> Path:
     """Demo dataset with 2 participants (both run at once on the 2-CPU node)."""
     return demo_dataset(tmp_path_factory)
-
-
-def demo_dataset(tmp_path_factory, n_subjects: int = 2, seed: int = 3) -> Path:
-    """The demo dataset, generated once per test session and shared by the modules that use
-    the same size and seed (it is only read)."""
-    base = tmp_path_factory.getbasetemp() / f"bids_dfc_demo_n{n_subjects}_s{seed}"
-    if not (base / "complete").exists():
-        subprocess.run([str(Path(sys.executable).with_name("bids-dfc-demo")), str(base / "bids"),
-                        "--n-subjects", str(n_subjects), "--seed", str(seed), "--n-jobs", "2",
-                        "--overwrite"], check=True, capture_output=True, timeout=900)
-        (base / "complete").touch()
-    return base / "bids"
-
-
-def dmn_des_sd(table: Path) -> float:
-    """The DMN-DeS dFC value (SD of the DCC series) of a participant's ``*_dfc.tsv``."""
-    header, *rows = (line.split("\t") for line in table.read_text().splitlines())
-    for row in rows:
-        values = dict(zip(header, row))
-        if (values["seed_a"], values["seed_b"]) == ("DMN", "DeS"):
-            return float(values["dcc_sd"])
-    raise AssertionError(f"no DMN-DeS row in {table}")
 
 
 def _wait_for_jobs(job_ids, env, timeout=JOB_TIMEOUT) -> None:

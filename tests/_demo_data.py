@@ -1,0 +1,29 @@
+"""Demo data shared by the container, SLURM and fault tests (imported, not a test module)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def demo_dataset(tmp_path_factory, n_subjects: int = 2, seed: int = 3) -> Path:
+    """The demo dataset, generated once per test session and shared by the modules that use
+    the same size and seed (it is only read)."""
+    base = tmp_path_factory.getbasetemp() / f"bids_dfc_demo_n{n_subjects}_s{seed}"
+    if not (base / "complete").exists():
+        subprocess.run([str(Path(sys.executable).with_name("bids-dfc-demo")), str(base / "bids"),
+                        "--n-subjects", str(n_subjects), "--seed", str(seed), "--n-jobs", "2",
+                        "--overwrite"], check=True, capture_output=True, timeout=900)
+        (base / "complete").touch()
+    return base / "bids"
+
+
+def dmn_des_sd(table: Path) -> float:
+    """The DMN-DeS dFC value (SD of the DCC series) of a participant's ``*_dfc.tsv``."""
+    header, *rows = (line.split("\t") for line in table.read_text().splitlines())
+    for row in rows:
+        values = dict(zip(header, row))
+        if (values["seed_a"], values["seed_b"]) == ("DMN", "DeS"):
+            return float(values["dcc_sd"])
+    raise AssertionError(f"no DMN-DeS row in {table}")
