@@ -275,7 +275,7 @@ def test_workflow_graph_without_tissue_priors(template):
     assert set(wf.get_node("outputnode").inputs.copyable_trait_names()) == set(OUTPUT_FIELDS)
     assert "k-means" in wf.__desc__ and "sloppy" not in wf.__desc__
     seg = wf.get_node("segment")
-    assert not seg.inputs.priors and seg.n_procs == 3
+    assert not seg.inputs.priors and seg.n_procs == 1  # single ITK thread: reproducible reruns
     assert wf.get_node("register").inputs.random_seed == 1
     assert ianat._params(True)["reg_iterations"] < ianat._params(False)["reg_iterations"]
 
