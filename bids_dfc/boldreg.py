@@ -20,9 +20,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from bids_dfc.errors import BidsDfcError
+from bids_dfc.interfaces.ants_utils import ants_seed_value
 from bids_dfc.motion import (
     _init_worker,
-    ants_seed_value,
     read_ants_affine,
     to_ants,
     write_ants_affine,

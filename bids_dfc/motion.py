@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bids_dfc.interfaces.ants_utils import ants_seed_value
 from bids_dfc.workers import spawn_pool
 
 _LPS = np.diag([-1.0, -1.0, 1.0])
@@ -140,12 +141,6 @@ def pick_reference(data: np.ndarray, n_candidates: int = 20) -> int:
     median = np.median(first, axis=-1)
     cost = ((first - median[..., None]) ** 2).reshape(-1, n).sum(0)
     return int(np.argmin(cost))
-
-
-def ants_seed_value(seed: int) -> int:
-    """The ``--random-seed`` passed to antsRegistration for our ``seed``: ANTs takes 0 as
-    "no seed" (time-based, irreproducible), so every seed is shifted by one."""
-    return int(seed) % 2147483646 + 1
 
 
 def register_rigid(fixed, moving, *, prefix: str, metric: str = "MeanSquares",

@@ -10,6 +10,7 @@ The public API (stable, imported by the BOLD interfaces too):
 - :class:`node_tmpdir` -- context manager pointing ``TMPDIR`` at the node's working directory;
 - :class:`ants_threads` -- set ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS`` (call or ``with``);
 - :class:`ants_seed` -- fix the random seed antspyx passes to ``antsRegistration``;
+- :func:`ants_seed_value` -- the ``--random-seed`` value antsRegistration gets for our seed;
 - :func:`read_finite_image` -- read an image with antspyx, refusing NaN/inf voxels;
 - :func:`head_mask` -- foreground (head) mask of a structural image (and its helpers).
 """
@@ -29,6 +30,7 @@ __all__ = [
     "node_tmpdir",
     "ants_threads",
     "ants_seed",
+    "ants_seed_value",
     "read_finite_image",
     "head_mask",
     "largest_component",
@@ -117,11 +119,27 @@ class ants_threads:  # noqa: N801
             os.environ[_THREADS_VAR] = self._old
 
 
+def ants_seed_value(seed: int) -> int:
+    """The ``--random-seed`` passed to antsRegistration for our ``seed`` (any int >= 0).
+
+    ANTs takes 0 as "no seed" (seeded from the clock: a different result on every run), and
+    our default ``--random-seed`` is 0, so every seed is shifted by one.
+
+    Examples
+    --------
+    >>> ants_seed_value(0), ants_seed_value(41)
+    (1, 42)
+    """
+    return int(seed) % 2147483646 + 1
+
+
 class ants_seed:  # noqa: N801
     """Make ``ants.registration`` pass ``--random-seed`` to antsRegistration.
 
     antspyx takes the seed from ``ants.config._random_seed`` (its ``registration`` function
     silently ignores a ``random_seed`` keyword).  ``None`` leaves the current setting.
+    The value passed is :func:`ants_seed_value` of ``seed`` (never 0, which ANTs would treat
+    as unseeded).
 
     Parameters
     ----------
@@ -133,7 +151,7 @@ class ants_seed:  # noqa: N801
         import ants.config
 
         self._config = ants.config
-        self.seed = None if seed is None else int(seed)
+        self.seed = None if seed is None else ants_seed_value(seed)
         self._old = ants.config._random_seed
 
     def __enter__(self) -> int | None:
