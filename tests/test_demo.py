@@ -31,11 +31,11 @@ from bids_dfc.demo import (
 )
 from bids_dfc.demo.geometry import native_to_mni, rigid_matrix, rigid_params
 from bids_dfc.demo.phenotype import simulate_cohort
-from bids_dfc.demo.signals import framewise_displacement, rho_series
+from bids_dfc.demo.signals import framewise_displacement, planted_dfc, planted_dynamics
 
 REPO = Path(__file__).resolve().parents[1]
 VALIDATOR = REPO / ".tools" / "bids-validator" / "node_modules" / ".bin" / "bids-validator"
-N_VOL = 48
+N_VOL = 54
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def small(tmp_path_factory):
 def multi(tmp_path_factory):
     """One subject with two sessions of two runs each."""
     root = tmp_path_factory.mktemp("demo_multi")
-    return make_demo_dataset(root / "ds", n_subjects=1, seed=5, n_volumes=44, n_sessions=2,
+    return make_demo_dataset(root / "ds", n_subjects=1, seed=5, n_volumes=54, n_sessions=2,
                              n_runs=2, truth_dir=root / "elsewhere")
 
 
@@ -138,21 +138,34 @@ def test_rigid_convention_matches_scipy_rotation():
         assert np.allclose(rigid_params(mat, centre), params)
 
 
-def test_true_dfc_is_the_sd_of_rho_and_signals_are_band_limited(small):
+def test_true_dfc_is_the_dcc_sd_of_the_planted_signals(small):
     table = pd.read_csv(small["truth_dir"] / "participants_truth.tsv", sep="\t")
+    table = table.set_index("participant_id")
     for label in small["subjects"]:
         truth = load_truth(small["truth_dir"], label)
         sig = truth["signals"]
-        rho = sig["rho"].to_numpy()[truth["n_dummies"]:]
-        expected = table.set_index("participant_id").loc[f"sub-{label}", "true_dfc"]
-        assert np.isclose(rho.std(), expected, atol=1e-6)
-        assert np.isclose(truth["true_dfc"], expected, atol=1e-6)
+        steady = slice(truth["n_dummies"], None)
+        # recomputed from the written (8-digit) signals with the pipeline's own estimator
+        recomputed = planted_dfc(sig["dmn"].to_numpy(), sig["des"].to_numpy(), steady)
+        row = table.loc[f"sub-{label}"]
+        assert np.isclose(recomputed, truth["true_dfc"], atol=1e-3)
+        assert np.isclose(truth["true_dfc"], row["true_dfc"], atol=1e-6)
+        assert 0.2 < row["true_dfc"] < 0.8  # short runs may not reach the target exactly
+        rho = sig["rho"].to_numpy()
+        assert np.all(np.abs(rho) < 1)
+        assert np.isclose(truth["run_info"]["rho_sd"], rho[steady].std(), atol=1e-6)
+        # dmn is band-limited exactly (des is modulated by the slow rho_t, so it leaks a little)
         power = np.abs(np.fft.rfft(sig["dmn"].to_numpy())) ** 2
         freqs = np.fft.rfftfreq(len(sig), 2.0)
         outside = (freqs < 0.01) | (freqs > 0.1)
         assert power[outside].sum() < 1e-12 * power.sum()
-    rho, _ = rho_series(np.random.default_rng(1), 200, 2.0, 0.3, 0.17, slice(4, None))
-    assert np.isclose(rho[4:].std(), 0.17) and np.all(np.abs(rho) < 1)
+    # a constant correlation is the lowest dFC; more dynamics give a higher one
+    rng = np.random.default_rng(1)
+    for target in (0.4, 0.55):
+        res = planted_dynamics(rng, 154, 2.0, 0.3, target, slice(4, None))
+        assert abs(res["dfc"] - target) <= 0.005
+        assert np.isclose(planted_dfc(res["dmn"], res["des"], slice(4, None)), res["dfc"])
+        assert res["scale"] > 0 and res["rho_sd"] > 0
 
 
 def test_template_points_land_on_the_same_anatomy(small):
@@ -272,12 +285,12 @@ def test_motion_truth_agrees_with_ants_registration(small):
 
 def test_same_seed_same_data(tmp_path, small):
     """Generate, keep a copy, regenerate over it with overwrite: identical content."""
-    make_demo_dataset(tmp_path / "a", n_subjects=1, seed=3, n_volumes=44)
+    make_demo_dataset(tmp_path / "a", n_subjects=1, seed=3, n_volumes=54)
     for name in ("a", "a_truth"):
         shutil.copytree(tmp_path / name, tmp_path / name.replace("a", "b", 1))
     with pytest.raises(FileExistsError, match="not empty"):
-        make_demo_dataset(tmp_path / "a", n_subjects=1, seed=3, n_volumes=44)
-    make_demo_dataset(tmp_path / "a", n_subjects=1, seed=3, n_volumes=44, overwrite=True)
+        make_demo_dataset(tmp_path / "a", n_subjects=1, seed=3, n_volumes=54)
+    make_demo_dataset(tmp_path / "a", n_subjects=1, seed=3, n_volumes=54, overwrite=True)
     runs = {"a": tmp_path / "a", "b": tmp_path / "b"}
     files = sorted(p.relative_to(runs["a"]) for p in runs["a"].rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(runs["b"]) for p in runs["b"].rglob("*")
@@ -304,7 +317,7 @@ def test_sessions_and_runs(multi):
         assert (bids / "sub-01" / f"ses-{ses}" / "anat" / f"sub-01_ses-{ses}_T1w.nii.gz").exists()
         for run in ("1", "2"):
             name = f"sub-01_ses-{ses}_task-rest_run-{run}_bold.nii.gz"
-            assert _img(bids / "sub-01" / f"ses-{ses}" / "func" / name).shape[3] == 44
+            assert _img(bids / "sub-01" / f"ses-{ses}" / "func" / name).shape[3] == 54
     with pytest.raises(ValueError, match="several sessions"):
         load_truth(truth_dir, "01")
     with pytest.raises(ValueError, match="no truth for sub-02"):
@@ -315,8 +328,10 @@ def test_sessions_and_runs(multi):
     b = load_truth(truth_dir, "01", session=2, run=2)
     assert not np.allclose(a["pose"], b["pose"])
     assert not np.allclose(a["motion"].to_numpy(), b["motion"].to_numpy())
-    assert np.isclose(a["true_dfc"], b["true_dfc"], atol=1e-6)
-    assert np.isclose(a["true_dfc"], a["participant"]["true_dfc"], atol=1e-6)
+    # each run has its own planted dynamics; the table holds the mean of the runs' dFC
+    runs = [load_truth(truth_dir, "01", session=s, run=r)["true_dfc"] for s in (1, 2)
+            for r in (1, 2)]
+    assert np.isclose(np.mean(runs), a["participant"]["true_dfc"], atol=1e-5)
 
 
 def test_cli_writes_and_refuses_bad_input(tmp_path, capsys):

@@ -2,7 +2,10 @@
 
 On the demo dataset (default 12 subjects), for every subject:
 
-* ``true_dfc``: the planted SD of the DMN-DeS correlation series (demo truth);
+* ``true_dfc``: the planted dFC (demo truth): SD of the DCC series of the planted,
+  noise-free DMN and DeS signals (what a perfect preprocessing would give);
+* ``rho_sd``: SD of the planted correlation time course ``rho_t`` (for reference: DCC on
+  150 band-limited volumes follows it only loosely);
 * ``oracle_dfc``: the same DCC (``bids_dfc.dfc.dcc``, SD of the series) applied to seed
   signals extracted at the **true** seed locations (the truth's partial-volume seed maps on
   the raw BOLD grid) after nuisance regression on the **true** WM/CSF masks (aCompCor:
@@ -10,8 +13,6 @@ On the demo dataset (default 12 subjects), for every subject:
   voxels with true WM or CSF fraction >= 0.9), linear detrending and the 0.01-0.1 Hz
   band-pass of the study (``nilearn.signal.clean``); non-steady-state volumes dropped; no
   motion correction, no smoothing; networks = mean of their seeds' series;
-* ``planted_signal_dfc``: the same DCC on the planted, noise-free DMN and DeS signals (the
-  ceiling any pipeline can reach with this estimator and run length);
 * ``pipeline_dfc``: ``dcc_sd`` of the primary row of the pipeline's ``*_seg-seeds_dfc.tsv``;
 * ``truemaps_on_pipeline_dfc`` (diagnostic): the true seed maps applied to the pipeline's
   denoised BOLD, which splits pipeline-oracle differences into seed placement and
@@ -22,13 +23,16 @@ On the demo dataset (default 12 subjects), for every subject:
 It prints and writes (``validation/results/truth_dfc.tsv`` per subject and
 ``validation/results/truth_dfc_summary.tsv``) Spearman(pipeline, truth),
 Pearson(pipeline, oracle) and, for reference, Spearman(oracle, truth) and
-Spearman(planted signals, truth).
+Spearman(pipeline, rho_sd). With ``--group`` it also runs the group level on the pipeline's
+outputs (settings of ``demo/group.toml``) and compares its tests with the same tests on the
+true dFC (``validation/results/truth_group.tsv``): the planted group effects recovered.
 
 Usage::
 
     python validation/truth_dfc.py --work /tmp/truth --run-pipeline   # all of it
     python validation/truth_dfc.py --work /tmp/truth --oracle-only     # no pipeline
     python validation/truth_dfc.py --work /tmp/truth --derivatives D   # pipeline already run
+    python validation/truth_dfc.py --work W --bids B --derivatives D --group  # e.g. make demo
 """
 
 from __future__ import annotations
@@ -100,13 +104,9 @@ def oracle_dfc(truth_dir: Path, subject: str, bids_dir: Path) -> dict:
             for net in ("DMN", "DeS")}
     x = np.column_stack([nets["DMN"], nets["DeS"]])
     res = dcc((x - x.mean(0)) / x.std(0))
-    # ceiling: the same DCC on the planted (noise-free) network signals themselves
-    planted = truth["signals"][["dmn", "des"]].to_numpy()[truth["n_dummies"]:]
-    ceiling = dcc((planted - planted.mean(0)) / planted.std(0))
     return {"oracle_dfc": float(dfc_summary(res.R)["sd"][0]),
             "oracle_converged": bool(res.converged[0]), "true_dfc": truth["true_dfc"],
-            "planted_signal_dfc": float(dfc_summary(ceiling.R)["sd"][0]),
-            "n_noise_voxels": int(noise.sum())}
+            "rho_sd": float(truth["run_info"]["rho_sd"]), "n_noise_voxels": int(noise.sum())}
 
 
 def seed_placement(derivatives: Path, truth_dir: Path, subject: str) -> dict:
@@ -195,6 +195,45 @@ def run_pipeline(bids: Path, derivatives: Path, work: Path, nprocs: int) -> floa
     return time.time() - t0
 
 
+def _group_level(bids: Path, derivatives: Path) -> pd.DataFrame:
+    """Run the group level (demo settings) on ``derivatives``; return its stats table."""
+    config = Path(__file__).resolve().parents[1] / "demo" / "group.toml"
+    cmd = [sys.executable, "-m", "bids_dfc.cli.run", str(bids), str(derivatives), "group",
+           "--config-file", str(config)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return pd.read_csv(derivatives / "group" / "stats.tsv", sep="\t")
+
+
+def group_recovery(bids: Path, derivatives: Path, work: Path, table: pd.DataFrame):
+    """The group tests on the pipeline's dFC next to the same tests on the true dFC.
+
+    The truth side is the same group-level code run on a copy of the participants'
+    ``*_seg-seeds_dfc.tsv`` files whose primary (DMN-DeS) ``dcc_sd`` is replaced by the
+    subject's planted dFC, so both columns come from identical statistics."""
+    import shutil
+
+    truth_deriv = work / "truth_derivatives"
+    shutil.rmtree(truth_deriv, ignore_errors=True)
+    true = table.set_index("participant_id")["true_dfc"]
+    for src in derivatives.glob("sub-*/**/*_seg-seeds_dfc.*"):
+        dst = truth_deriv / src.relative_to(derivatives)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+        if src.suffix == ".tsv":
+            dfc = pd.read_csv(dst, sep="\t")
+            primary = (dfc["seed_a"] == "DMN") & (dfc["seed_b"] == "DeS")
+            dfc.loc[primary, "dcc_sd"] = true[src.name.split("_")[0]]
+            dfc.to_csv(dst, sep="\t", index=False, na_rep="n/a")
+    shutil.copy2(derivatives / "dataset_description.json", truth_deriv)
+    keys = ["test", "variable", "contrast"]
+    pipe = _group_level(bids, derivatives)
+    truth = _group_level(bids, truth_deriv)
+    both = pipe.merge(truth, on=keys, suffixes=("_pipeline", "_truth"))
+    cols = keys + [f"{c}_{side}" for c in ("statistic", "p", "ci_low", "ci_high")
+                   for side in ("pipeline", "truth")] + ["n_pipeline"]
+    return both[cols]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, required=True, help="scratch folder")
@@ -204,9 +243,16 @@ def main(argv=None) -> int:
     parser.add_argument("--derivatives", type=Path, help="participant outputs already made")
     parser.add_argument("--run-pipeline", action="store_true")
     parser.add_argument("--oracle-only", action="store_true")
+    parser.add_argument("--bids", type=Path, help="an existing demo dataset (truth in "
+                        "<BIDS>_truth), e.g. make demo's demo_out/bids")
+    parser.add_argument("--group", action="store_true", help="also compare the group level")
     args = parser.parse_args(argv)
     work = args.work.absolute()
-    bids, truth_dir = _ensure_dataset(work, args.n_subjects, args.seed)
+    if args.bids:
+        bids = args.bids.absolute()
+        truth_dir = Path(str(bids) + "_truth")
+    else:
+        bids, truth_dir = _ensure_dataset(work, args.n_subjects, args.seed)
     derivatives = (args.derivatives or work / "derivatives").absolute()
     runtime = np.nan
     if args.run_pipeline and not args.oracle_only:
@@ -241,13 +287,13 @@ def main(argv=None) -> int:
     summary = []
     rho, p = stats.spearmanr(res["oracle_dfc"], res["true_dfc"])
     summary.append(("spearman_oracle_truth", rho, p, len(res)))
-    rho, p = stats.spearmanr(res["planted_signal_dfc"], res["true_dfc"])
-    summary.append(("spearman_plantedsignals_truth", rho, p, len(res)))
     if not args.oracle_only:
         ok = res.dropna(subset=["pipeline_dfc"])
         if len(ok) >= 3:
             rho, p = stats.spearmanr(ok["pipeline_dfc"], ok["true_dfc"])
             summary.append(("spearman_pipeline_truth", rho, p, len(ok)))
+            rho, p = stats.spearmanr(ok["pipeline_dfc"], ok["rho_sd"])
+            summary.append(("spearman_pipeline_rhosd", rho, p, len(ok)))
             r, p = stats.pearsonr(ok["pipeline_dfc"], ok["oracle_dfc"])
             summary.append(("pearson_pipeline_oracle", r, p, len(ok)))
         if "truemaps_on_pipeline_dfc" in ok and len(ok) >= 3:
@@ -267,6 +313,11 @@ def main(argv=None) -> int:
     out.to_csv(RESULTS / "truth_dfc_summary.tsv", sep="\t", index=False, na_rep="n/a",
                float_format="%.6g")
     print(out.to_string(index=False))
+    if args.group and not args.oracle_only:
+        grp = group_recovery(bids, derivatives, work, table)
+        grp.to_csv(RESULTS / "truth_group.tsv", sep="\t", index=False, na_rep="n/a",
+                   float_format="%.6g")
+        print(grp.to_string(index=False))
     return 0
 
 

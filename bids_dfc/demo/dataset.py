@@ -26,9 +26,8 @@ from bids_dfc.demo.phenotype import COHORT_PARAMS, simulate_cohort
 from bids_dfc.demo.signals import (
     framewise_displacement,
     motion_parameters,
-    network_signals,
     physio_series,
-    rho_series,
+    planted_dynamics,
 )
 from bids_dfc.demo.truth import entity_prefix
 
@@ -74,8 +73,8 @@ def _make_run(model, seeds, pose, warp, size, n_volumes, true_dfc, rho_mean, rng
                        affine=centred_affine(size["bold_shape"], size["bold_zooms"], centre),
                        t1w_to_bold=t1w_to_bold, pose=pose, warp=warp)
     steady = slice(N_DUMMIES, None)
-    rho, scale = rho_series(rng, n_volumes, TR, rho_mean, true_dfc, steady)
-    dmn, des = network_signals(rng, rho, TR)
+    planted = planted_dynamics(rng, n_volumes, TR, rho_mean, true_dfc, steady)
+    rho, dmn, des = planted["rho"], planted["dmn"], planted["des"]
     noise = np.stack([physio_series(rng, n_volumes, TR) for _ in range(N_WM + N_CSF)])
     motion = motion_parameters(rng, n_volumes, TR, reference=N_DUMMIES)
     maps, fine_affine, fine_tissue = spatial_maps(model, geom, seeds, rng, n_wm=N_WM,
@@ -98,8 +97,9 @@ def _make_run(model, seeds, pose, warp, size, n_volumes, true_dfc, rho_mean, rng
             "bold_affine": geom.affine.tolist(), "bold_shape": list(geom.shape),
             "motion_centre": geom.motion_centre.tolist(), "n_dummies": N_DUMMIES,
             "reference_volume": N_DUMMIES, "repetition_time": TR,
-            "true_dfc": float(rho[steady].std()), "rho_mean": float(rho_mean),
-            "rho_scale": float(scale), "amplitudes": AMPLITUDES}
+            "true_dfc": planted["dfc"], "target_dfc": float(true_dfc),
+            "rho_sd": planted["rho_sd"], "rho_mean": float(rho_mean),
+            "rho_scale": planted["scale"], "amplitudes": AMPLITUDES}
     return data, geom, truth, signals, motion_table, info
 
 
@@ -231,9 +231,9 @@ def make_demo_dataset(out_dir, *, n_subjects: int = 12, seed: int = 0, n_volumes
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     size = dict(SIZES["full" if full_size else "small"])
     n_volumes = size["n_volumes"] if n_volumes is None else n_volumes
-    if int(n_volumes) != n_volumes or n_volumes < N_DUMMIES + 40:
-        raise ValueError(f"n_volumes must be an integer >= {N_DUMMIES + 40} (4 dummies + "
-                         f"enough for band-limited signals), got {n_volumes!r}")
+    if int(n_volumes) != n_volumes or n_volumes < N_DUMMIES + 50:
+        raise ValueError(f"n_volumes must be an integer >= {N_DUMMIES + 50} (4 dummies + "
+                         f"the 50 the DCC estimator needs), got {n_volumes!r}")
     out_dir = Path(out_dir).absolute()
     truth_dir = (Path(str(out_dir) + "_truth") if truth_dir is None
                  else Path(truth_dir).absolute())
@@ -264,6 +264,11 @@ def make_demo_dataset(out_dir, *, n_subjects: int = 12, seed: int = 0, n_volumes
             results = list(pool.map(_make_subject, tasks))
     else:
         results = [_make_subject(task) for task in tasks]
+    # the truth is the planted dFC each run realised (within 0.005 of the cohort's target)
+    realised = {r["label"]: np.mean([run["true_dfc"] for ses in r["index"]["sessions"].values()
+                                     for run in ses.values()]) for r in results}
+    cohort.insert(list(cohort.columns).index("true_dfc"), "target_dfc", cohort["true_dfc"])
+    cohort["true_dfc"] = [realised[pid[4:]] for pid in cohort["participant_id"]]
     bids_io.write_dataset_files(out_dir, n_subjects, seed)
     bids_io.write_participants(out_dir, cohort)
     bids_io.write_tsv(truth_dir / "participants_truth.tsv", cohort, "%.6g")

@@ -20,13 +20,15 @@ COHORT_PARAMS = {
     "tsp_latent_mean_patients": 0.0,
     "tsp_latent_mean_controls": -0.5,
     # dFC latent m = a x + sqrt(1 - a^2) e1; true dFC = dfc_mean + dfc_sd * m
-    "path_a": 0.75,
-    "dfc_mean": 0.30,
-    "dfc_sd": 0.14,
-    "dfc_min": 0.04,
-    "dfc_max": 0.60,
+    "path_a": 0.85,
+    # true dFC = SD of the DCC series of the planted signals (see signals.planted_dfc):
+    # DCC on band-limited signals gives >= ~0.3 even for a constant correlation
+    "dfc_mean": 0.48,
+    "dfc_sd": 0.08,
+    "dfc_min": 0.36,
+    "dfc_max": 0.64,
     # relief latent y = b m + sqrt(1 - b^2) e2; relief % = relief_mid + relief_sd * y
-    "path_b": 0.85,
+    "path_b": 0.95,
     "relief_mid": 30.0,
     "relief_sd": 25.0,
     "relief_min": -40.0,

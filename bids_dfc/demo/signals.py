@@ -1,5 +1,5 @@
 """Time courses of the demo BOLD runs: planted network signals with a fluctuating
-correlation, physiological noise, head motion."""
+correlation (and a known dFC), physiological noise, head motion."""
 
 from __future__ import annotations
 
@@ -24,51 +24,84 @@ def bandlimited(rng: np.random.Generator, n: int, tr: float, low: float,
     return series / series.std()
 
 
-def rho_series(rng: np.random.Generator, n: int, tr: float, rho_mean: float,
-               target_sd: float, steady: slice, max_freq: float = 0.015):
-    """Correlation time course ``rho_t = tanh(atanh(rho_mean) + a g_t)``.
+def planted_dfc(dmn: np.ndarray, des: np.ndarray, steady: slice) -> float:
+    """The method's dFC of planted signals: SD of the DCC series of the steady volumes.
 
-    ``g`` is a slow unit-variance process (frequencies up to ``max_freq`` Hz, or the lowest
-    frequency of the run if that is higher); ``a`` is found
-    by bisection so that the SD of ``rho_t`` over the ``steady`` volumes equals
-    ``target_sd`` (the subject's true dFC).
+    Exactly what the pipeline computes for the DMN-DeS pair (z-scored series,
+    :func:`bids_dfc.dfc.dcc`, SD over time, ``ddof=0``), applied to the noise-free planted
+    network signals: the value a perfect preprocessing would give.
+    """
+    from bids_dfc.dfc import dcc
+
+    x = np.column_stack([dmn, des])[steady]
+    x = (x - x.mean(0)) / x.std(0)
+    return float(dcc(x).R[:, 0].std())
+
+
+def planted_dynamics(rng: np.random.Generator, n: int, tr: float, rho_mean: float,
+                     target_dfc: float, steady: slice, *, band=(0.01, 0.1),
+                     max_freq: float = 0.01, tol: float = 0.005, max_draws: int = 8) -> dict:
+    """DMN and DeS signals whose planted dFC (:func:`planted_dfc`) is ``target_dfc``.
+
+    The correlation time course is ``rho_t = tanh(atanh(rho_mean) + s g_t)``, with ``g`` a
+    slow unit-variance process (frequencies up to ``max_freq`` Hz, or the lowest frequency
+    of the run if that is higher); ``dmn = z1`` and ``des = rho_t z1 + sqrt(1 - rho_t^2) z2``
+    with ``z1``, ``z2`` unit-variance series band-limited to ``band`` (``z2`` orthogonalised
+    against ``z1``). For one draw of ``(g, z1, z2)`` the scale ``s`` is searched (a grid,
+    then bisection inside the first bracket) until the DCC SD of the planted signals is
+    within ``tol`` of the target. A draw whose reachable range misses the target (DCC on
+    band-limited signals shows some SD even for a constant correlation) is replaced by a
+    new one, up to ``max_draws`` times.
 
     Returns
     -------
-    rho : ndarray (n,)
-    scale : float
-        The multiplier ``a``.
+    dict
+        ``rho``, ``dmn``, ``des`` (arrays of length ``n``), ``scale`` (``s``), ``dfc``
+        (the achieved planted dFC: within ``tol`` of the target unless no draw reached it,
+        then the closest found) and ``rho_sd`` (SD of ``rho`` over the steady volumes).
     """
-    g = bandlimited(rng, n, tr, 0.0, max(max_freq, 1.01 / (n * tr)))
     base = np.arctanh(rho_mean)
+    grid = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.3, 1.7, 2.2, 3.0])
+    best = None
 
-    def sd(scale):
-        return np.tanh(base + scale * g)[steady].std()
+    def closer(cand):
+        return best is None or abs(cand["dfc"] - target_dfc) < abs(best["dfc"] - target_dfc)
 
-    lo, hi = 0.0, 50.0
-    if sd(hi) < target_sd:
-        raise ValueError(f"a correlation SD of {target_sd} cannot be reached around a mean "
-                         f"of {rho_mean}: lower the target dFC")
-    for _ in range(80):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if sd(mid) < target_sd else (lo, mid)
-    scale = 0.5 * (lo + hi)
-    return np.tanh(base + scale * g), scale
+    for _ in range(max_draws):
+        g = bandlimited(rng, n, tr, 0.0, max(max_freq, 1.01 / (n * tr)))
+        z1 = bandlimited(rng, n, tr, *band)
+        z2 = bandlimited(rng, n, tr, *band)
+        z2 = z2 - (z2 @ z1) / (z1 @ z1) * z1
+        z2 /= z2.std()
 
+        def make(scale, g=g, z1=z1, z2=z2):
+            rho = np.tanh(base + scale * g)
+            des = rho * z1 + np.sqrt(1.0 - rho ** 2) * z2
+            return {"rho": rho, "dmn": z1, "des": des, "scale": float(scale),
+                    "dfc": planted_dfc(z1, des, steady), "rho_sd": float(rho[steady].std())}
 
-def network_signals(rng: np.random.Generator, rho: np.ndarray, tr: float,
-                    band=(0.01, 0.1)):
-    """DMN and DeS signals band-limited to ``band`` with instantaneous correlation ``rho``.
-
-    ``dmn = z1`` and ``des = rho_t z1 + sqrt(1 - rho_t^2) z2``, where ``z1`` and ``z2`` are
-    unit-variance band-limited series and ``z2`` is orthogonalised against ``z1``.
-    """
-    n = rho.shape[0]
-    z1 = bandlimited(rng, n, tr, *band)
-    z2 = bandlimited(rng, n, tr, *band)
-    z2 = z2 - (z2 @ z1) / (z1 @ z1) * z1
-    z2 /= z2.std()
-    return z1, rho * z1 + np.sqrt(1.0 - rho ** 2) * z2
+        trials = [make(s) for s in grid]
+        for cand in trials:
+            if closer(cand):
+                best = cand
+        if abs(best["dfc"] - target_dfc) <= tol:
+            return best
+        brackets = [(lo, hi) for lo, hi in zip(trials[:-1], trials[1:])
+                    if (lo["dfc"] - target_dfc) * (hi["dfc"] - target_dfc) < 0]
+        if not brackets:
+            continue
+        lo, hi = brackets[0]
+        for _ in range(12):
+            mid = make(0.5 * (lo["scale"] + hi["scale"]))
+            if closer(mid):
+                best = mid
+            if abs(mid["dfc"] - target_dfc) <= tol:
+                return mid
+            if (mid["dfc"] - target_dfc) * (lo["dfc"] - target_dfc) < 0:
+                hi = mid
+            else:
+                lo = mid
+    return best
 
 
 def physio_series(rng: np.random.Generator, n: int, tr: float) -> np.ndarray:

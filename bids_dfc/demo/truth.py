@@ -54,9 +54,10 @@ def load_truth(truth_dir, subject, session=None, run=None) -> dict:
         mm -> T1w world mm), ``warp`` (:class:`~bids_dfc.demo.geometry.Warp`),
         ``t1w_to_bold`` (4x4), ``bold_affine`` (4x4), ``bold_shape``, ``n_dummies``,
         ``reference_volume``, ``motion_centre``, ``motion`` (DataFrame), ``signals``
-        (DataFrame: time, dmn, des, rho, noise series), ``true_dfc`` (SD of rho over the
-        steady-state volumes), ``files`` (name -> Path of every truth image) and ``run_info``
-        (the run's JSON).
+        (DataFrame: time, dmn, des, rho, noise series), ``true_dfc`` (the run's planted dFC:
+        SD of the DCC series of the planted DMN and DeS signals over the steady-state
+        volumes, see :func:`bids_dfc.demo.signals.planted_dfc`), ``files`` (name -> Path
+        of every truth image) and ``run_info`` (the run's JSON).
     """
     truth_dir = Path(truth_dir)
     subject = str(subject).removeprefix("sub-")
