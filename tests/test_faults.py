@@ -108,11 +108,6 @@ def _results(work: Path) -> dict[Path, int]:
             if not p.parent.name.startswith("ds_") and "_ds_" not in p.parent.name}
 
 
-@pytest.mark.xfail(
-    reason="issue 7 open: two runs of one participant still differ in the T1w registration "
-    "(brain mask, transforms), so outputs are not yet reproducible; the run itself completes",
-    strict=False,
-)
 def test_sigkill_then_resume_gives_same_outputs(concurrent_run, demo, tmp_path):
     reference_out = concurrent_run[0]
     subject = _subjects(demo)[0]

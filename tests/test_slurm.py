@@ -6,8 +6,9 @@ on SLURM are exercised on the demo dataset:
 
 * the documented array job (``scripts/slurm/submit.sh``): one participant per task, then a
   group-level job that depends on all tasks (``--dependency=afterok``);
-* nipype's ``SLURM`` plugin (``--plugin SLURM --plugin-args ...``), where every workflow node
-  is its own batch job; its dFC table must equal the one the array job wrote.
+* nipype's ``SLURM`` and ``SLURMGraph`` plugins (``--plugin SLURM --plugin-args ...``),
+  where every workflow node is its own batch job; their dFC tables must equal the ones the
+  array job wrote.
 
 Skipped, with the reason, when the Debian packages slurmctld, slurmd, slurm-client and munge
 are missing, or when not root (the daemons run as root, ``SlurmUser=root``).
@@ -180,25 +181,26 @@ def test_failed_task_blocks_group_level(cluster, demo, tmp_path):
     assert not (tmp_path / "out" / "group").exists()
 
 
-@pytest.mark.xfail(
-    reason="issue 7 open: two runs of one participant still differ in the T1w registration "
-    "(brain mask, transforms), so outputs are not yet reproducible; the run itself completes",
-    strict=False,
-)
-def test_nipype_slurm_plugin_matches_array_job(cluster, array_run, demo, tmp_path):
-    """``--plugin SLURM``: every node a batch job; same dFC numbers as the array job."""
+@pytest.mark.parametrize("plugin", ["SLURM", "SLURMGraph"])
+def test_nipype_slurm_plugins_match_array_job(cluster, array_run, demo, tmp_path, plugin):
+    """``--plugin SLURM`` (nodes submitted as they become ready) and ``--plugin SLURMGraph``
+    (the whole graph submitted at once with dependencies; bids-dfc waits for it): every node
+    a batch job, and the same dFC numbers as the array job. One participant each."""
     out_array = array_run[0]
-    subject = _subjects(demo)[0]
+    subject = _subjects(demo)[0 if plugin == "SLURM" else 1]
     out, work = tmp_path / "out", tmp_path / "work"
     plugin_args = {"sbatch_args": "--mem=2000M --cpus-per-task=1 --time=00:10:00",
                    "max_jobs": 2, "poll_sleep_duration": 1}
     done = subprocess.run(
         [str(BIN / "bids-dfc"), str(demo), str(out), "participant", "--participant-label",
-         subject[4:], "-w", str(work), "--sloppy", "--plugin", "SLURM", "--plugin-args",
+         subject[4:], "-w", str(work), "--sloppy", "--plugin", plugin, "--plugin-args",
          json.dumps(plugin_args)],
         env=cluster["env"], capture_output=True, text=True, timeout=JOB_TIMEOUT,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     batch_scripts = list(work.rglob("batchscript_*.sh"))
     assert batch_scripts, "nipype did not submit the nodes through sbatch"
+    if plugin == "SLURMGraph":
+        assert list(work.rglob("submit_jobs.sh")), "SLURMGraph wrote no submission script"
+        assert list(out.glob(f"{subject}*.html")), "no report: bids-dfc did not wait for the jobs"
     assert _dfc_table(out, subject).read_text() == _dfc_table(out_array, subject).read_text()

@@ -73,6 +73,7 @@ def run_participant(config) -> dict:
 
     from nipype import config as nipype_config
 
+    from bids_dfc.cluster import finish_graph_run, is_graph_plugin
     from bids_dfc.outputs import write_dataset_description
     from bids_dfc.workflows.base import init_bids_dfc_wf, write_participant_reports
 
@@ -102,8 +103,12 @@ def run_participant(config) -> dict:
     write_dataset_description(ex.output_dir, ex.bids_dir)
     workflow = init_bids_dfc_wf(config, subjects)
     workflow.base_dir = str(ex.work_dir)
+    settings = _nipype_settings(config)
     try:
-        workflow.run(**_nipype_settings(config))
+        execgraph = workflow.run(**settings)
+        if is_graph_plugin(ex.plugin):  # SLURMGraph & co. return once the jobs are submitted
+            finish_graph_run(ex.plugin, settings["plugin_args"], execgraph,
+                             ex.work_dir / workflow.name / "batch", log_dir)
     except RuntimeError as exc:
         crashes = sorted(log_dir.glob("crash-*.txt"), key=os.path.getmtime)
         hint = f"; crash report: {crashes[-1]}" if crashes else ""
