@@ -6,15 +6,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+#: BOLD volumes per run of the shared test dataset: short runs keep the container, SLURM and
+#: fault tests quick (the DCC needs 50 volumes after the 4 dummies).
+N_VOLUMES = 64
+
 
 def demo_dataset(tmp_path_factory, n_subjects: int = 2, seed: int = 3) -> Path:
     """The demo dataset, generated once per test session and shared by the modules that use
     the same size and seed (it is only read)."""
-    base = tmp_path_factory.getbasetemp() / f"bids_dfc_demo_n{n_subjects}_s{seed}"
+    base = tmp_path_factory.getbasetemp() / f"bids_dfc_demo_n{n_subjects}_s{seed}_v{N_VOLUMES}"
     if not (base / "complete").exists():
         subprocess.run([str(Path(sys.executable).with_name("bids-dfc-demo")), str(base / "bids"),
                         "--n-subjects", str(n_subjects), "--seed", str(seed), "--n-jobs", "2",
-                        "--overwrite"], check=True, capture_output=True, timeout=900)
+                        "--n-volumes", str(N_VOLUMES), "--overwrite"],
+                       check=True, capture_output=True, timeout=900)
         (base / "complete").touch()
     return base / "bids"
 
