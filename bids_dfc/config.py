@@ -66,6 +66,7 @@ class GroupOptions:
     outcome: str | None = None
     predictor: str | None = None
     covariates: list[str] = field(default_factory=list)
+    compare_columns: list[str] = field(default_factory=list)
     relief_from: tuple[str, str] | None = None
     responder_threshold: float = 30.0
     tsp_columns: list[str] | None = None

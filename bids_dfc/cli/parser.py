@@ -293,6 +293,10 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="predictor column (e.g. tsp, derived by --tsp-columns)")
     g.add_argument("--covariates", nargs="+", default=[], metavar="COLUMN",
                    help="covariates of the regressions (e.g. age sex mean_fd)")
+    g.add_argument("--compare-columns", dest="compare_columns", nargs="+", default=[],
+                   metavar="COLUMN",
+                   help="numeric columns compared across the groups as dFC is (Shapiro-Wilk, "
+                   "one-way ANOVA, Tukey HSD), e.g. hads_anxiety hads_depression pcs")
     g.add_argument("--relief-from", dest="relief_from", nargs=2, metavar=("PRE", "POST"),
                    help="derive relief_pct = 100 (PRE - POST) / PRE from these rating columns")
     g.add_argument("--responder-threshold", dest="responder_threshold", type=_float(0.0),

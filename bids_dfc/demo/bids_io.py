@@ -73,7 +73,9 @@ def write_dataset_files(root: Path, n_subjects: int, seed: int) -> None:
         "noise, and planted default-mode (PCC, mPFC) and descending pain-modulatory (PAG, "
         "RVM) signals whose correlation fluctuates over time. participants.tsv gives the "
         "group (HC, R = responder, NR = non-responder); phenotype/ holds the pain ratings "
-        "before/after treatment and the temporal summation of pain ratings.\n\n"
+        "before/after treatment, the temporal summation of pain ratings and the "
+        "psychological scores (HADS anxiety and depression, pain catastrophizing, "
+        "resilience).\n\n"
         "The ground truth (transforms, motion, masks, true dynamic connectivity) is in the "
         "sibling truth folder, not in this dataset. See docs/demo.md of bids_dfc.\n\n"
         + TEMPLATE_NOTICE + "\n")
@@ -113,6 +115,33 @@ def write_participants(root: Path, cohort: pd.DataFrame) -> None:
     for k, col in enumerate(cols, start=1):
         sidecar[col] = {"Description": f"Pain rating of heat pulse {k}.", "Units": "0-100"}
     write_json(root / "phenotype" / "tsp.json", sidecar)
+
+
+def write_psych(root: Path, psych: pd.DataFrame) -> None:
+    """phenotype/psych.tsv and its sidecar: the psychological scores (integers, no n/a)."""
+    cols = ["participant_id", "hads_anxiety", "hads_depression", "pcs", "resilience"]
+    write_tsv(root / "phenotype" / "psych.tsv", psych[cols])
+    write_json(root / "phenotype" / "psych.json", {
+        "MeasurementToolMetadata": {
+            "Description": "Psychological questionnaires (synthetic scores): Hospital Anxiety "
+                           "and Depression Scale (HADS; Zigmond & Snaith 1983), Pain "
+                           "Catastrophizing Scale (PCS; Sullivan et al. 1995), 10-item "
+                           "Connor-Davidson Resilience Scale (CD-RISC-10; Campbell-Sills & "
+                           "Stein 2007). Higher is worse except for resilience."},
+        "participant_id": {"Description": "Participant label."},
+        "hads_anxiety": {"LongName": "HADS anxiety",
+                         "Description": "HADS anxiety subscale: sum of 7 items scored 0-3.",
+                         "Units": "score 0-21"},
+        "hads_depression": {"LongName": "HADS depression",
+                            "Description": "HADS depression subscale: sum of 7 items scored "
+                                           "0-3.", "Units": "score 0-21"},
+        "pcs": {"LongName": "Pain Catastrophizing Scale",
+                "Description": "PCS total: sum of 13 items scored 0-4 (rumination, "
+                               "magnification, helplessness).", "Units": "score 0-52"},
+        "resilience": {"LongName": "CD-RISC-10",
+                       "Description": "Connor-Davidson Resilience Scale, 10 items scored 0-4; "
+                                      "higher is more resilient.", "Units": "score 0-40"},
+    })
 
 
 def t1w_sidecar() -> dict:

@@ -22,7 +22,7 @@ from bids_dfc.demo.bold import (
     truth_maps,
 )
 from bids_dfc.demo.geometry import apply_affine, centred_affine, random_warp, rigid_matrix
-from bids_dfc.demo.phenotype import COHORT_PARAMS, simulate_cohort
+from bids_dfc.demo.phenotype import COHORT_PARAMS, PSYCH_PARAMS, simulate_cohort, simulate_psych
 from bids_dfc.demo.signals import (
     framewise_displacement,
     motion_parameters,
@@ -255,6 +255,8 @@ def make_demo_dataset(out_dir, *, n_subjects: int = 12, seed: int = 0, n_volumes
         folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 1])
     cohort = simulate_cohort(n_subjects, rng)
+    # own stream: with or without the scores, every other draw of the demo is the same
+    psych = simulate_psych(cohort, np.random.default_rng([seed, 2]))
     tasks = [{"out_dir": str(out_dir), "truth_dir": str(truth_dir), "size": size,
               "row": row, "label": row["participant_id"][4:], "seed": seed, "index": i,
               "n_sessions": n_sessions, "n_runs": n_runs, "n_volumes": int(n_volumes)}
@@ -271,12 +273,15 @@ def make_demo_dataset(out_dir, *, n_subjects: int = 12, seed: int = 0, n_volumes
     cohort["true_dfc"] = [realised[pid[4:]] for pid in cohort["participant_id"]]
     bids_io.write_dataset_files(out_dir, n_subjects, seed)
     bids_io.write_participants(out_dir, cohort)
+    bids_io.write_psych(out_dir, psych)
+    cohort = cohort.merge(psych, on="participant_id", how="left", validate="one_to_one")
     bids_io.write_tsv(truth_dir / "participants_truth.tsv", cohort, "%.6g")
     bids_io.write_json(truth_dir / "generative_model.json", {
         "seed": seed, "n_subjects": n_subjects, "full_size": full_size,
         "n_volumes": int(n_volumes), "n_sessions": n_sessions, "n_runs": n_runs,
         "repetition_time": TR, "n_dummies": N_DUMMIES, "sizes": size,
         "cohort": COHORT_PARAMS, "amplitudes": AMPLITUDES, "warp_max_mm": WARP_MAX_MM,
+        "psych": PSYCH_PARAMS,
         "pad_mm": PAD_MM, "head_centre_mni": HEAD_CENTRE_MNI.tolist(),
         "bold_centre_mni": BOLD_CENTRE_MNI.tolist(),
         "seeds": [{k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in s.items()}

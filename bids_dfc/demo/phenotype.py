@@ -5,6 +5,11 @@ the true DMN-DeS dFC is generated from TSP plus noise, and pain relief from dFC 
 so TSP acts on relief only through dFC (full mediation). Responders (R) are patients with
 relief >= 30 %, non-responders (NR) the others; healthy controls (HC) have TSP and dFC but
 no pain ratings. All parameters are in :data:`COHORT_PARAMS` and ``docs/demo.md``.
+
+Psychological scores (:func:`simulate_psych`, :data:`PSYCH_PARAMS`) are drawn afterwards from
+their own random stream and depend on the group only (patients more anxious, depressed and
+catastrophizing and less resilient than controls; R and NR alike), so adding them leaves every
+other value of the demo unchanged.
 """
 
 from __future__ import annotations
@@ -40,6 +45,66 @@ COHORT_PARAMS = {
     "age_sd": 11.0,
     "female_fraction": 0.6,
 }
+
+
+#: Psychological scores: ``score = clip(round(mean + sd (loading d + sqrt(1 - loading^2) e)),
+#: low, high)`` with a shared distress latent ``d ~ N(0, 1)`` and ``e ~ N(0, 1)`` per score;
+#: ``mean`` is ``hc_mean`` for controls and ``patient_mean`` for R and NR alike.
+PSYCH_PARAMS = {
+    # HADS subscales (Zigmond & Snaith 1983), 7 items scored 0-3 each
+    "hads_anxiety": {"hc_mean": 5.0, "patient_mean": 9.0, "sd": 3.5, "loading": 0.8,
+                     "range": (0, 21)},
+    "hads_depression": {"hc_mean": 3.5, "patient_mean": 8.0, "sd": 3.5, "loading": 0.8,
+                        "range": (0, 21)},
+    # Pain Catastrophizing Scale (Sullivan et al. 1995), 13 items scored 0-4
+    "pcs": {"hc_mean": 10.0, "patient_mean": 24.0, "sd": 10.0, "loading": 0.7,
+            "range": (0, 52)},
+    # Connor-Davidson Resilience Scale, 10-item version (CD-RISC-10), 10 items scored 0-4
+    "resilience": {"hc_mean": 30.0, "patient_mean": 25.0, "sd": 6.5, "loading": -0.6,
+                   "range": (0, 40)},
+}
+
+
+def simulate_psych(cohort: pd.DataFrame, rng: np.random.Generator,
+                   params=None) -> pd.DataFrame:
+    """Draw the psychological scores of a cohort (integers, one row per participant).
+
+    Parameters
+    ----------
+    cohort : pandas.DataFrame
+        ``participant_id`` and ``group`` (HC, R, NR), e.g. from :func:`simulate_cohort`.
+    rng : numpy.random.Generator
+        A stream of its own (the demo uses ``default_rng([seed, 2])``), so that the draws
+        of the cohort, images and truth do not depend on whether the scores are made.
+    params : dict, optional
+        Replaces entries of :data:`PSYCH_PARAMS`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        participant_id, hads_anxiety, hads_depression (0-21), pcs (0-52), resilience (0-40).
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"participant_id": ["sub-01", "sub-02"], "group": ["HC", "R"]})
+    >>> list(simulate_psych(table, np.random.default_rng(0)).columns)
+    ['participant_id', 'hads_anxiety', 'hads_depression', 'pcs', 'resilience']
+    """
+    params = dict(PSYCH_PARAMS, **(params or {}))
+    groups = cohort["group"].to_numpy()
+    unknown = sorted(set(groups) - {"HC", "R", "NR"})
+    if unknown:
+        raise ValueError(f"simulate_psych: unknown group label(s) {unknown}; expected HC, R, NR")
+    patient = groups != "HC"
+    distress = rng.standard_normal(len(groups))
+    unique = rng.standard_normal((len(groups), len(params)))
+    out = pd.DataFrame({"participant_id": cohort["participant_id"].to_numpy()})
+    for k, (name, p) in enumerate(params.items()):
+        load = p["loading"]
+        z = load * distress + np.sqrt(1.0 - load * load) * unique[:, k]
+        mean = np.where(patient, p["patient_mean"], p["hc_mean"])
+        out[name] = np.clip(np.rint(mean + p["sd"] * z), *p["range"]).astype(int)
+    return out
 
 
 def group_counts(n_subjects: int) -> dict:

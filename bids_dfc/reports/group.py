@@ -1,8 +1,9 @@
 """Group report: matplotlib figures (PNG files in ``group/figures/``) and ``group/report.html``.
 
-Figures: dFC and the predictor by group (individual points, mean +- SD, significance bars of
-the post hoc tests), scatter plots against the outcome with the Spearman rho and a least-
-squares line, the mediation path diagram, and the leave-one-out ROC curves.
+Figures: dFC, the predictor and the ``--compare-columns`` by group (individual points,
+mean +- SD, significance bars of the post hoc tests), scatter plots against the outcome with
+the Spearman rho and a least-squares line, the mediation path diagram, and the leave-one-out
+ROC curves.
 """
 
 from __future__ import annotations
@@ -48,6 +49,26 @@ def fig_by_group(subj, var, gcol, order, posthoc, title, path, seed=0):
     """Individual points, mean +- SD and bars for post hoc pairs with p < 0.05."""
     fig, ax = _subplots(figsize=(4.2, 4.0))
     fig.subplots_adjust(left=0.19, right=0.97, top=0.92, bottom=0.08)
+    _draw_by_group(ax, subj, var, gcol, order, posthoc, title, seed)
+    return _save(fig, path)
+
+
+def fig_compare(subj, columns, gcol, order, stats_rows, path, seed=0):
+    """One :func:`fig_by_group` panel per compared column (ANOVA p in the title)."""
+    fig, axes = _subplots(1, len(columns), figsize=(3.6 * len(columns), 4.0), squeeze=False)
+    fig.subplots_adjust(left=0.6 / len(columns), right=0.98, top=0.9, bottom=0.08,
+                        wspace=0.4)
+    for ax, col in zip(axes[0], columns):
+        rows = [r for r in stats_rows if r["variable"] == col]
+        anova = next((r for r in rows if r["test"] == "one-way ANOVA"
+                      and np.isfinite(r["p"])), None)
+        title = f"ANOVA p = {anova['p']:.3g}" if anova else "ANOVA skipped"
+        _draw_by_group(ax, subj, col, gcol, order, [r for r in rows if r["test"] == "Tukey HSD"],
+                       title, seed)
+    return _save(fig, path)
+
+
+def _draw_by_group(ax, subj, var, gcol, order, posthoc, title, seed):
     rng = np.random.default_rng(seed)
     tops = []
     for i, g in enumerate(order):
@@ -78,7 +99,6 @@ def fig_by_group(subj, var, gcol, order, posthoc, title, path, seed=0):
     ax.set_xticks(range(len(order)), order)
     ax.set_ylabel(var)
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)
 
 
 def fig_scatter(patients, xs, outcome, gcol, order, stats_rows, path, first_colour=0):
@@ -201,10 +221,11 @@ def _key_results(stats_rows, roles):
                      and np.isfinite(r["statistic"])), None)
 
     out = []
-    r = find("one-way ANOVA", dfc)
-    if r:
-        out.append(f"{dfc} across groups: one-way ANOVA F[{r['df']}] = {r['statistic']:.2f}, "
-                   f"P = {r['p']:.3g}.")
+    for var in (dfc, *(roles.get("compare") or [])):
+        r = find("one-way ANOVA", var)
+        if r:
+            out.append(f"{var} across groups: one-way ANOVA F[{r['df']}] = "
+                       f"{r['statistic']:.2f}, P = {r['p']:.3g}.")
     r = find("Kruskal-Wallis", predictor)
     if r:
         out.append(f"{predictor} across groups: Kruskal-Wallis H({r['df']}) = "
@@ -224,6 +245,33 @@ def _key_results(stats_rows, roles):
             out.append(f"Responder prediction from {r['variable']}: leave-one-out AUC "
                        f"{r['statistic']:.2f} (95 % CI {r['ci_low']:.2f} to {r['ci_high']:.2f}).")
     return out
+
+
+def _compare_table(results, columns):
+    """One row per compared column: mean +- SD (n) per group, ANOVA and Tukey HSD."""
+    import pandas as pd
+
+    desc = results["descriptives"]
+    st = results["stats"]
+    rows = []
+    for col in columns:
+        row = {"variable": col}
+        for d in desc[desc["variable"] == col].itertuples():
+            row[d.group] = (f"{d.mean:.3g} +- {d.sd:.2g} (n {d.n})" if d.n > 1
+                            else f"{d.mean:.3g} (n {d.n})" if d.n else "n/a")
+        mine = st[st["variable"] == col]
+        anova = mine[mine["test"] == "one-way ANOVA"]
+        if len(anova) and np.isfinite(anova["p"].iloc[0]):
+            a = anova.iloc[0]
+            row["one-way ANOVA"] = f"F({a['df']}) = {a['statistic']:.3g}, p = {a['p']:.3g}"
+            row["eta squared"] = a["effect_size"]
+            row["Tukey HSD (mean difference, adjusted p)"] = "; ".join(
+                f"{t.contrast}: {t.effect_size:.3g}, p = {t.p_adj:.3g}"
+                for t in mine[mine["test"] == "Tukey HSD"].itertuples())
+        else:
+            row["one-way ANOVA"] = anova["note"].iloc[0] if len(anova) else "not run"
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
@@ -255,6 +303,12 @@ def build_group_report(gdir, tables, results, options, *, random_seed=None):
                                   f"{predictor} by group (Kruskal-Wallis, Mann-Whitney U)",
                                   fdir / "predictor_by_group.png"),
                      f"{predictor} by group; bars mark Mann-Whitney U pairs with p < 0.05."))
+    compare = roles.get("compare") or []
+    if compare:
+        figs.append((fig_compare(subj, compare, gcol, order, stats_rows,
+                                 fdir / "compare_by_group.png"),
+                     f"{', '.join(compare)} by group (one-way ANOVA; bars mark Tukey HSD pairs "
+                     "with adjusted p < 0.05; black mean +- SD)."))
     patients = subj[subj[gcol].isin(roles["labels"][1:])]
     if outcome and len(patients):
         xs = [dfc] + ([predictor] if predictor else [])
@@ -284,6 +338,13 @@ def build_group_report(gdir, tables, results, options, *, random_seed=None):
                       f"): {html.escape(s['reason'])}</li>" for s in results["skipped"])
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in tables.notes)
     key = "".join(f"<li>{html.escape(k)}</li>" for k in _key_results(stats_rows, roles))
+    methods = METHODS
+    compare_html = ""
+    if compare:
+        methods += (f" Compared columns ({', '.join(compare)}): Shapiro-Wilk per group, "
+                    "one-way ANOVA with Tukey HSD post hoc, as dFC.")
+        compare_html = ("<h2>Compared columns (one-way ANOVA, Tukey HSD)</h2>"
+                        + _table(_compare_table(results, compare)))
     body = f"""<!DOCTYPE html><html><head><meta charset="utf-8">
 <title>bids_dfc group report</title><style>{CSS}</style></head><body>
 <h1>bids_dfc group report</h1>
@@ -294,13 +355,13 @@ bootstrap resamples {options.n_boot}; random seed {html.escape(str(random_seed))
 <ul>{notes}</ul>
 <h2>Key results</h2><ul>{key or '<li>no test could run</li>'}</ul>
 <h2>Figures</h2>{fig_html}
-<h2>Descriptive statistics</h2>{_table(results['descriptives'])}
+{compare_html}<h2>Descriptive statistics</h2>{_table(results['descriptives'])}
 <h2>Tests</h2>{_table(results['stats'])}
 <h2>Mediation</h2>{_table(results['mediation'])}
 <h2>Responder prediction</h2>{_table(results['prediction'])}
 <h2>Skipped tests</h2>{'<ul>' + skipped + '</ul>' if skipped else '<p><em>none</em></p>'}
 <h2>Exclusions</h2>{_table(tables.exclusions)}
-<h2>Methods</h2><p>{html.escape(METHODS)}</p>
+<h2>Methods</h2><p>{html.escape(methods)}</p>
 </body></html>
 """
     from bids_dfc.workflows.group import write_text

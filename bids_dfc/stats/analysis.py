@@ -78,6 +78,9 @@ def run_group_statistics(tables, *, n_boot=5000, random_seed=None, all_pairs=Fal
                          pair=("DMN", "DeS")):
     """All group tests on one row per participant.
 
+    The columns in ``tables.roles["compare"]`` (``--compare-columns``, e.g. psychological
+    scores) get the tests dFC gets: Shapiro-Wilk per group, one-way ANOVA, Tukey HSD.
+
     Parameters
     ----------
     tables : bids_dfc.stats.table.AnalysisTables
@@ -103,10 +106,13 @@ def run_group_statistics(tables, *, n_boot=5000, random_seed=None, all_pairs=Fal
     order = [g for g in roles["labels"] if (subj[gcol] == g).any()]
     patients = subj[subj[gcol].isin(roles["labels"][1:])]
     rows, skipped = [], []
+    compare = roles.get("compare") or []
     desc = [tc.describe_by_group(subj[v], subj[gcol], order, v)
-            for v in (dfc, predictor, outcome) if v]
+            for v in dict.fromkeys(v for v in (dfc, predictor, outcome, *compare) if v)]
 
     _between_group_tests(rows, skipped, subj, dfc, gcol, order, parametric=True)
+    for col in compare:  # e.g. psychological scores: the same tests as dFC
+        _between_group_tests(rows, skipped, subj, col, gcol, order, parametric=True)
     if covs:
         if tc.group_size_problem(subj[dfc], subj[gcol], order) or len(order) < 2:
             _skip(rows, skipped, "ANCOVA (OLS, type II SS)", dfc, " vs ".join(order),

@@ -36,7 +36,8 @@ class AnalysisTables:
     exclusions : pandas.DataFrame
         ``participant_id, session_id, file, scope, reason``.
     roles : dict
-        Column roles: ``group, outcome, predictor, covariates, responder, dfc``.
+        Column roles: ``group, outcome, predictor, covariates, responder, dfc, labels,
+        compare`` (the ``--compare-columns``).
     notes : list of str
         Things the report should say (derived variables, relabelled groups).
     """
@@ -103,7 +104,8 @@ def assemble(dfc_long, participants, phenotypes, options):
         ``source name -> table`` after :func:`load_phenotype` (phenotype/*.tsv).
     options : object
         Group options (``group_column``, labels, ``outcome``, ``predictor``, ``covariates``,
-        ``relief_from``, ``responder_threshold``, ``tsp_columns``, ``max_mean_fd``, ``pair``).
+        ``compare_columns``, ``relief_from``, ``responder_threshold``, ``tsp_columns``,
+        ``max_mean_fd``, ``pair``). ``compare_columns`` may be absent (none compared).
 
     Returns
     -------
@@ -133,6 +135,8 @@ def assemble(dfc_long, participants, phenotypes, options):
     for c in covariates:
         if c in owner and _looks_numeric(tables[owner[c]], c):
             numeric.append(c)
+    compare = list(dict.fromkeys(getattr(options, "compare_columns", None) or []))
+    numeric += [c for c in compare if c in owner]
     cleaned = {}
     for name, table in tables.items():
         cols = [c for c in numeric if c in table.columns]
@@ -207,6 +211,7 @@ def assemble(dfc_long, participants, phenotypes, options):
     for what, col in (("--outcome", outcome), ("--predictor", predictor)):
         if col is not None:
             ph.require_columns([col], offered, what=what)
+    ph.require_columns(compare, offered, what="--compare-columns")
     if outcome is not None:
         runs = ph.coerce_numeric(runs, [outcome])
         runs["responder"] = ph.responder(runs[outcome], options.responder_threshold)
@@ -241,8 +246,8 @@ def assemble(dfc_long, participants, phenotypes, options):
 
     roles = {"group": gcol, "outcome": outcome, "predictor": predictor,
              "covariates": covariates, "responder": "responder" if outcome else None,
-             "dfc": "dcc_sd", "labels": labels}
-    used = [c for c in ([gcol, outcome, "responder", predictor, *covariates]
+             "dfc": "dcc_sd", "labels": labels, "compare": compare}
+    used = [c for c in ([gcol, outcome, "responder", predictor, *covariates, *compare]
                         + list(options.relief_from or []) + tsp_cols) if c and c in runs]
     used = list(dict.fromkeys(used))
     runs = runs[[c for c in ENTITY_COLUMNS if c in runs] + used + ["dcc_sd"]
@@ -257,7 +262,7 @@ def assemble(dfc_long, participants, phenotypes, options):
     subjects = runs.groupby("participant_id", sort=True).agg(agg).reset_index()
     subjects.insert(1, "n_runs", runs.groupby("participant_id", sort=True).size().to_numpy())
     patients = subjects[gcol].isin(labels[1:])
-    for col in [c for c in (outcome, predictor, *covariates) if c]:
+    for col in list(dict.fromkeys(c for c in (outcome, predictor, *covariates, *compare) if c)):
         # controls have no outcome by design; every other missing value loses a subject
         who = patients if col == outcome else subjects[gcol].notna()
         for pid in subjects.loc[who & subjects[col].isna(), "participant_id"]:

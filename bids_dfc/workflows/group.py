@@ -294,8 +294,8 @@ def _summary(tables, results, options, random_seed, out):
 
     opts = {k: getattr(options, k) for k in (
         "group_column", "control_label", "responder_label", "nonresponder_label", "outcome",
-        "predictor", "covariates", "relief_from", "responder_threshold", "tsp_columns",
-        "max_mean_fd", "n_boot", "all_pairs", "pair") if hasattr(options, k)}
+        "predictor", "covariates", "compare_columns", "relief_from", "responder_threshold",
+        "tsp_columns", "max_mean_fd", "n_boot", "all_pairs", "pair") if hasattr(options, k)}
     subj = tables.subjects
     return {
         "GeneratedBy": {"Name": "bids_dfc", "Version": bids_dfc.__version__},
