@@ -26,6 +26,7 @@ def group_options(**kw):
     """The group options with the documented defaults (as the CLI would build them)."""
     base = dict(group_column="group", control_label="HC", responder_label="R",
                 nonresponder_label="NR", outcome=None, predictor=None, covariates=[],
+                compare_columns=[],
                 relief_from=("pain_pre", "pain_post"), responder_threshold=30.0,
                 tsp_columns="tsp_*", max_mean_fd=0.5, n_boot=2000, all_pairs=False,
                 pair=("DMN", "DeS"))
@@ -285,3 +286,122 @@ def test_missing_values_are_listed_per_test(tmp_path):
     assert st[st["test"] == "one-way ANOVA"]["n"].iloc[0] == 22
     assert st[st["test"] == "Kruskal-Wallis H"]["n"].iloc[0] == 21
     assert st[st["contrast"] == "dcc_sd ~ relief_pct"]["n"].iloc[0] == 13
+
+
+def _write_psych(bids, seed, missing=None):
+    """phenotype/psych.tsv: integer scores, patients more anxious and catastrophizing."""
+    part = pd.read_csv(bids / "participants.tsv", sep="\t")
+    rng = np.random.default_rng([seed, 5])  # own stream: the dFC fixture is unchanged
+    patient = (part["group"] != "HC").to_numpy()
+    n = len(part)
+    psych = pd.DataFrame({
+        "participant_id": part["participant_id"],
+        "anxiety": np.clip(np.rint(np.where(patient, 10, 5) + rng.normal(0, 3, n)), 0, 21),
+        "pcs": np.clip(np.rint(np.where(patient, 24, 12) + rng.normal(0, 9, n)), 0, 52),
+    }).astype({"anxiety": "Int64", "pcs": "Int64"})
+    if missing:
+        psych.loc[psych["participant_id"] == missing, "anxiety"] = pd.NA
+    _write(bids / "phenotype" / "psych.tsv", psych,
+           {"anxiety": {"Description": "HADS anxiety, 0-21"},
+            "pcs": {"Description": "pain catastrophizing scale, 0-52"}})
+    return psych
+
+
+def test_compare_columns_match_scipy_and_statsmodels(tmp_path):
+    """--compare-columns: per-group Shapiro-Wilk, ANOVA and Tukey rows equal scipy.stats
+    f_oneway / shapiro and statsmodels pairwise_tukeyhsd computed here from the raw files
+    (included participants only: sub-05 fails FD QC, sub-03 has two runs)."""
+    from scipy import stats
+    from statsmodels.stats.multicomp import pairwise_tukeyhsd
+
+    bids, out, truth = make_group_dataset(tmp_path, n_hc=12, n_patients=21, seed=17)
+    psych = _write_psych(bids, 17, missing="sub-20")
+    opts = group_options(compare_columns=["anxiety", "pcs", "tsp"], n_boot=300)
+    paths = run_group_level(bids, out, opts, random_seed=0)
+    gd = pd.read_csv(paths["group_dfc"], sep="\t")
+    assert {"anxiety", "pcs"} <= set(gd.columns) and (gd["participant_id"] == "sub-03").sum() == 2
+    joined = gd.merge(psych, on="participant_id", suffixes=("", "_raw"))
+    np.testing.assert_array_equal(joined["pcs"], joined["pcs_raw"].astype(float))
+    side = json.loads(Path(paths["group_dfc"]).with_suffix(".json").read_text())
+    assert side["anxiety"]["Description"] == "HADS anxiety, 0-21"
+
+    included = gd.drop_duplicates("participant_id")[["participant_id", "group", "tsp"]]
+    assert "sub-05" not in set(included["participant_id"])
+    data = included.merge(psych, on="participant_id")
+    st = pd.read_csv(paths["stats"], sep="\t", keep_default_na=False, na_values=["n/a"])
+    for col in ("anxiety", "pcs", "tsp"):  # TSVs keep 10 digits (tsp is rounded): rtol 1e-7
+        d = data[data[col].notna()]
+        rows = st[st["variable"] == col]
+        samples = [d.loc[d["group"] == g, col].to_numpy(float) for g in ("HC", "NR", "R")]
+        sw = rows[rows["test"] == "Shapiro-Wilk"].set_index("contrast")
+        assert list(sw.index) == ["HC", "NR", "R"]
+        for g, v in zip(("HC", "NR", "R"), samples):
+            ref = stats.shapiro(v)
+            np.testing.assert_allclose(sw.loc[g, ["statistic", "p"]].to_numpy(float),
+                                       [ref.statistic, ref.pvalue], rtol=1e-7)
+            assert sw.loc[g, "n"] == v.size
+        anova = rows[rows["test"] == "one-way ANOVA"].iloc[0]
+        ref = stats.f_oneway(*samples)
+        np.testing.assert_allclose([anova["statistic"], anova["p"]], [ref.statistic, ref.pvalue],
+                                   rtol=1e-7)
+        assert anova["df"] == f"2, {len(d) - 3}" and anova["n"] == len(d)
+        tk = pairwise_tukeyhsd(d[col].to_numpy(float), d["group"].to_numpy())
+        ref = pd.DataFrame(tk.summary().data[1:], columns=tk.summary().data[0])
+        tukey = rows[rows["test"] == "Tukey HSD"]
+        assert list(tukey["contrast"]) == list(ref["group2"] + " - " + ref["group1"])
+        np.testing.assert_allclose(tukey["effect_size"], tk.meandiffs, rtol=1e-7)
+        np.testing.assert_allclose(tukey[["ci_low", "ci_high"]].to_numpy(), tk.confint,
+                                   rtol=1e-4)
+        np.testing.assert_allclose(tukey["p_adj"], tk.pvalues, rtol=1e-3, atol=1e-5)
+    # planted: patients score higher than controls
+    anx = st[(st["test"] == "one-way ANOVA") & (st["variable"] == "anxiety")].iloc[0]
+    assert anx["p"] < 0.01 and anx["n"] == 31  # 33 - sub-05 (FD) - sub-20 (n/a)
+    ex = pd.read_csv(paths["exclusions"], sep="\t")
+    assert ((ex["participant_id"] == "sub-20") & (ex["scope"] == "tests using anxiety")).any()
+    desc = pd.read_csv(paths["descriptives"], sep="\t")
+    hc = desc[(desc["variable"] == "pcs") & (desc["group"] == "HC")].iloc[0]
+    np.testing.assert_allclose(hc["mean"], data.loc[data["group"] == "HC", "pcs"].mean())
+    res = json.loads(Path(paths["results"]).read_text())
+    assert res["options"]["compare_columns"] == ["anxiety", "pcs", "tsp"]
+    assert {r["variable"] for r in res["stats"] if r["test"] == "Tukey HSD"} >= {"anxiety", "pcs"}
+    report = Path(paths["report"]).read_text()
+    assert "Compared columns (one-way ANOVA, Tukey HSD)" in report
+    assert "anxiety across groups: one-way ANOVA F[2, 28]" in report
+    assert "figures/compare_by_group.png" in report
+    assert (out / "group" / "figures" / "compare_by_group.png").stat().st_size > 10000
+
+
+def test_compare_columns_bad_input_and_small_group(tmp_path):
+    bids, out, _ = make_group_dataset(tmp_path / "a", n_hc=6, n_patients=12, seed=8)
+    _write_psych(bids, 8)
+    with pytest.raises(InputError, match=r"--compare-columns: column\(s\) 'hads' not found.*"
+                                         r"available columns:.*anxiety, pcs"):
+        run_group_level(bids, out, group_options(compare_columns=["anxiety", "hads"],
+                                                 n_boot=200))
+    path = bids / "phenotype" / "psych.tsv"
+    text = path.read_text().splitlines()
+    cells = text[4].split("\t")
+    cells[2] = "high"
+    text[4] = "\t".join(cells)
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(InputError, match=r"phenotype/psych.tsv, line 5 \(participant_id "
+                                         r"sub-04\), column 'pcs': value 'high' is not a number"):
+        run_group_level(bids, out, group_options(compare_columns=["pcs"], n_boot=200))
+
+    bids, out, _ = make_group_dataset(tmp_path / "b", n_hc=2, n_patients=20, seed=2,
+                                      runs_for=(), high_fd=())
+    _write_psych(bids, 2)
+    paths = run_group_level(bids, out, group_options(compare_columns=["anxiety"], n_boot=200),
+                            random_seed=0)
+    st = pd.read_csv(paths["stats"], sep="\t")
+    rows = st[st["variable"] == "anxiety"]
+    assert list(rows["test"]) == ["Shapiro-Wilk", "Shapiro-Wilk", "one-way ANOVA"]
+    assert list(rows["contrast"][:2]) == ["NR", "R"]  # HC (2 subjects) gets no normality test
+    assert rows["note"].iloc[2] == "skipped: group HC has 2 subjects with data (fewer than 3)"
+    assert np.isnan(rows["p"].iloc[2])
+    res = json.loads(Path(paths["results"]).read_text())
+    assert {"test": "one-way ANOVA", "variable": "anxiety", "contrast": "HC vs NR vs R",
+            "reason": "group HC has 2 subjects with data (fewer than 3)"} in res["skipped"]
+    report = Path(paths["report"]).read_text()
+    section = report.split("<h2>Compared columns")[1].split("<h2>")[0]
+    assert "<td>anxiety</td>" in section and "<td>skipped: group HC has 2 subjects" in section

@@ -55,9 +55,10 @@ def fig_by_group(subj, var, gcol, order, posthoc, title, path, seed=0):
 
 def fig_compare(subj, columns, gcol, order, stats_rows, path, seed=0):
     """One :func:`fig_by_group` panel per compared column (ANOVA p in the title)."""
-    fig, axes = _subplots(1, len(columns), figsize=(3.6 * len(columns), 4.0), squeeze=False)
-    fig.subplots_adjust(left=0.6 / len(columns), right=0.98, top=0.9, bottom=0.08,
-                        wspace=0.4)
+    width = 3.6 * len(columns)
+    fig, axes = _subplots(1, len(columns), figsize=(width, 4.0), squeeze=False)
+    fig.subplots_adjust(left=0.7 / width, right=1 - 0.15 / width, top=0.92, bottom=0.08,
+                        wspace=0.35)
     for ax, col in zip(axes[0], columns):
         rows = [r for r in stats_rows if r["variable"] == col]
         anova = next((r for r in rows if r["test"] == "one-way ANOVA"

@@ -42,9 +42,10 @@ def _design(frame, covariates):
     return np.hstack(parts)
 
 
-def _between_group_tests(rows, skipped, subj, var, gcol, order, parametric):
+def _between_group_tests(rows, skipped, subj, var, gcol, order, parametric, normality=True):
     values, groups = subj[var].to_numpy(dtype=float), subj[gcol].to_numpy(dtype=object)
-    rows += tc.shapiro_by_group(values, groups, order, var)
+    if normality:
+        rows += tc.shapiro_by_group(values, groups, order, var)
     name, test = (("one-way ANOVA", tc.anova_tukey) if parametric
                   else ("Kruskal-Wallis H", tc.kruskal_mwu))
     problem = (tc.group_size_problem(values, groups, order) if len(order) > 1
@@ -112,7 +113,8 @@ def run_group_statistics(tables, *, n_boot=5000, random_seed=None, all_pairs=Fal
 
     _between_group_tests(rows, skipped, subj, dfc, gcol, order, parametric=True)
     for col in compare:  # e.g. psychological scores: the same tests as dFC
-        _between_group_tests(rows, skipped, subj, col, gcol, order, parametric=True)
+        _between_group_tests(rows, skipped, subj, col, gcol, order, parametric=True,
+                             normality=col != predictor)  # the predictor's come below
     if covs:
         if tc.group_size_problem(subj[dfc], subj[gcol], order) or len(order) < 2:
             _skip(rows, skipped, "ANCOVA (OLS, type II SS)", dfc, " vs ".join(order),
