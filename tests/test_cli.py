@@ -36,6 +36,7 @@ def test_defaults_are_the_studys():
     assert ex.work_dir == Path("/data/out_work")
     assert ex.analysis_level == "participant"
     assert grp.responder_threshold == 30.0 and grp.n_boot == 5000 and grp.pair == ("DMN", "DeS")
+    assert grp.covariates == [] and grp.compare_columns == []
 
 
 def test_every_option_is_stored(tmp_path):
@@ -64,6 +65,7 @@ def test_every_option_is_stored(tmp_path):
         "--group-column", "arm", "--control-label", "ctl", "--responder-label", "resp",
         "--nonresponder-label", "nonresp", "--outcome", "relief_pct", "--predictor", "tsp",
         "--covariates", "age", "sex", "--relief-from", "pre", "post",
+        "--compare-columns", "hads_anxiety", "pcs",
         "--responder-threshold", "50", "--tsp-columns", "tsp_*", "--max-mean-fd", "0.4",
         "--n-boot", "200", "--all-pairs", "--pair", "PCC", "PAG",
     ]  # fmt: skip
@@ -85,6 +87,7 @@ def test_every_option_is_stored(tmp_path):
     assert (grp.group_column, grp.control_label, grp.responder_label, grp.nonresponder_label) == (
         "arm", "ctl", "resp", "nonresp")  # fmt: skip
     assert (grp.outcome, grp.predictor, grp.covariates) == ("relief_pct", "tsp", ["age", "sex"])
+    assert grp.compare_columns == ["hads_anxiety", "pcs"]
     assert grp.relief_from == ("pre", "post") and grp.responder_threshold == 50.0
     assert grp.tsp_columns == ["tsp_*"] and grp.max_mean_fd == 0.4 and grp.n_boot == 200
     assert grp.all_pairs and grp.pair == ("PCC", "PAG")
@@ -127,6 +130,8 @@ def test_every_option_is_stored(tmp_path):
         (["--max-mean-fd", "-1"], "--max-mean-fd"),
         (["--n-boot", "0"], "--n-boot"),
         (["--relief-from", "pre"], "--relief-from"),
+        (["--compare-columns"], "--compare-columns"),
+        (["--compare-columns", "--all-pairs"], "--compare-columns"),
     ],
 )
 def test_bad_values_exit_2_with_one_line_naming_the_option(capsys, argv, option):
@@ -151,6 +156,7 @@ def test_config_file_same_keys_and_command_line_wins(tmp_path, capsys):
         'plugin-args = {n_procs = 1}\n'
         '[workflow]\ndummy_scans = "auto"\n'
         '[group]\ncovariates = ["age", "sex"]\nn-boot = 100\nrelief-from = ["pre", "post"]\n'
+        'compare-columns = ["hads_anxiety", "hads_depression", "pcs", "resilience"]\n'
     )
     cfg = parse_args(POS + ["--config-file", str(cfg_file), "--n-boot", "7"])
     assert cfg.workflow.smoothing_fwhm == 6.0 and cfg.execution.sloppy
@@ -158,6 +164,14 @@ def test_config_file_same_keys_and_command_line_wins(tmp_path, capsys):
     assert cfg.execution.plugin_args == {"n_procs": 1}
     assert cfg.group.covariates == ["age", "sex"] and cfg.group.relief_from == ("pre", "post")
     assert cfg.group.n_boot == 7  # the command line wins over the file
+    assert cfg.group.compare_columns == ["hads_anxiety", "hads_depression", "pcs", "resilience"]
+    cfg = parse_args(POS + ["--config-file", str(cfg_file), "--compare-columns", "pcs"])
+    assert cfg.group.compare_columns == ["pcs"]
+    assert json.loads(json.dumps(cfg.to_dict()))["group"]["compare_columns"] == ["pcs"]
+
+    cfg_file.write_text("[group]\ncompare-columns = []\n")
+    code, err = _error(capsys, POS + ["--config-file", str(cfg_file)])
+    assert code == 2 and "--compare-columns" in err and "cfg.toml" in err
 
     cfg_file.write_text("smoothing_fwhm = -2\n")
     code, err = _error(capsys, POS + ["--config-file", str(cfg_file)])
