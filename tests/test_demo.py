@@ -23,6 +23,7 @@ from scipy.spatial.transform import Rotation
 
 from bids_dfc.cli.demo import main
 from bids_dfc.demo import (
+    bids_io,
     load_truth,
     make_demo_dataset,
     mni_to_bold,
@@ -30,7 +31,7 @@ from bids_dfc.demo import (
     motion_matrices,
 )
 from bids_dfc.demo.geometry import native_to_mni, rigid_matrix, rigid_params
-from bids_dfc.demo.phenotype import simulate_cohort
+from bids_dfc.demo.phenotype import PSYCH_PARAMS, simulate_cohort, simulate_psych
 from bids_dfc.demo.signals import framewise_displacement, planted_dfc, planted_dynamics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,6 +124,54 @@ def test_cohort_model_plants_the_study_effects():
     design = np.column_stack([np.ones(len(pat)), pat["tsp_latent"], pat["dfc_latent"]])
     coef = np.linalg.lstsq(design, pat["relief"].to_numpy(), rcond=None)[0]
     assert abs(coef[1]) < 0.15 * abs(coef[2])
+
+
+def test_psych_scores_leave_every_other_demo_value_unchanged(small, tmp_path):
+    """phenotype/psych.tsv comes from its own stream, ``default_rng([seed, 2])``: the cohort,
+    the other BIDS tables and the truth equal those of the cohort simulated without the
+    scores (the demo's ``default_rng([seed, 1])`` draw alone), byte for byte."""
+    bids, truth = small["bids_dir"], small["truth_dir"]
+    cohort = simulate_cohort(3, np.random.default_rng([11, 1]))  # no psych step at all
+    psych = simulate_psych(cohort, np.random.default_rng([11, 2]))
+    ref = tmp_path / "ref"
+    bids_io.write_participants(ref, cohort)
+    bids_io.write_psych(ref, psych)
+    for name in ("participants.tsv", "participants.json", "phenotype/pain.tsv",
+                 "phenotype/pain.json", "phenotype/tsp.tsv", "phenotype/tsp.json",
+                 "phenotype/psych.tsv", "phenotype/psych.json"):
+        assert (bids / name).read_bytes() == (ref / name).read_bytes(), name
+    # the truth table: the same cohort columns (true_dfc realised per run), scores appended
+    expected = cohort.copy()
+    expected.insert(list(expected.columns).index("true_dfc"), "target_dfc", expected["true_dfc"])
+    expected["true_dfc"] = [load_truth(truth, pid)["true_dfc"]
+                            for pid in expected["participant_id"]]
+    bids_io.write_tsv(ref / "truth.tsv", expected.merge(psych, on="participant_id"), "%.6g")
+    assert (truth / "participants_truth.tsv").read_bytes() == (ref / "truth.tsv").read_bytes()
+    header = (truth / "participants_truth.tsv").read_text().splitlines()[0].split("\t")
+    assert header[-4:] == ["hads_anxiety", "hads_depression", "pcs", "resilience"]
+    model = json.loads((truth / "generative_model.json").read_text())
+    assert model["psych"]["pcs"]["range"] == [0, 52]
+
+
+def test_psych_model_patients_worse_than_controls_r_like_nr():
+    cohort = simulate_cohort(600, np.random.default_rng(4))
+    psych = simulate_psych(cohort, np.random.default_rng(5))
+    assert list(psych["participant_id"]) == list(cohort["participant_id"])
+    data = cohort[["participant_id", "group"]].merge(psych, on="participant_id")
+    for col, p in PSYCH_PARAMS.items():
+        assert data[col].dtype.kind == "i" and data[col].between(*p["range"]).all(), col
+        by = {g: data.loc[data["group"] == g, col] for g in ("HC", "R", "NR")}
+        patients = pd.concat([by["R"], by["NR"]])
+        worse = -1 if col == "resilience" else 1
+        # controls differ from patients (Welch t, scipy), R and NR do not
+        assert worse * (patients.mean() - by["HC"].mean()) > 0.5 * p["sd"], col
+        assert stats.ttest_ind(patients, by["HC"], equal_var=False).pvalue < 1e-6, col
+        assert stats.ttest_ind(by["R"], by["NR"], equal_var=False).pvalue > 0.05, col
+    assert stats.spearmanr(data["hads_anxiety"], data["hads_depression"])[0] > 0.4
+    assert stats.spearmanr(data["pcs"], data["resilience"])[0] < -0.2
+    with pytest.raises(ValueError, match="unknown group label.*'patient'"):
+        simulate_psych(pd.DataFrame({"participant_id": ["sub-01"], "group": ["patient"]}),
+                       np.random.default_rng(0))
 
 
 def test_rigid_convention_matches_scipy_rotation():
