@@ -137,6 +137,27 @@ def test_group_size_problem_and_shapiro():
     np.testing.assert_allclose(rows[0]["statistic"], stats.shapiro([0.0, 1, 2]).statistic)
 
 
+def test_shapiro_on_a_constant_group_and_integer_scores():
+    """A questionnaire score at its floor in one group: no W for that group (scipy would
+    warn and return W = 1), the other groups and the ANOVA/Tukey rows still match scipy
+    ``f_oneway`` and statsmodels ``pairwise_tukeyhsd``."""
+    score = np.array([0, 0, 0, 0, 5, 9, 7, 12, 8, 6, 11, 14, 9])
+    g = np.array(["HC"] * 4 + ["NR"] * 4 + ["R"] * 5)
+    rows = tc.shapiro_by_group(score, g, ORDER, "hads_depression")
+    assert [r["contrast"] for r in rows] == ORDER
+    assert np.isnan(rows[0]["statistic"]) and np.isnan(rows[0]["p"]) and rows[0]["n"] == 4
+    assert rows[0]["note"] == "not defined: all 4 values equal 0"
+    ref = stats.shapiro(score[g == "R"])
+    np.testing.assert_allclose([rows[2]["statistic"], rows[2]["p"]], [ref.statistic, ref.pvalue])
+    rows = tc.anova_tukey(score, g, ORDER, "hads_depression")
+    ref = stats.f_oneway(*(score[g == k] for k in ORDER))
+    np.testing.assert_allclose([rows[0]["statistic"], rows[0]["p"]], [ref.statistic, ref.pvalue],
+                               rtol=1e-12)
+    tk = pairwise_tukeyhsd(score, g)
+    np.testing.assert_allclose([r["effect_size"] for r in rows[1:]], tk.meandiffs, rtol=1e-12)
+    np.testing.assert_allclose([r["p"] for r in rows[1:]], tk.pvalues, rtol=1e-3, atol=1e-5)
+
+
 def test_partial_spearman_matches_pingouin():
     rng = np.random.default_rng(17)
     n = 29

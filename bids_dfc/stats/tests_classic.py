@@ -88,10 +88,18 @@ def describe_by_group(values, groups, order, variable):
 
 
 def shapiro_by_group(values, groups, order, variable):
-    """Shapiro-Wilk normality test in each group with at least 3 values."""
+    """Shapiro-Wilk normality test in each group with at least 3 values.
+
+    A group whose values are all equal (e.g. a questionnaire score at its floor) has no
+    defined W: its row has empty numbers and a note saying so.
+    """
     rows = []
     for g, v in zip(order, _split(values, groups, order)):
         if v.size < MIN_GROUP_SIZE:
+            continue
+        if np.ptp(v) == 0:
+            rows.append(_row("Shapiro-Wilk", variable, g, np.nan, "", np.nan, v.size,
+                             note=f"not defined: all {v.size} values equal {v[0]:g}"))
             continue
         res = stats.shapiro(v)
         rows.append(_row("Shapiro-Wilk", variable, g, res.statistic, "", res.pvalue, v.size,
