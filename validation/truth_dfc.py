@@ -248,6 +248,7 @@ def main(argv=None) -> int:
     parser.add_argument("--group", action="store_true", help="also compare the group level")
     args = parser.parse_args(argv)
     work = args.work.absolute()
+    work.mkdir(parents=True, exist_ok=True)
     if args.bids:
         bids = args.bids.absolute()
         truth_dir = Path(str(bids) + "_truth")

@@ -180,11 +180,12 @@ def spatial_maps(model: HeadModel, geom: RunGeometry, seeds, rng: np.random.Gene
     tissue = {k: model.sample(k, mni).reshape(shape) for k in ("gm", "wm", "csf")}
     brain = model.sample("brain_mask", mni).reshape(shape)
     fine_tissue = {"brain": brain, **tissue}
-    tissue_in_brain = np.clip(tissue["gm"] + tissue["wm"], 0.0, 1.0)
     maps = [s0]
     for network in ("DMN", "DeS"):
+        # neural signal lives in grey matter only (every seed is >= 70 % GM): white matter
+        # next to a seed must not carry it, or aCompCor on WM would rightly remove it
         weight = network_weight(mni, seeds, network).reshape(shape)
-        maps.append(s0 * amp["network"] * weight * tissue_in_brain * brain)
+        maps.append(s0 * amp["network"] * weight * tissue["gm"] * brain)
     del mni
     fine_zooms = geom.zooms / 2.0
     for key, count, scale in (("wm", n_wm, amp["wm_noise"]), ("csf", n_csf, amp["csf_noise"])):
