@@ -200,29 +200,40 @@ def _erode_mm(mask: np.ndarray, zooms, mm: float) -> np.ndarray:
 
 def project_anat(t1w_mask, tpms, t1w_affine, anat2boldref: list, shape, bold_affine, *,
                  wm_erode_mm: float = 3.0, csf_erode_mm: float = 1.5,
-                 min_voxels: int = 5) -> dict:
+                 gm_exclude_mm: float = 2.0, min_voxels: int = 5) -> dict:
     """T1w brain mask and eroded WM / CSF masks on the BOLD grid.
 
     WM and CSF are the voxels with probability > 0.9 in T1w space, eroded by
-    ``wm_erode_mm`` / ``csf_erode_mm`` (distance to the tissue's edge), resampled
-    linearly onto the BOLD grid and thresholded at 0.99 (a BOLD voxel entirely inside the
-    eroded tissue), then restricted to the BOLD brain mask.  When fewer than
-    ``min_voxels`` survive, the BOLD-space threshold is relaxed (0.9, 0.75, 0.5) and the
-    value used is reported.
+    ``wm_erode_mm`` / ``csf_erode_mm`` (distance to the tissue's edge), minus every voxel
+    within ``gm_exclude_mm`` of grey matter (GM probability > 0.05; as fMRIPrep does, so
+    that thin CSF such as the interhemispheric fissure, blurred with the cortex beside it
+    by the BOLD point spread, cannot turn a network's own signal into a CompCor
+    component), resampled linearly onto the BOLD grid and thresholded at 0.99 (a BOLD
+    voxel entirely inside the eroded tissue), then restricted to the BOLD brain mask.
+    When fewer than ``min_voxels`` survive, the BOLD-space threshold is relaxed (0.9, 0.75,
+    0.5) and the value used is reported.
 
     Parameters
     ----------
     tpms : sequence of arrays
-        ``[GM, WM, CSF]`` probability maps on the T1w grid (GM is not used; may be None).
+        ``[GM, WM, CSF]`` probability maps on the T1w grid (GM may be None: then no GM
+        exclusion).
     """
     zooms = np.sqrt((t1w_affine[:3, :3] ** 2).sum(0))
     xfms = [anat2boldref] if isinstance(anat2boldref, (str, os.PathLike)) else anat2boldref
     brain = resample_to_grid(np.asarray(t1w_mask, np.float32), t1w_affine, xfms,
                              shape, bold_affine) > 0.5
+    near_gm = None
+    if tpms[0] is not None and gm_exclude_mm > 0:
+        near_gm = ndi.distance_transform_edt(np.asarray(tpms[0]) <= 0.05,
+                                             sampling=zooms) <= gm_exclude_mm
     out = {"brain": brain}
     for name, tpm, erode in (("wm", tpms[1], wm_erode_mm), ("csf", tpms[2], csf_erode_mm)):
-        tissue = _erode_mm(np.asarray(tpm) > 0.9, zooms, erode).astype(np.float32)
-        frac = resample_to_grid(tissue, t1w_affine, xfms, shape, bold_affine)
+        tissue = _erode_mm(np.asarray(tpm) > 0.9, zooms, erode)
+        if near_gm is not None:
+            tissue &= ~near_gm
+        frac = resample_to_grid(tissue.astype(np.float32), t1w_affine, xfms, shape,
+                                bold_affine)
         for thr in (0.99, 0.9, 0.75, 0.5):
             mask = (frac >= thr) & brain
             if mask.sum() >= min_voxels:

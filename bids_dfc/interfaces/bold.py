@@ -239,12 +239,10 @@ class AnatToBold(SimpleInterface):
         ref = nb.load(self.inputs.boldref)
         mask = nb.load(self.inputs.t1w_mask)
         if isdefined(self.inputs.t1w_tpms) and len(self.inputs.t1w_tpms) >= 3:
-            # only WM and CSF are needed (GM is never loaded: T1w grids can be large)
-            tpms = [None] + [nb.load(f).get_fdata(dtype=np.float32)
-                             for f in self.inputs.t1w_tpms[1:3]]
+            tpms = [nb.load(f).get_fdata(dtype=np.float32) for f in self.inputs.t1w_tpms[:3]]
         elif isdefined(self.inputs.t1w_dseg):
             dseg = np.asanyarray(nb.load(self.inputs.t1w_dseg).dataobj)
-            tpms = [None] + [(dseg == k).astype(np.float32) for k in (2, 3)]
+            tpms = [(dseg == k).astype(np.float32) for k in (1, 2, 3)]
         else:
             raise InputError("AnatToBold needs t1w_tpms ([GM, WM, CSF]) or t1w_dseg")
         with node_tmpdir(runtime.cwd):
