@@ -207,19 +207,22 @@ def _rotation(ax, az):
 
 
 def test_registration_is_reproducible(anat_run, template, tmp_path):
-    """Same seed, one ITK thread: identical transforms on a rerun.  ITK fixes its thread count
-    when the process first uses it, so the reruns go to a fresh process with the variable set
-    from the start (as a nipype worker does)."""
+    """Same seed, one ITK thread: identical transforms and segmentation on a rerun.  ITK fixes
+    its thread count when the process first uses it, so the reruns go to a fresh process with
+    the variable set from the start (as a nipype worker does)."""
     n4 = next((anat_run.parents[2] / "work").rglob("t1w_n4.nii.gz"))
     code = (
-        "import sys; from bids_dfc.interfaces.anat import register_core\n"
+        "import sys; from bids_dfc.interfaces.anat import register_core, segment_core\n"
         "for k in range(2):\n"
-        f"    register_core({str(n4)!r}, {template.t1w!r}, {template.brain_mask!r}, "
-        f"{str(tmp_path)!r} + f'/r{{k}}', sloppy=True, random_seed=0)\n"
+        f"    out = {str(tmp_path)!r} + f'/r{{k}}'\n"
+        f"    res = register_core({str(n4)!r}, {template.t1w!r}, {template.brain_mask!r}, "
+        "out, sloppy=True, random_seed=0)\n"
+        "    segment_core(res['t1w_brain'], res['brain_mask'], out, sloppy=True)\n"
     )
     env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1", "TMPDIR": str(tmp_path)}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
-    for name in ("from-template_to-T1w_warp.nii.gz", "brain_mask.nii.gz"):
+    for name in ("from-template_to-T1w_warp.nii.gz", "brain_mask.nii.gz", "dseg.nii.gz",
+                 "label-GM_probseg.nii.gz"):
         first, second = (nib.load(tmp_path / f"r{k}" / name).get_fdata() for k in range(2))
         np.testing.assert_array_equal(first, second)
     texts = [(tmp_path / f"r{k}" / "from-T1w_to-template_affine.txt").read_text()

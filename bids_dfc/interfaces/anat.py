@@ -248,6 +248,8 @@ def segment_core(t1w_file, mask_file, out_dir, *, priors=None, std2anat_xfm=None
         t1w, mask = native, native_mask
     inside = mask.numpy() > 0
     conv = "[3,0.001]" if sloppy else "[5,0.0005]"
+    # r=0: Atropos seeds its random number generator with a constant (its default, 1, seeds
+    # it from the clock, and reruns then give different segmentations)
     if priors:
         if not std2anat_xfm:
             raise ValueError("std2anat_xfm is needed to warp the tissue priors")
@@ -261,10 +263,10 @@ def segment_core(t1w_file, mask_file, out_dir, *, priors=None, std2anat_xfm=None
         stack /= stack.sum(0)
         prior_imgs = [t1w.new_image_like((p * inside).astype("float32")) for p in stack]
         res = ants.atropos(a=t1w, x=mask, i=prior_imgs, m="[0.1,1x1x1]", c=conv,
-                           priorweight=0.25)
+                           priorweight=0.25, r=0)
         posteriors = list(res["probabilityimages"])  # GM, WM, CSF order
     else:
-        res = ants.atropos(a=t1w, x=mask, i="KMeans[3]", m="[0.1,1x1x1]", c=conv)
+        res = ants.atropos(a=t1w, x=mask, i="KMeans[3]", m="[0.1,1x1x1]", c=conv, r=0)
         csf, gm, wm = res["probabilityimages"]  # ordered by intensity
         posteriors = [gm, wm, csf]
     if coarse:
