@@ -23,9 +23,11 @@ On the demo dataset (default 12 subjects), for every subject:
 It prints and writes (``validation/results/truth_dfc.tsv`` per subject and
 ``validation/results/truth_dfc_summary.tsv``) Spearman(pipeline, truth),
 Pearson(pipeline, oracle) and, for reference, Spearman(oracle, truth) and
-Spearman(pipeline, rho_sd). With ``--group`` it also runs the group level on the pipeline's
-outputs (settings of ``demo/group.toml``) and compares its tests with the same tests on the
-true dFC (``validation/results/truth_group.tsv``): the planted group effects recovered.
+Spearman(pipeline, rho_sd), and the median absolute error of the static DMN-DeS correlation
+(raw data, pipeline, oracle vs the planted one). With ``--group`` it also runs the group level
+on the pipeline's outputs (settings of ``demo/group.toml``) and compares its tests with the
+same tests on the true dFC (``validation/results/truth_group.tsv``): are the planted group
+effects recovered?
 
 Usage::
 
@@ -104,9 +106,16 @@ def oracle_dfc(truth_dir: Path, subject: str, bids_dir: Path) -> dict:
             for net in ("DMN", "DeS")}
     x = np.column_stack([nets["DMN"], nets["DeS"]])
     res = dcc((x - x.mean(0)) / x.std(0))
+    # static DMN-DeS correlation: planted, raw (true seeds, no cleaning at all) and oracle
+    planted = truth["signals"][["dmn", "des"]].to_numpy()[truth["n_dummies"]:]
+    raw_nets = [raw[list(seeds.loc[seeds.network == net, "name"])].mean(axis=1)
+                for net in ("DMN", "DeS")]
     return {"oracle_dfc": float(dfc_summary(res.R)["sd"][0]),
             "oracle_converged": bool(res.converged[0]), "true_dfc": truth["true_dfc"],
-            "rho_sd": float(truth["run_info"]["rho_sd"]), "n_noise_voxels": int(noise.sum())}
+            "rho_sd": float(truth["run_info"]["rho_sd"]), "n_noise_voxels": int(noise.sum()),
+            "true_r": float(np.corrcoef(planted.T)[0, 1]),
+            "raw_r": float(np.corrcoef(raw_nets[0], raw_nets[1])[0, 1]),
+            "oracle_r": float(np.corrcoef(x.T)[0, 1])}
 
 
 def seed_placement(derivatives: Path, truth_dir: Path, subject: str) -> dict:
@@ -175,12 +184,13 @@ def truemaps_on_pipeline(derivatives: Path, truth_dir: Path, subject: str) -> di
 def pipeline_dfc(derivatives: Path, subject: str) -> dict:
     files = sorted((derivatives / f"sub-{subject}").glob("**/func/*_seg-seeds_dfc.tsv"))
     if not files:
-        return {"pipeline_dfc": np.nan, "pipeline_converged": np.nan, "mean_fd": np.nan}
+        return {"pipeline_dfc": np.nan, "pipeline_converged": np.nan, "mean_fd": np.nan,
+                "pipeline_r": np.nan}
     row = pd.read_csv(files[0], sep="\t").iloc[0]
     if (row["seed_a"], row["seed_b"]) != ("DMN", "DeS"):
         raise RuntimeError(f"{files[0]}: first row is not DMN-DeS")
     return {"pipeline_dfc": float(row["dcc_sd"]), "pipeline_converged": bool(row["converged"]),
-            "mean_fd": float(row["mean_fd"])}
+            "mean_fd": float(row["mean_fd"]), "pipeline_r": float(row["pearson_r"])}
 
 
 def run_pipeline(bids: Path, derivatives: Path, work: Path, nprocs: int) -> float:
@@ -302,6 +312,10 @@ def main(argv=None) -> int:
             summary.append(("pearson_pipeline_truemapsonpipeline", r, p, len(ok)))
             r, p = stats.pearsonr(ok["truemaps_on_pipeline_dfc"], ok["oracle_dfc"])
             summary.append(("pearson_truemapsonpipeline_oracle", r, p, len(ok)))
+        # static correlation: how far raw data, pipeline and oracle are from the planted one
+        for name in ("raw_r", "pipeline_r", "oracle_r"):
+            err = (ok[name] - ok["true_r"]).abs()
+            summary.append((f"median_abs_error_{name}", err.median(), np.nan, len(ok)))
         summary.append(("subjects_with_pipeline_output", len(ok), np.nan, len(res)))
         for col in [c for c in res.columns if c.startswith(("dist_mm_", "overlap_"))]:
             vals = res[col].dropna()
