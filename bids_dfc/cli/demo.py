@@ -39,7 +39,7 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="participants, balanced HC / R / NR (default: 12)")
     size.add_argument("--n-volumes", type=_positive_int, default=None,
                       help="BOLD volumes per run incl. 4 non-steady-state ones "
-                           "(default: 154, or 277 with --full-size)")
+                           "(default: 277, the study's run length)")
     size.add_argument("--full-size", action="store_true",
                       help="T1w 1 mm 256x256x180 and BOLD 3.125x3.125x4 mm 64x64x36 "
                            "(default: T1w 2 mm, BOLD 4 mm)")

@@ -29,7 +29,7 @@ from bids_dfc.demo.geometry import (
 
 #: Signal amplitudes as fractions of the baseline intensity (thermal noise in intensity
 #: units; baseline GM is 750).
-AMPLITUDES = {"network": 0.045, "wm_noise": 0.015, "csf_noise": 0.03, "gm_share": 0.5,
+AMPLITUDES = {"network": 0.08, "wm_noise": 0.015, "csf_noise": 0.03, "gm_share": 0.5,
               "thermal_sd": 9.0, "drift": 0.02, "bias": 0.10}
 #: Planted signal profile: full weight up to seed radius + ``SIGNAL_MARGIN_MM``, then a
 #: Gaussian fall-off of SD ``SIGNAL_FALLOFF_MM``.

@@ -34,7 +34,7 @@ from bids_dfc.demo.truth import entity_prefix
 #: Acquisition geometry of the two sizes.
 SIZES = {
     "small": {"t1w_shape": (120, 128, 90), "t1w_zooms": (2.0, 2.0, 2.0),
-              "bold_shape": (50, 54, 36), "bold_zooms": (4.0, 4.0, 4.0), "n_volumes": 154,
+              "bold_shape": (50, 54, 36), "bold_zooms": (4.0, 4.0, 4.0), "n_volumes": 277,
               "template_resolution": 2},
     "full": {"t1w_shape": (256, 256, 180), "t1w_zooms": (1.0, 1.0, 1.0),
              "bold_shape": (64, 64, 36), "bold_zooms": (3.125, 3.125, 4.0), "n_volumes": 277,
@@ -201,8 +201,8 @@ def make_demo_dataset(out_dir, *, n_subjects: int = 12, seed: int = 0, n_volumes
     seed : int
         Seed of every random draw: same seed, same data.
     n_volumes : int, optional
-        BOLD volumes per run including the 4 non-steady-state ones (default 154 small,
-        277 full size).
+        BOLD volumes per run including the 4 non-steady-state ones (default 277, the
+        study's run length, at both sizes).
     full_size : bool
         T1w 1 mm 256x256x180 and BOLD 3.125x3.125x4 mm 64x64x36 instead of the small
         default (T1w 2 mm 120x128x90, BOLD 4 mm 50x54x36).
