@@ -105,6 +105,17 @@ def outputs(dataset):
     return bids, out, truth, paths
 
 
+
+def _set_cell(path, line: int, column: int, value: str) -> list[str]:
+    """Overwrite one cell of a TSV (0-based line incl. header, column); return the old lines."""
+    text = path.read_text().splitlines()
+    original = list(text)
+    cells = text[line].split("\t")
+    cells[column] = value
+    text[line] = "\t".join(cells)
+    path.write_text("\n".join(text) + "\n")
+    return original
+
 def test_outputs_written_with_sidecars(outputs):
     _, out, _, paths = outputs
     for key in ("group_dfc", "stats", "mediation", "prediction", "exclusions", "report",
@@ -193,12 +204,7 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(InputError, match=r"--covariates.*'weight'.*available"):
         run_group_level(bids, out, group_options(covariates=["weight"], n_boot=200))
     pain = bids / "phenotype" / "pain.tsv"
-    text = pain.read_text().splitlines()
-    good = list(text)
-    cells = text[8].split("\t")
-    cells[1] = "seven"
-    text[8] = "\t".join(cells)
-    pain.write_text("\n".join(text) + "\n")
+    good = _set_cell(pain, 8, 1, "seven")
     with pytest.raises(InputError, match=r"pain.tsv, line 9 \(participant_id sub-08\), "
                                          r"column 'pain_pre': value 'seven'"):
         run_group_level(bids, out, group_options(n_boot=200))
@@ -378,12 +384,7 @@ def test_compare_columns_bad_input_and_small_group(tmp_path):
                                          r"available columns:.*anxiety, pcs"):
         run_group_level(bids, out, group_options(compare_columns=["anxiety", "hads"],
                                                  n_boot=200))
-    path = bids / "phenotype" / "psych.tsv"
-    text = path.read_text().splitlines()
-    cells = text[4].split("\t")
-    cells[2] = "high"
-    text[4] = "\t".join(cells)
-    path.write_text("\n".join(text) + "\n")
+    _set_cell(bids / "phenotype" / "psych.tsv", 4, 2, "high")
     with pytest.raises(InputError, match=r"phenotype/psych.tsv, line 5 \(participant_id "
                                          r"sub-04\), column 'pcs': value 'high' is not a number"):
         run_group_level(bids, out, group_options(compare_columns=["pcs"], n_boot=200))
