@@ -181,26 +181,45 @@ def test_failed_task_blocks_group_level(cluster, demo, tmp_path):
     assert not (tmp_path / "out" / "group").exists()
 
 
-@pytest.mark.parametrize("plugin", ["SLURM", "SLURMGraph"])
-def test_nipype_slurm_plugins_match_array_job(cluster, array_run, demo, tmp_path, plugin):
+PLUGINS = ("SLURM", "SLURMGraph")
+
+
+@pytest.fixture(scope="module")
+def plugin_runs(cluster, array_run, demo, tmp_path_factory) -> dict:
+    """One participant through each nipype SLURM plugin, both submitting at the same time
+    (the 2-CPU node runs a job of each side by side): {plugin: (code, stderr, out, work,
+    subject)}."""
+    subjects = _subjects(demo)
+    plugin_args = {"sbatch_args": "--mem=2000M --cpus-per-task=1 --time=00:10:00",
+                   "max_jobs": 2, "poll_sleep_duration": 1}
+    started = {}
+    for index, plugin in enumerate(PLUGINS):
+        root = tmp_path_factory.mktemp(f"slurm_{plugin}")
+        subject = subjects[index % len(subjects)]
+        proc = subprocess.Popen(
+            [str(BIN / "bids-dfc"), str(demo), str(root / "out"), "participant",
+             "--participant-label", subject[4:], "-w", str(root / "work"), "--sloppy",
+             "--plugin", plugin, "--plugin-args", json.dumps(plugin_args)],
+            env=cluster["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started[plugin] = (proc, root, subject)
+    runs = {}
+    for plugin, (proc, root, subject) in started.items():
+        _, stderr = proc.communicate(timeout=JOB_TIMEOUT)
+        runs[plugin] = (proc.returncode, stderr, root / "out", root / "work", subject)
+    return runs
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_nipype_slurm_plugins_match_array_job(plugin_runs, array_run, plugin):
     """``--plugin SLURM`` (nodes submitted as they become ready) and ``--plugin SLURMGraph``
     (the whole graph submitted at once with dependencies; bids-dfc waits for it): every node
     a batch job, and the same dFC numbers as the array job. One participant each."""
-    out_array = array_run[0]
-    subject = _subjects(demo)[0 if plugin == "SLURM" else 1]
-    out, work = tmp_path / "out", tmp_path / "work"
-    plugin_args = {"sbatch_args": "--mem=2000M --cpus-per-task=1 --time=00:10:00",
-                   "max_jobs": 2, "poll_sleep_duration": 1}
-    done = subprocess.run(
-        [str(BIN / "bids-dfc"), str(demo), str(out), "participant", "--participant-label",
-         subject[4:], "-w", str(work), "--sloppy", "--plugin", plugin, "--plugin-args",
-         json.dumps(plugin_args)],
-        env=cluster["env"], capture_output=True, text=True, timeout=JOB_TIMEOUT,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    code, stderr, out, work, subject = plugin_runs[plugin]
+    assert code == 0, stderr[-4000:]
     batch_scripts = list(work.rglob("batchscript_*.sh"))
     assert batch_scripts, "nipype did not submit the nodes through sbatch"
     if plugin == "SLURMGraph":
         assert list(work.rglob("submit_jobs.sh")), "SLURMGraph wrote no submission script"
         assert list(out.glob(f"{subject}*.html")), "no report: bids-dfc did not wait for the jobs"
+    out_array = array_run[0]
     assert _dfc_table(out, subject).read_text() == _dfc_table(out_array, subject).read_text()
