@@ -28,14 +28,14 @@ def planted_dfc(dmn: np.ndarray, des: np.ndarray, steady: slice) -> float:
     """The method's dFC of planted signals: SD of the DCC series of the steady volumes.
 
     Exactly what the pipeline computes for the DMN-DeS pair (z-scored series,
-    :func:`bids_dfc.dfc.dcc`, SD over time, ``ddof=0``), applied to the noise-free planted
-    network signals: the value a perfect preprocessing would give.
+    :func:`bids_dfc.dfc.dcc`, then the ``sd`` of :func:`bids_dfc.dfc.dfc_summary`), applied
+    to the noise-free planted network signals: the value a perfect preprocessing would give.
     """
-    from bids_dfc.dfc import dcc
+    from bids_dfc.dfc import dcc, dfc_summary
 
     x = np.column_stack([dmn, des])[steady]
     x = (x - x.mean(0)) / x.std(0)
-    return float(dcc(x).R[:, 0].std())
+    return float(dfc_summary(dcc(x).R)["sd"][0])
 
 
 def planted_dynamics(rng: np.random.Generator, n: int, tr: float, rho_mean: float,
