@@ -47,6 +47,17 @@ def _nipype_settings(config) -> dict:
     return {"plugin": ex.plugin, "plugin_args": plugin_args}
 
 
+#: Seconds between two passes of nipype's scheduling loop, which starts the steps whose
+#: inputs are ready. Local plugins (a pass is cheap) poll often: at nipype's default of 2 s
+#: a chain of ~50 short steps idles for most of a minute. Batch plugins ask the scheduler
+#: (``squeue``, ``qstat``) on every pass, so they keep a gentler pace.
+LOCAL_POLL_S, BATCH_POLL_S = 0.05, 1.0
+
+
+def _poll_interval(plugin: str) -> float:
+    return LOCAL_POLL_S if plugin in ("MultiProc", "LegacyMultiProc", "Linear") else BATCH_POLL_S
+
+
 def run_participant(config) -> dict:
     """Check inputs, build and run the participant workflow, then write the reports."""
     from bids_dfc.dataset import (
@@ -85,7 +96,7 @@ def run_participant(config) -> dict:
                 "crashdump_dir": str(log_dir),
                 "crashfile_format": "txt",
                 "create_report": False,
-                "poll_sleep_duration": 1,
+                "poll_sleep_duration": _poll_interval(ex.plugin),
             },
             "monitoring": {"enabled": False},
             # nipype resets its loggers when imported: set them through its own config

@@ -165,10 +165,11 @@ def init_anat_derivatives_wf(*, output_dir, template, sloppy: bool = False,
 
     def _sink(node_name, field, meta, map_over=None, **kwargs):
         cls = (pe.MapNode(DerivativesDataSink(base_directory=str(output_dir), **kwargs),
-                          iterfield=["in_file", *map_over], name=node_name)
+                          iterfield=["in_file", *map_over], name=node_name,
+                          run_without_submitting=True)
                if map_over else
                pe.Node(DerivativesDataSink(base_directory=str(output_dir), **kwargs),
-                       name=node_name))
+                       name=node_name, run_without_submitting=True))
         cls.inputs.meta_dict = {**base, **meta}
         wf.connect([(inputnode, cls, [("source_file", "source_file"), (field, "in_file")])])
         return cls
@@ -180,7 +181,8 @@ def init_anat_derivatives_wf(*, output_dir, template, sloppy: bool = False,
     ds_mask = _sink("ds_t1w_mask", "t1w_mask", {}, desc="brain", suffix="mask",
                     extension=".nii.gz")
     mask_meta = pe.Node(niu.Function(input_names=["meta", "qc"], output_names=["meta"],
-                                     function=_with_qc), name="mask_meta")
+                                     function=_with_qc), name="mask_meta",
+                        run_without_submitting=True)
     mask_meta.inputs.meta = {
         **base, "Type": "Brain", "Description": "template brain mask warped to the T1w "
         "through the inverse SyN transforms (>= 0.5), holes filled, largest component, cut "

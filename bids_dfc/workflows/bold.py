@@ -230,22 +230,27 @@ def init_bold_derivatives_wf(*, output_dir, bold_file, metadata=None, template=N
         base["Template"] = getattr(template, "name", str(template))
     meta_pre = pe.Node(niu.Function(function=_bold_meta, input_names=["tr", "n_dummy",
                                                                       "denoise_meta", "base"],
-                                    output_names=["meta"]), name="meta_preproc")
+                                    output_names=["meta"]), name="meta_preproc",
+                       run_without_submitting=True)
     meta_pre.inputs.base = dict(base, Description="dummy volumes dropped, head motion "
                                                   "corrected (native BOLD grid)")
     meta_den = pe.Node(niu.Function(function=_bold_meta, input_names=["tr", "n_dummy",
                                                                       "denoise_meta", "base"],
-                                    output_names=["meta"]), name="meta_denoised")
+                                    output_names=["meta"]), name="meta_denoised",
+                       run_without_submitting=True)
     meta_den.inputs.base = dict(base, Description="confounds regressed, band-passed, "
                                                   "smoothed within the brain mask")
     meta_conf = pe.Node(niu.Function(function=_load_json, input_names=["path", "extra"],
-                                     output_names=["meta"]), name="meta_confounds")
+                                     output_names=["meta"]), name="meta_confounds",
+                        run_without_submitting=True)
     meta_xfm = pe.Node(niu.Function(function=_load_json, input_names=["path", "extra"],
-                                    output_names=["meta"]), name="meta_xfm")
+                                    output_names=["meta"]), name="meta_xfm",
+                       run_without_submitting=True)
     meta_xfm.inputs.extra = {"Description": "rigid BOLD reference <-> T1w (ITK, "
                                             "ants.apply_transforms point-map convention)"}
     meta_mask = pe.Node(niu.Function(function=_load_json, input_names=["path", "extra"],
-                                     output_names=["meta"]), name="meta_mask")
+                                     output_names=["meta"]), name="meta_mask",
+                        run_without_submitting=True)
     meta_mask.inputs.extra = {"Description": "T1w brain mask projected onto the BOLD grid"}
 
     def sink(nm, **kw):

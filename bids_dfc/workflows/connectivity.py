@@ -123,7 +123,7 @@ def init_connectivity_wf(*, seeds_file=None, atlas=None, atlas_labels=None,
     extract = pe.Node(ExtractSeries(network_weighting=network_weighting),
                       name="extract_seed_series")
     dcc = pe.Node(ComputeDCC(mode=dcc_mode, level="seed"), name="seed_dcc", mem_gb=1)
-    xfms = pe.Node(niu.Merge(2, ravel_inputs=True), name="merge_xfms")
+    xfms = pe.Node(niu.Merge(2, ravel_inputs=True), name="merge_xfms", run_without_submitting=True)
 
     if seed_space == "native":
         workflow.connect([
@@ -210,7 +210,8 @@ def _merge_meta(static, dynamic):
 def _connect_meta(workflow, inputnode, field, sink):
     """Sidecar = the static column descriptions + the run's own fit information."""
     merge = pe.Node(niu.Function(function=_merge_meta, input_names=["static", "dynamic"],
-                                 output_names=["meta"]), name=f"merge_{field}")
+                                 output_names=["meta"]), name=f"merge_{field}",
+                    run_without_submitting=True)
     merge.inputs.static = dict(sink.inputs.meta_dict)
     workflow.connect([(inputnode, merge, [(field, "dynamic")]),
                       (merge, sink, [("meta", "meta_dict")])])
@@ -299,7 +300,8 @@ def init_connectivity_derivatives_wf(*, output_dir, seed_space="native", atlas=N
             _connect_meta(workflow, inputnode, "atlas_meta", node)
     # one relmat per statistic: dccsd, dccmean, pearsoncorrelation (ComputeDCC order)
     for k, stat in enumerate(("dccsd", "dccmean", "pearsoncorrelation")):
-        pick = pe.Node(niu.Select(index=k), name=f"select_relmat_{stat}")
+        pick = pe.Node(niu.Select(index=k), name=f"select_relmat_{stat}",
+                       run_without_submitting=True)
         node = _sink(f"ds_relmat_{stat}", output_dir, suffix="relmat", extension=".tsv",
                      extra_entities={**aseg, "stat": stat}, meta_dict={
                          "Description": f"Region x region matrix of {stat}; row/column "
