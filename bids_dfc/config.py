@@ -43,6 +43,7 @@ class WorkflowOptions:
     smoothing_fwhm: float = 4.0
     band_pass: tuple[float, float] = (0.01, 0.1)
     acompcor_components: float = 5
+    confounds: list[str] = field(default_factory=lambda: ["acompcor"])
     fd_threshold: float | None = None
     seeds: Path | None = None
     atlas: Path | None = None

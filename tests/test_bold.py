@@ -150,8 +150,9 @@ def test_confounds_table_and_sidecar(run):
     assert len(outliers) == len(flagged)
     den_meta = json.loads((work / "denoise" / "denoise.json").read_text())
     assert den_meta["CensoredVolumes"] == flagged.tolist()
-    assert den_meta["Confounds"][:6] == ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y",
-                                         "rot_z"]
+    # the study's nuisance model by default: aCompCor only, motion parameters reported
+    assert den_meta["ConfoundGroups"] == ["acompcor"]
+    assert den_meta["Confounds"] == [f"a_comp_cor_{k:02d}" for k in range(5)]
 
 
 def test_derivatives_written(run):

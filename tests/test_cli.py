@@ -29,6 +29,7 @@ def test_defaults_are_the_studys():
     assert wf.smoothing_fwhm == 4.0
     assert wf.band_pass == (0.01, 0.1)
     assert wf.acompcor_components == 5
+    assert wf.confounds == ["acompcor"], "the study regressed aCompCor only (METHOD.md)"
     assert wf.output_spaces == ["native"]
     assert wf.seeds is None and wf.seed_space == "native" and wf.dcc_mode == "pairwise"
     assert ex.plugin == "MultiProc" and ex.plugin_args == {}
@@ -58,7 +59,8 @@ def test_every_option_is_stored(tmp_path):
         "--plugin", "SLURM", "--plugin-args", '{"sbatch_args": "-p debug"}',
         "--random-seed", "7", "--skip-bids-validation", "-vv", "--sloppy",
         "--dummy-scans", "auto", "--smoothing-fwhm", "6", "--band-pass", "0.008", "0.09",
-        "--acompcor-components", "0.5", "--fd-threshold", "0.3",
+        "--acompcor-components", "0.5", "--confounds", "acompcor", "motion",
+        "--fd-threshold", "0.3",
         "--output-spaces", "native", "template", "--template", "MNI152NLin2009aSym",
         "--seeds", str(seeds), "--atlas", str(atlas), "--atlas-labels", str(labels),
         "--seed-space", "template", "--network-weighting", "voxel", "--dcc-mode", "joint",
@@ -80,6 +82,7 @@ def test_every_option_is_stored(tmp_path):
     assert ex.random_seed == 7 and ex.skip_bids_validation and ex.verbose == 2 and ex.sloppy
     assert wf.dummy_scans == "auto" and wf.smoothing_fwhm == 6.0
     assert wf.band_pass == (0.008, 0.09) and wf.acompcor_components == 0.5
+    assert wf.confounds == ["acompcor", "motion"]
     assert wf.fd_threshold == 0.3 and wf.output_spaces == ["native", "template"]
     assert wf.template == "MNI152NLin2009aSym"
     assert (wf.seeds, wf.atlas, wf.atlas_labels) == (seeds, atlas, labels)
@@ -115,6 +118,7 @@ def test_every_option_is_stored(tmp_path):
         (["--band-pass", "0.1", "0.01"], "--band-pass"),
         (["--acompcor-components", "0"], "--acompcor-components"),
         (["--acompcor-components", "2.5"], "--acompcor-components"),
+        (["--confounds", "gsr"], "--confounds"),
         (["--fd-threshold", "0"], "--fd-threshold"),
         (["--output-spaces", "MNI305"], "--output-spaces"),
         (["--template", "fsaverage"], "--template"),

@@ -37,3 +37,20 @@ def test_template_seed_space_adds_template_space_bold(tmp_path):
     )  # fmt: skip
     # the template-space BOLD branch only exists when seeds (or the user) need it
     assert len(template.list_node_names()) > len(native.list_node_names())
+
+
+def _denoise_groups(wf) -> list[list[str]]:
+    return [wf.get_node(n).inputs.groups for n in wf.list_node_names()
+            if n.rsplit(".", 1)[-1] in ("denoise", "denoise_std")]
+
+
+def test_confounds_option_reaches_every_denoising_step(tmp_path):
+    """aCompCor alone by default (the study's model); --confounds adds the motion parameters,
+    in native and template space alike."""
+    base = [str(tmp_path), str(tmp_path / "o"), "participant", "--output-spaces", "native",
+            "template"]
+    default = init_bids_dfc_wf(parse_args(base), [_subject(tmp_path, runs=("1",))])
+    assert _denoise_groups(default) == [["acompcor"], ["acompcor"]]
+    both = init_bids_dfc_wf(parse_args(base + ["--confounds", "acompcor", "motion"]),
+                            [_subject(tmp_path, runs=("1",))])
+    assert _denoise_groups(both) == [["acompcor", "motion"], ["acompcor", "motion"]]

@@ -236,6 +236,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "fraction of variance to explain (0-1)",
     )  # fmt: skip
     g.add_argument(
+        "--confounds", nargs="+", choices=["acompcor", "motion"], default=["acompcor"],
+        metavar="GROUP",
+        help="confounds regressed out: acompcor (the study's nuisance model), motion (the 6 "
+        "head-motion parameters; add them with --confounds acompcor motion)",
+    )  # fmt: skip
+    g.add_argument(
         "--fd-threshold", dest="fd_threshold", type=_float(0.0, strict=True), metavar="MM",
         help="censor volumes with framewise displacement above this (default: no censoring)",
     )  # fmt: skip

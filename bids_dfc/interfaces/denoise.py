@@ -22,6 +22,10 @@ from nipype.interfaces.base import (
 
 from bids_dfc.errors import InputError
 
+#: confounds regressed by default: aCompCor alone, the study's nuisance model (METHOD.md; the
+#: 6 head-motion parameters are reported, and regressed only on request)
+DEFAULT_CONFOUNDS = ("acompcor",)
+
 #: confound groups that can be regressed, and the columns they select
 CONFOUND_GROUPS = {
     "motion": lambda cols: [c for c in cols if c.startswith(("trans_", "rot_"))],
@@ -41,7 +45,7 @@ def select_confounds(table: pd.DataFrame, groups) -> list[str]:
 
 
 def denoise_core(data: np.ndarray, mask: np.ndarray, zooms, table: pd.DataFrame, tr: float, *,
-                 groups=("motion", "acompcor"), band=(0.01, 0.1),
+                 groups=DEFAULT_CONFOUNDS, band=(0.01, 0.1),
                  fd_threshold: float | None = None, fwhm: float = 4.0,
                  out: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Denoise and smooth a 4-D run inside ``mask``.
@@ -88,7 +92,7 @@ class _DenoiseInputSpec(BaseInterfaceInputSpec):
     mask_file = File(exists=True, mandatory=True, desc="brain mask on the same grid")
     confounds_file = File(exists=True, mandatory=True, desc="confounds TSV")
     tr = traits.Float(mandatory=True)
-    groups = traits.List(traits.Str, ["motion", "acompcor"], usedefault=True)
+    groups = traits.List(traits.Str, list(DEFAULT_CONFOUNDS), usedefault=True)
     band_pass = traits.Either(None, traits.Tuple(traits.Either(None, traits.Float),
                                                  traits.Either(None, traits.Float)),
                               default=(0.01, 0.1), usedefault=True)

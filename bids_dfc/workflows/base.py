@@ -86,6 +86,7 @@ def init_single_subject_wf(data, *, config, template):
             bold_file=str(bold_file), metadata=metadata, dummy_scans=opts.dummy_scans,
             band_pass=opts.band_pass, smoothing_fwhm=opts.smoothing_fwhm,
             acompcor_components=opts.acompcor_components, fd_threshold=opts.fd_threshold,
+            confound_groups=tuple(opts.confounds),
             output_spaces=tuple(spaces), template=template, sloppy=ex.sloppy,
             omp_nthreads=ex.omp_nthreads, random_seed=ex.random_seed, name=f"{run}_wf",
         )  # fmt: skip

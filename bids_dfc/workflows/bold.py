@@ -14,6 +14,8 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from bids_dfc.interfaces.denoise import DEFAULT_CONFOUNDS
+
 #: anatomical fields the functional workflow takes from the anat workflow's outputnode
 ANAT_FIELDS = ["t1w_preproc", "t1w_brain", "t1w_mask", "t1w_dseg", "t1w_tpms",
                "anat2std_xfm", "std2anat_xfm", "template_ref", "template_mask"]
@@ -31,7 +33,7 @@ def _wants_template(output_spaces) -> bool:
 def init_bold_wf(*, bold_file, metadata=None, dummy_scans=4, band_pass=(0.01, 0.1),
                  smoothing_fwhm=4.0, acompcor_components=5, fd_threshold=None,
                  output_spaces=("native",), template=None, sloppy=False, omp_nthreads=1,
-                 random_seed=None, confound_groups=("motion", "acompcor"),
+                 random_seed=None, confound_groups=DEFAULT_CONFOUNDS,
                  name="bold_wf"):
     """Preprocess and denoise one BOLD run (the study's FSL FEAT steps, with antspyx).
 
@@ -64,7 +66,8 @@ def init_bold_wf(*, bold_file, metadata=None, dummy_scans=4, band_pass=(0.01, 0.
     random_seed : int, optional
         Seed of the registrations' sampling (0 when None): results are deterministic.
     confound_groups : sequence of str
-        Confounds regressed: ``"motion"`` (6 parameters) and/or ``"acompcor"``.
+        Confounds regressed: ``"acompcor"`` (the default, the study's) and/or ``"motion"``
+        (6 parameters).
 
     Returns
     -------
