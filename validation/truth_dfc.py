@@ -6,13 +6,18 @@ On the demo dataset (default 12 subjects), for every subject:
   noise-free DMN and DeS signals (what a perfect preprocessing would give);
 * ``rho_sd``: SD of the planted correlation time course ``rho_t`` (for reference: DCC on
   150 band-limited volumes follows it only loosely);
-* ``oracle_dfc``: the same DCC (``bids_dfc.dfc.dcc``, SD of the series) applied to seed
-  signals extracted at the **true** seed locations (the truth's partial-volume seed maps on
-  the raw BOLD grid) after nuisance regression on the **true** WM/CSF masks (aCompCor:
-  5 principal components of the detrended, band-passed, variance-normalised series of
-  voxels with true WM or CSF fraction >= 0.9), linear detrending and the 0.01-0.1 Hz
-  band-pass of the study (``nilearn.signal.clean``); non-steady-state volumes dropped; no
-  motion correction, no smoothing; networks = mean of their seeds' series;
+* ``oracle_dfc``: the pipeline with everything it *estimates* replaced by the truth and
+  everything it *computes* kept: the raw run motion-corrected with the **true** head motion,
+  the pipeline's default confounds (5 aCompCor components; WM/CSF masks made by the
+  pipeline's own rule from the **true** T1w tissue maps and the **true** BOLD-T1w
+  transform), the pipeline's own denoising (detrend, 0.01-0.1 Hz band-pass of data and
+  confounds, regression) and 4 mm smoothing inside the **true** brain mask, seed series over
+  the **true** partial-volume seed maps, networks = mean of their seeds, the same DCC. So
+  pipeline vs oracle measures what the pipeline loses through its estimates (head motion,
+  BOLD-T1w and T1w-template registration, brain mask, tissue segmentation);
+* ``minimal_oracle_dfc`` (diagnostic): true seed maps on the raw run, no motion correction,
+  no smoothing, no motion regressors, aCompCor of the voxels with true WM or CSF fraction
+  >= 0.9 (``nilearn.signal.clean``): how far the DCC SD moves with processing *choices*;
 * ``pipeline_dfc``: ``dcc_sd`` of the primary row of the pipeline's ``*_seg-seeds_dfc.tsv``;
 * ``truemaps_on_pipeline_dfc`` (diagnostic): the true seed maps applied to the pipeline's
   denoised BOLD, which splits pipeline-oracle differences into seed placement and
@@ -22,12 +27,12 @@ On the demo dataset (default 12 subjects), for every subject:
 
 It prints and writes (``validation/results/truth_dfc.tsv`` per subject and
 ``validation/results/truth_dfc_summary.tsv``) Spearman(pipeline, truth),
-Pearson(pipeline, oracle) and, for reference, Spearman(oracle, truth) and
-Spearman(pipeline, rho_sd), and the median absolute error of the static DMN-DeS correlation
-(raw data, pipeline, oracle vs the planted one). With ``--group`` it also runs the group level
-on the pipeline's outputs (settings of ``demo/group.toml``) and compares its tests with the
-same tests on the true dFC (``validation/results/truth_group.tsv``): are the planted group
-effects recovered?
+Pearson(pipeline, oracle) and, for reference, Spearman(oracle, truth), the same figures
+for the minimal oracle, Spearman(pipeline, rho_sd) and the median absolute error of the
+static DMN-DeS correlation (raw data, pipeline, oracle vs the planted one). With
+``--group`` it also runs the group level on the pipeline's outputs (settings of
+``demo/group.toml``) and compares its tests with the same tests on the true dFC
+(``validation/results/truth_group.tsv``): are the planted group effects recovered?
 
 Usage::
 
@@ -42,6 +47,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,9 +56,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bids_dfc.interfaces.denoise import DEFAULT_CONFOUNDS
+
 RESULTS = Path(__file__).resolve().parent / "results"
 N_COMPCOR = 5
-PURE = 0.9  # tissue fraction for the oracle's WM/CSF masks
+PURE = 0.9  # tissue fraction for the minimal oracle's WM/CSF masks
 
 
 def _ensure_dataset(work: Path, n_subjects: int, seed: int) -> tuple[Path, Path]:
@@ -76,19 +84,98 @@ def _acompcor(data: np.ndarray, noise_mask: np.ndarray, tr: float) -> np.ndarray
     return u[:, :N_COMPCOR]
 
 
-def oracle_dfc(truth_dir: Path, subject: str, bids_dir: Path) -> dict:
-    """The oracle's network series and DCC for one subject (single session/run)."""
-    from nilearn import signal
+def _undo_motion(data: np.ndarray, affine: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+    """Every volume resampled onto the reference frame with its **true** head motion
+    (cubic B-spline, clipped at 0, as the pipeline's own motion correction does)."""
+    from scipy import ndimage as ndi
 
-    from bids_dfc.demo import load_truth
-    from bids_dfc.dfc import dcc, dfc_summary
-    from bids_dfc.seeds import read_seeds
+    inv = np.linalg.inv(affine)
+    out = np.empty(data.shape, np.float32)
+    for t in range(data.shape[-1]):
+        to_vol = inv @ matrices[t] @ affine  # reference voxel -> voxel of volume t
+        vol = ndi.affine_transform(data[..., t], to_vol[:3, :3], to_vol[:3, 3], order=3,
+                                   mode="constant", cval=0.0)
+        out[..., t] = np.maximum(vol, 0.0)
+    return out
+
+
+def true_noise_masks(truth: dict, shape, bold_affine, tmpdir: Path) -> dict:
+    """The oracle's brain, WM and CSF masks on the BOLD grid: the pipeline's own rule
+    (:func:`bids_dfc.boldreg.project_anat`: probability > 0.9, eroded, nothing within 2 mm
+    of grey matter, resampled onto the BOLD grid) applied to the **true** T1w brain mask
+    and tissue fractions, carried by the **true** BOLD-T1w transform."""
+    from bids_dfc.boldreg import project_anat
+    from bids_dfc.motion import write_ants_affine
+
+    files = truth["files"]
+    mask_img = nb.load(files["t1w_brain_mask"])
+    tpms = [np.asarray(nb.load(files[f"t1w_{k}"]).dataobj, np.float32)
+            for k in ("gm", "wm", "csf")]
+    # fixed (BOLD reference) world -> moving (T1w) world, the ANTs point-map convention
+    xfm = write_ants_affine(np.linalg.inv(truth["t1w_to_bold"]), tmpdir / "bold2t1w.mat")
+    return project_anat(np.asarray(mask_img.dataobj, np.float32), tpms, mask_img.affine,
+                        [xfm], shape, bold_affine)
+
+
+def oracle_dfc(truth_dir: Path, subject: str, bids_dir: Path,
+               groups=DEFAULT_CONFOUNDS) -> dict:
+    """The oracle's DMN-DeS dFC for one subject (single session/run): the pipeline's own
+    processing with everything the pipeline estimates replaced by the truth.
+
+    The raw run (non-steady-state volumes dropped) is motion-corrected with the **true**
+    head motion; the confounds are the pipeline's (:func:`confounds_core`, with the true
+    motion parameters and the 5 aCompCor components of WM/CSF masks made by the pipeline's
+    rule from the **true** tissue maps, :func:`true_noise_masks`) and the default set of
+    them is regressed (``groups``: aCompCor alone, as the pipeline's default); the
+    denoising, band-pass and 4 mm smoothing are the pipeline's (:func:`denoise_core`,
+    inside the **true** brain mask); the seed series are weighted means over the **true**
+    partial-volume seed maps; the DCC is the pipeline's.
+    """
+    from bids_dfc.demo import load_truth, motion_matrices
+    from bids_dfc.interfaces.confounds import confounds_core
+    from bids_dfc.interfaces.denoise import denoise_core
+    from bids_dfc.seeds import read_seeds, weighted_mean_series
 
     truth = load_truth(truth_dir, subject)
     bold_file = next((bids_dir / f"sub-{subject}").glob("**/func/*_bold.nii.gz"))
     img = nb.load(bold_file)
     tr = float(img.header.get_zooms()[3])
-    data = np.asarray(img.dataobj, dtype=np.float32)[..., truth["n_dummies"]:]
+    skip = truth["n_dummies"]
+    data = np.asarray(img.dataobj, dtype=np.float32)[..., skip:]
+    matrices = motion_matrices(truth)[skip:]
+    if len(matrices) != data.shape[-1]:
+        raise RuntimeError(f"sub-{subject}: {len(matrices)} true motion matrices for "
+                           f"{data.shape[-1]} volumes")
+    corrected = _undo_motion(data, img.affine, matrices)
+    files = truth["files"]
+    with tempfile.TemporaryDirectory() as tmp:
+        masks = true_noise_masks(truth, data.shape[:3], img.affine, Path(tmp))
+    table, _ = confounds_core(corrected, img.affine, masks["brain"], masks["wm"],
+                              masks["csf"], matrices, tr, n_components=N_COMPCOR)
+    zooms = np.sqrt((img.affine[:3, :3] ** 2).sum(0))
+    clean, _ = denoise_core(corrected, masks["brain"], zooms, table, tr, groups=groups)
+    names = list(read_seeds()["name"])
+    weights = np.stack([np.asarray(nb.load(files[f"seed-{n}"]).dataobj, float)
+                        for n in names], axis=-1)
+    series = pd.DataFrame(weighted_mean_series(clean, weights, names=names), columns=names)
+    dfc_value, r = _network_dcc_sd(series, with_r=True)
+    return {"oracle_dfc": dfc_value, "oracle_r": r,
+            "n_noise_voxels": int((masks["wm"] | masks["csf"]).sum()),
+            **minimal_oracle(truth, data, tr)}
+
+
+def minimal_oracle(truth: dict, data: np.ndarray, tr: float) -> dict:
+    """Diagnostic: a second oracle that shares none of the pipeline's processing choices.
+
+    True seed maps on the raw run (no motion correction, no smoothing), nuisance
+    regression on 5 principal components of the voxels with true WM or CSF fraction >=
+    ``PURE`` (``nilearn.signal.clean``: detrend and 0.01-0.1 Hz band-pass), no motion
+    regressors. It shows how much of the DCC SD depends on preprocessing choices that are
+    not estimation errors (motion handling, smoothing, confound set)."""
+    from nilearn import signal
+
+    from bids_dfc.seeds import read_seeds
+
     files = truth["files"]
     tissue = {k: np.asarray(nb.load(files[k]).dataobj) for k in ("wm", "csf")}
     noise = (tissue["wm"] >= PURE) | (tissue["csf"] >= PURE)
@@ -101,21 +188,15 @@ def oracle_dfc(truth_dir: Path, subject: str, bids_dir: Path) -> dict:
     raw = pd.DataFrame(series)
     clean = signal.clean(raw.to_numpy(), confounds=confounds, detrend=True,
                          standardize=None, low_pass=0.1, high_pass=0.01, t_r=tr)
-    seeds_ts = pd.DataFrame(clean, columns=raw.columns)
-    nets = {net: seeds_ts[list(seeds.loc[seeds.network == net, "name"])].mean(axis=1)
-            for net in ("DMN", "DeS")}
-    x = np.column_stack([nets["DMN"], nets["DeS"]])
-    res = dcc((x - x.mean(0)) / x.std(0))
-    # static DMN-DeS correlation: planted, raw (true seeds, no cleaning at all) and oracle
+    minimal, _ = _network_dcc_sd(pd.DataFrame(clean, columns=raw.columns), with_r=True)
+    # static DMN-DeS correlation: planted and raw (true seeds, no cleaning at all)
     planted = truth["signals"][["dmn", "des"]].to_numpy()[truth["n_dummies"]:]
     raw_nets = [raw[list(seeds.loc[seeds.network == net, "name"])].mean(axis=1)
                 for net in ("DMN", "DeS")]
-    return {"oracle_dfc": float(dfc_summary(res.R)["sd"][0]),
-            "oracle_converged": bool(res.converged[0]), "true_dfc": truth["true_dfc"],
-            "rho_sd": float(truth["run_info"]["rho_sd"]), "n_noise_voxels": int(noise.sum()),
+    return {"minimal_oracle_dfc": minimal, "true_dfc": truth["true_dfc"],
+            "rho_sd": float(truth["run_info"]["rho_sd"]),
             "true_r": float(np.corrcoef(planted.T)[0, 1]),
-            "raw_r": float(np.corrcoef(raw_nets[0], raw_nets[1])[0, 1]),
-            "oracle_r": float(np.corrcoef(x.T)[0, 1])}
+            "raw_r": float(np.corrcoef(raw_nets[0], raw_nets[1])[0, 1])}
 
 
 def seed_placement(derivatives: Path, truth_dir: Path, subject: str) -> dict:
@@ -148,14 +229,17 @@ def seed_placement(derivatives: Path, truth_dir: Path, subject: str) -> dict:
     return out
 
 
-def _network_dcc_sd(series: pd.DataFrame) -> float:
+def _network_dcc_sd(series: pd.DataFrame, with_r: bool = False):
+    """SD of the DMN-DeS DCC series of seed ``series`` (networks = mean of their seeds),
+    and with ``with_r`` also the static correlation of the two network series."""
     from bids_dfc.dfc import dcc, dfc_summary
     from bids_dfc.seeds import read_seeds
 
     seeds = read_seeds()
     x = np.column_stack([series[list(seeds.loc[seeds.network == net, "name"])].mean(axis=1)
                          for net in ("DMN", "DeS")])
-    return float(dfc_summary(dcc((x - x.mean(0)) / x.std(0)).R)["sd"][0])
+    sd = float(dfc_summary(dcc((x - x.mean(0)) / x.std(0)).R)["sd"][0])
+    return (sd, float(np.corrcoef(x.T)[0, 1])) if with_r else sd
 
 
 def truemaps_on_pipeline(derivatives: Path, truth_dir: Path, subject: str) -> dict:
@@ -193,10 +277,10 @@ def pipeline_dfc(derivatives: Path, subject: str) -> dict:
             "mean_fd": float(row["mean_fd"]), "pipeline_r": float(row["pearson_r"])}
 
 
-def run_pipeline(bids: Path, derivatives: Path, work: Path, nprocs: int) -> float:
+def run_pipeline(bids: Path, derivatives: Path, work: Path, nprocs: int, confounds) -> float:
     cmd = [sys.executable, "-m", "bids_dfc.cli.run", str(bids), str(derivatives),
            "participant", "-w", str(work / "work"), "--nprocs", str(nprocs),
-           "--skip-bids-validation"]
+           "--skip-bids-validation", "--confounds", *confounds]
     print("running:", " ".join(cmd), flush=True)
     t0 = time.time()
     proc = subprocess.run(cmd, check=False)
@@ -256,6 +340,8 @@ def main(argv=None) -> int:
     parser.add_argument("--bids", type=Path, help="an existing demo dataset (truth in "
                         "<BIDS>_truth), e.g. make demo's demo_out/bids")
     parser.add_argument("--group", action="store_true", help="also compare the group level")
+    parser.add_argument("--confounds", nargs="+", default=list(DEFAULT_CONFOUNDS),
+                        help="confound groups of the pipeline run (and so of the oracle)")
     args = parser.parse_args(argv)
     work = args.work.absolute()
     work.mkdir(parents=True, exist_ok=True)
@@ -267,10 +353,10 @@ def main(argv=None) -> int:
     derivatives = (args.derivatives or work / "derivatives").absolute()
     runtime = np.nan
     if args.run_pipeline and not args.oracle_only:
-        runtime = run_pipeline(bids, derivatives, work, args.nprocs)
+        runtime = run_pipeline(bids, derivatives, work, args.nprocs, args.confounds)
     table = pd.read_csv(truth_dir / "participants_truth.tsv", sep="\t")
     # the oracle does not depend on the pipeline: computed once per dataset, then reused
-    cache_file = work / "oracle_cache.tsv"
+    cache_file = work / f"oracle_cache_v2_{'-'.join(args.confounds)}.tsv"
     cache = (pd.read_csv(cache_file, sep="\t").set_index("participant_id")
              if cache_file.exists() else pd.DataFrame())
     rows = []
@@ -279,7 +365,7 @@ def main(argv=None) -> int:
         if pid in cache.index:
             oracle = cache.loc[pid].to_dict()
         else:
-            oracle = oracle_dfc(truth_dir, sub, bids)
+            oracle = oracle_dfc(truth_dir, sub, bids, groups=tuple(args.confounds))
             cache = pd.concat([cache, pd.DataFrame([oracle], index=pd.Index([pid],
                                                                           name="participant_id"))])
             cache.to_csv(cache_file, sep="\t")
@@ -298,6 +384,10 @@ def main(argv=None) -> int:
     summary = []
     rho, p = stats.spearmanr(res["oracle_dfc"], res["true_dfc"])
     summary.append(("spearman_oracle_truth", rho, p, len(res)))
+    rho, p = stats.spearmanr(res["minimal_oracle_dfc"], res["true_dfc"])
+    summary.append(("spearman_minimaloracle_truth", rho, p, len(res)))
+    r, p = stats.pearsonr(res["oracle_dfc"], res["minimal_oracle_dfc"])
+    summary.append(("pearson_oracle_minimaloracle", r, p, len(res)))
     if not args.oracle_only:
         ok = res.dropna(subset=["pipeline_dfc"])
         if len(ok) >= 3:
@@ -307,6 +397,8 @@ def main(argv=None) -> int:
             summary.append(("spearman_pipeline_rhosd", rho, p, len(ok)))
             r, p = stats.pearsonr(ok["pipeline_dfc"], ok["oracle_dfc"])
             summary.append(("pearson_pipeline_oracle", r, p, len(ok)))
+            r, p = stats.pearsonr(ok["pipeline_dfc"], ok["minimal_oracle_dfc"])
+            summary.append(("pearson_pipeline_minimaloracle", r, p, len(ok)))
         if "truemaps_on_pipeline_dfc" in ok and len(ok) >= 3:
             r, p = stats.pearsonr(ok["pipeline_dfc"], ok["truemaps_on_pipeline_dfc"])
             summary.append(("pearson_pipeline_truemapsonpipeline", r, p, len(ok)))
