@@ -8,11 +8,14 @@ in their BIDS order, then the derivative entities (``from``, ``to``, ``mode``, `
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 
 from nipype.interfaces.base import (
@@ -107,16 +110,67 @@ def build_path(
     return folder / (datatype or datatype_of(source_file)) / name
 
 
+def _temp_prefix(dst: Path) -> str:
+    """Prefix of ``dst``'s temporary files: ``.<name>.<host>.<pid>.`` (the writer's identity
+    lets a later run recognise what a killed writer left behind)."""
+    return f".{dst.name}.{socket.gethostname()}.{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+#: a temporary file untouched for this long is abandoned, whoever wrote it (seconds; a write
+#: takes seconds, even of a large run on a slow shared file system)
+ABANDONED_AFTER_S = 3600.0
+
+
+def remove_stale_temps(dst: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files of ``dst`` left by writers that died mid-write.
+
+    A job killed while writing (SIGKILL at a time or memory limit) leaves its
+    ``.<name>.<host>.<pid>.*`` file behind. Removed: the files written on this host by a
+    process that no longer exists, and any file untouched for ``ABANDONED_AFTER_S`` (a
+    writer on another node, or in a container that is gone). A writer that is still
+    running keeps its file.
+    """
+    dst = Path(dst)
+    prefix = f".{dst.name}.{socket.gethostname()}."
+    removed = []
+    for tmp in dst.parent.glob(f".{glob.escape(dst.name)}.*"):
+        pid = tmp.name[len(prefix):].split(".", 1)[0] if tmp.name.startswith(prefix) else ""
+        try:
+            abandoned = time.time() - tmp.stat().st_mtime > ABANDONED_AFTER_S
+        except FileNotFoundError:  # renamed by its writer meanwhile
+            continue
+        if abandoned or (pid.isdigit() and not _pid_alive(int(pid))):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _atomic_target(dst: str | os.PathLike) -> tuple[Path, str]:
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(dst)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(dst), dir=dst.parent)
+    os.close(fd)
+    return dst, tmp
+
+
 def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Copy ``src`` to ``dst`` through a temporary file in ``dst``'s folder and ``os.replace``.
 
     A reader never sees a half-written ``dst``; concurrent writers of the same file leave one
-    complete copy.
+    complete copy; what a killed writer left is removed by the next write of ``dst``.
     """
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
-    os.close(fd)
+    dst, tmp = _atomic_target(dst)
     try:
         shutil.copyfile(src, tmp)
         os.chmod(tmp, 0o644)
@@ -129,11 +183,9 @@ def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 
 def atomic_write_text(dst: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``dst`` atomically (temporary file + ``os.replace``)."""
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
+    dst, tmp = _atomic_target(dst)
     try:
-        with os.fdopen(fd, "w") as fobj:
+        with open(tmp, "w") as fobj:
             fobj.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, dst)
