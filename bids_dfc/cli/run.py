@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -116,6 +117,13 @@ def run_participant(config) -> dict:
     workflow = init_bids_dfc_wf(config, subjects)
     workflow.base_dir = str(ex.work_dir)
     settings = _nipype_settings(config)
+    # MultiProc runs gc.collect() on every scheduling pass that could start a step; over the
+    # heap of a fully imported bids-dfc (antspyx, nilearn, matplotlib, the graph) one
+    # collection takes ~0.1 s, i.e. a busy core at 0.1 s per pass. Everything alive now
+    # lives until the run ends anyway: freezing it (after one last collection of what is
+    # already garbage) leaves only new objects to collect.
+    gc.collect()
+    gc.freeze()
     try:
         execgraph = workflow.run(**settings)
         if is_graph_plugin(ex.plugin):  # SLURMGraph & co. return once the jobs are submitted
