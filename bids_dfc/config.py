@@ -11,6 +11,10 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+#: confounds regressed by default: aCompCor alone, the study's nuisance model (METHOD.md;
+#: the 6 head-motion parameters are reported, and regressed only on request)
+DEFAULT_CONFOUNDS = ("acompcor",)
+
 
 @dataclass
 class ExecutionOptions:
@@ -43,7 +47,7 @@ class WorkflowOptions:
     smoothing_fwhm: float = 4.0
     band_pass: tuple[float, float] = (0.01, 0.1)
     acompcor_components: float = 5
-    confounds: list[str] = field(default_factory=lambda: ["acompcor"])
+    confounds: list[str] = field(default_factory=lambda: list(DEFAULT_CONFOUNDS))
     fd_threshold: float | None = None
     seeds: Path | None = None
     atlas: Path | None = None

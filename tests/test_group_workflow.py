@@ -105,7 +105,6 @@ def outputs(dataset):
     return bids, out, truth, paths
 
 
-
 def _set_cell(path, line: int, column: int, value: str) -> list[str]:
     """Overwrite one cell of a TSV (0-based line incl. header, column); return the old lines."""
     text = path.read_text().splitlines()
@@ -115,6 +114,7 @@ def _set_cell(path, line: int, column: int, value: str) -> list[str]:
     text[line] = "\t".join(cells)
     path.write_text("\n".join(text) + "\n")
     return original
+
 
 def test_outputs_written_with_sidecars(outputs):
     _, out, _, paths = outputs

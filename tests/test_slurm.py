@@ -30,6 +30,8 @@ from pathlib import Path
 import pytest
 from _demo_data import demo_dataset, dmn_des_sd
 
+from bids_dfc.interfaces.bids import pid_alive
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts" / "slurm"
 BIN = Path(sys.executable).parent
@@ -53,14 +55,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +83,7 @@ def cluster(tmp_path_factory):
         yield {"env": env, "dir": folder}
     finally:
         subprocess.run([str(SCRIPTS / "stop_cluster.sh"), str(folder)], env=env, timeout=120)
-    assert not [pid for pid in pids if _pid_alive(pid)], "a SLURM daemon survived stop_cluster"
+    assert not [pid for pid in pids if pid_alive(pid)], "a SLURM daemon survived stop_cluster"
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bids_dfc.interfaces.denoise import DEFAULT_CONFOUNDS
+from bids_dfc.config import DEFAULT_CONFOUNDS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_COMPCOR = 5

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from bids_dfc import __version__
+from bids_dfc.config import DEFAULT_CONFOUNDS
 
 NIPYPE_PLUGINS = (
     "MultiProc", "Linear", "LegacyMultiProc", "SLURM", "SLURMGraph", "SGE", "SGEGraph",
@@ -236,7 +237,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "fraction of variance to explain (0-1)",
     )  # fmt: skip
     g.add_argument(
-        "--confounds", nargs="+", choices=["acompcor", "motion"], default=["acompcor"],
+        "--confounds", nargs="+", choices=["acompcor", "motion"],
+        default=list(DEFAULT_CONFOUNDS),
         metavar="GROUP",
         help="confounds regressed out: acompcor (the study's nuisance model), motion (the 6 "
         "head-motion parameters; add them with --confounds acompcor motion)",

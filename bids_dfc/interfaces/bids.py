@@ -116,7 +116,8 @@ def _temp_prefix(dst: Path) -> str:
     return f".{dst.name}.{socket.gethostname()}.{os.getpid()}."
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this PID exists on this host (signal 0 probe)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -149,7 +150,7 @@ def remove_stale_temps(dst: str | os.PathLike) -> list[Path]:
             abandoned = time.time() - tmp.stat().st_mtime > ABANDONED_AFTER_S
         except FileNotFoundError:  # renamed by its writer meanwhile
             continue
-        if abandoned or (pid.isdigit() and not _pid_alive(int(pid))):
+        if abandoned or (pid.isdigit() and not pid_alive(int(pid))):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed

@@ -20,11 +20,8 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from bids_dfc.config import DEFAULT_CONFOUNDS
 from bids_dfc.errors import InputError
-
-#: confounds regressed by default: aCompCor alone, the study's nuisance model (METHOD.md; the
-#: 6 head-motion parameters are reported, and regressed only on request)
-DEFAULT_CONFOUNDS = ("acompcor",)
 
 #: confound groups that can be regressed, and the columns they select
 CONFOUND_GROUPS = {

@@ -14,7 +14,7 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from bids_dfc.interfaces.denoise import DEFAULT_CONFOUNDS
+from bids_dfc.config import DEFAULT_CONFOUNDS
 
 #: anatomical fields the functional workflow takes from the anat workflow's outputnode
 ANAT_FIELDS = ["t1w_preproc", "t1w_brain", "t1w_mask", "t1w_dseg", "t1w_tpms",
