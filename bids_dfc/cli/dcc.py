@@ -239,6 +239,7 @@ def _write_outputs(prefix, names, pairs, r, extra, summ, info):
             temps.append((tmp, target))
             with os.fdopen(fd, "w", newline="") as fh:
                 writer(fh)
+            os.chmod(tmp, 0o644)
         for tmp, target in temps:
             os.replace(tmp, target)
     finally:
