@@ -79,7 +79,7 @@ def run_once(demo: str, work: str, sloppy: bool, template: bool) -> dict:
     import numpy as np
 
     from bids_dfc.demo.truth import load_truth
-    from bids_dfc.motion import grid_centre, matrix_to_params, write_ants_affine
+    from bids_dfc.preproc.motion import grid_centre, matrix_to_params, write_ants_affine
     from bids_dfc.templates import get_template
     from bids_dfc.workflows.bold import init_bold_wf
 

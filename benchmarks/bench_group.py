@@ -38,7 +38,7 @@ OPTIONS = dict(group_column="group", control_label="HC", responder_label="R",
 
 SNIPPET = """
 import types
-from bids_dfc.workflows.group import run_group_level
+from bids_dfc.group.run import run_group_level
 run_group_level({bids!r}, {out!r}, types.SimpleNamespace(**{options!r}), random_seed=1)
 """
 
@@ -52,7 +52,7 @@ def main(argv=None):
     os.environ.update({k: env[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
     from test_group_workflow import make_group_dataset
 
-    from bids_dfc.workflows.group import run_group_level
+    from bids_dfc.group.run import run_group_level
 
     with tempfile.TemporaryDirectory() as tmp:
         bids, out, _ = make_group_dataset(tmp, n_hc=30, n_patients=30, seed=1, runs_for=(),

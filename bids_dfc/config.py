@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from bids_dfc.io import atomic_write
+
 #: confounds regressed by default: aCompCor alone, the study's nuisance model (METHOD.md;
 #: the 6 head-motion parameters are reported, and regressed only on request)
 DEFAULT_CONFOUNDS = ("acompcor",)
@@ -95,9 +97,7 @@ class Config:
 
     def to_json(self, path: str | Path) -> Path:
         """Write the settings as JSON (used for the work directory and provenance)."""
-        from bids_dfc.interfaces.bids import atomic_write_text
-
-        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True))
+        return atomic_write(path, json.dumps(self.to_dict(), indent=2, sort_keys=True))
 
 
 SECTIONS = {"execution": ExecutionOptions, "workflow": WorkflowOptions, "group": GroupOptions}

@@ -10,3 +10,7 @@ class InputError(BidsDfcError, ValueError):
 
     The message says what was wrong, where (file, subject, row, column) and what to do.
     """
+
+
+class RegistrationError(BidsDfcError, RuntimeError):
+    """A registration (T1w -> template, BOLD -> T1w) gave an implausible result."""

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bids_dfc.errors import InputError
+from bids_dfc.io import atomic_save, check_writable
 
 __all__ = ["TemplateSpec", "get_template", "templateflow_home", "cache_root"]
 
@@ -164,9 +165,7 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     candidates.append(Path(tempfile.gettempdir()) / f"bids_dfc-cache-{os.getuid()}")
     for folder in candidates:
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=folder, delete=True)
-            probe.close()
+            check_writable(folder)
         except OSError:
             continue
         return folder.absolute()
@@ -179,15 +178,7 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
 def _atomic_save(img, dst: Path) -> None:
     import nibabel as nib
 
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".tmp-", suffix=".nii.gz")
-    os.close(fd)
-    try:
-        nib.save(img, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_save(dst, lambda tmp: nib.save(img, tmp), suffix=".nii.gz")
 
 
 def _bundled(resolution: int, cache_dir) -> TemplateSpec:

@@ -26,8 +26,10 @@ ants = pytest.importorskip("ants")
 
 from bids_dfc.demo import make_demo_dataset  # noqa: E402
 from bids_dfc.demo.truth import load_truth, mni_to_t1w  # noqa: E402
+from bids_dfc.errors import RegistrationError  # noqa: E402
 from bids_dfc.interfaces import anat as ianat  # noqa: E402
-from bids_dfc.interfaces.ants_utils import (  # noqa: E402
+from bids_dfc.preproc import anat as panat  # noqa: E402
+from bids_dfc.preproc.ants_utils import (  # noqa: E402
     ants_seed,
     ants_threads,
     fill_holes,
@@ -38,10 +40,10 @@ from bids_dfc.interfaces.ants_utils import (  # noqa: E402
 )
 from bids_dfc.templates import TemplateSpec, get_template  # noqa: E402
 from bids_dfc.workflows.anat import (  # noqa: E402
-    OUTPUT_FIELDS,
     init_anat_derivatives_wf,
     init_anat_wf,
 )
+from bids_dfc.workflows.fields import ANAT_OUTPUTS as OUTPUT_FIELDS  # noqa: E402
 
 #: Template points (MNI mm): the study's four seeds and a spread of cortical points.
 LANDMARKS = np.array([[-2, -46, 28], [4, 54, 2], [0, -32, -10], [0, -34, -50],
@@ -105,7 +107,7 @@ def test_outputs_named_and_described(anat_run, template):
         assert meta["TemplateResolution"] == 2
         assert "antspyx" in meta["SoftwareVersions"] and "NOT FOR RESEARCH" in meta["Warning"]
         if name == "desc-brain_mask.nii.gz":
-            assert meta["RegistrationQC"]["CorrelationWithTemplate"] > ianat.MIN_CORRELATION
+            assert meta["RegistrationQC"]["CorrelationWithTemplate"] > panat.MIN_CORRELATION
     dseg = nib.load(_one(anat_run, "sub-*_dseg.nii.gz")).get_fdata()
     assert set(np.unique(dseg)) == {0, 1, 2, 3}
     mask = nib.load(_one(anat_run, "sub-*_desc-brain_mask.nii.gz"))
@@ -191,10 +193,10 @@ def test_oblique_anisotropic_t1w(demo, template, tmp_path):
     src = tmp_path / "oblique_T1w.nii.gz"
     nib.save(nib.Nifti1Image(data.astype("float32"), new), src)
     with node_tmpdir(tmp_path), ants_threads(2):
-        n4 = ianat.n4_core(src, tmp_path / "n4.nii.gz", sloppy=True)
-        res = ianat.register_core(n4, template.t1w, template.brain_mask, tmp_path / "reg",
+        n4 = panat.n4_core(src, tmp_path / "n4.nii.gz", sloppy=True)
+        res = panat.register_core(n4, template.t1w, template.brain_mask, tmp_path / "reg",
                                   sloppy=True, random_seed=3)
-    ianat.check_registration(res["qc"], str(src))
+    panat.check_registration(res["qc"], str(src))
     mask = nib.load(res["brain_mask"])
     np.testing.assert_allclose(mask.affine, new, atol=1e-4)
     assert _dice(mask.get_fdata(), truth) >= 0.90
@@ -212,7 +214,7 @@ def test_registration_is_reproducible(anat_run, template, tmp_path):
     the variable set from the start (as a nipype worker does)."""
     n4 = next((anat_run.parents[2] / "work").rglob("t1w_n4.nii.gz"))
     code = (
-        "import sys; from bids_dfc.interfaces.anat import register_core, segment_core\n"
+        "import sys; from bids_dfc.preproc.anat import register_core, segment_core\n"
         "for k in range(2):\n"
         f"    out = {str(tmp_path)!r} + f'/r{{k}}'\n"
         f"    res = register_core({str(n4)!r}, {template.t1w!r}, {template.brain_mask!r}, "
@@ -243,7 +245,7 @@ def test_registration_failure_is_reported(template, tmp_path):
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        with pytest.raises(ianat.RegistrationError, match="sub-99_T1w"):
+        with pytest.raises(RegistrationError, match="sub-99_T1w"):
             node.run()
     finally:
         os.chdir(cwd)
@@ -251,10 +253,10 @@ def test_registration_failure_is_reported(template, tmp_path):
 
 def test_check_registration_thresholds():
     good = {"correlation": 0.8, "mask_in_head": 0.99, "brain_volume_ml": 1500.0}
-    ianat.check_registration(good, "x.nii.gz")
+    panat.check_registration(good, "x.nii.gz")
     for key, value in (("correlation", 0.2), ("mask_in_head", 0.5), ("brain_volume_ml", 90.0)):
-        with pytest.raises(ianat.RegistrationError, match="x.nii.gz"):
-            ianat.check_registration({**good, key: value}, "x.nii.gz")
+        with pytest.raises(RegistrationError, match="x.nii.gz"):
+            panat.check_registration({**good, key: value}, "x.nii.gz")
 
 
 def test_nonfinite_voxels(tmp_path):
@@ -280,7 +282,7 @@ def test_workflow_graph_without_tissue_priors(template):
     seg = wf.get_node("segment")
     assert not seg.inputs.priors and seg.n_procs == 1  # single ITK thread: reproducible reruns
     assert wf.get_node("register").inputs.random_seed == 1
-    assert ianat._params(True)["reg_iterations"] < ianat._params(False)["reg_iterations"]
+    assert panat._params(True)["reg_iterations"] < panat._params(False)["reg_iterations"]
 
 
 def test_kmeans_segmentation_orders_tissues(anat_run, demo, tmp_path):
@@ -288,7 +290,7 @@ def test_kmeans_segmentation_orders_tissues(anat_run, demo, tmp_path):
     brain = next(work.rglob("t1w_brain.nii.gz"))
     mask = next(work.rglob("brain_mask.nii.gz"))
     with node_tmpdir(tmp_path):
-        res = ianat.segment_core(brain, mask, tmp_path, priors=None, sloppy=True)
+        res = panat.segment_core(brain, mask, tmp_path, priors=None, sloppy=True)
     dseg = nib.load(res["dseg"]).get_fdata()
     wm_truth = nib.load(demo["truth"]["files"]["t1w_wm"]).get_fdata() > 0.5
     assert _dice(dseg == 2, wm_truth) >= 0.75

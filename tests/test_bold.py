@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bids_dfc.boldreg import RegistrationError, coregister, dice
 from bids_dfc.errors import InputError
 from bids_dfc.interfaces.bold import validate_bold_core
-from bids_dfc.motion import (
+from bids_dfc.preproc.boldreg import RegistrationError, coregister, dice
+from bids_dfc.preproc.motion import (
     grid_centre,
     matrix_to_params,
     motion_correct,
@@ -21,7 +21,7 @@ from bids_dfc.motion import (
     to_ants,
     write_ants_affine,
 )
-from bids_dfc.signal import framewise_displacement
+from bids_dfc.preproc.signal import framewise_displacement
 
 N_VOLUMES = 64  # 4 dummies + 60
 FD_THRESHOLD = 0.4
@@ -229,7 +229,7 @@ def test_oblique_anisotropic_grid_round_trip(tmp_path):
     from scipy import ndimage as ndi
     from scipy.spatial.transform import Rotation
 
-    from bids_dfc.motion import params_to_matrix
+    from bids_dfc.preproc.motion import params_to_matrix
 
     rot = Rotation.from_euler("xyz", [0.5, -0.3, 0.4]).as_matrix()
     affine = np.eye(4)
@@ -273,7 +273,8 @@ def test_auto_dummy_detection_on_demo(run):
 
 
 def test_workflow_graph_without_template():
-    from bids_dfc.workflows.bold import OUTPUT_FIELDS, init_bold_wf
+    from bids_dfc.workflows.bold import init_bold_wf
+    from bids_dfc.workflows.fields import BOLD_OUTPUTS as OUTPUT_FIELDS
 
     wf = init_bold_wf(bold_file="sub-01_task-rest_bold.nii.gz", metadata={})
     assert "to_std" not in wf.list_node_names()
@@ -283,7 +284,7 @@ def test_workflow_graph_without_template():
 
 
 def test_erosion_in_mm_on_anisotropic_grid():
-    from bids_dfc.boldreg import _erode_mm
+    from bids_dfc.preproc.boldreg import _erode_mm
 
     mask = np.zeros((20, 20, 20), bool)
     mask[2:18, 2:18, 2:18] = True
@@ -300,7 +301,7 @@ def test_compcor_masks_keep_away_from_grey_matter(tmp_path):
     from grey matter is kept; without the exclusion the fissure would be kept."""
     import ants
 
-    from bids_dfc.boldreg import project_anat
+    from bids_dfc.preproc.boldreg import project_anat
 
     identity = str(tmp_path / "identity.mat")
     ants.write_transform(ants.create_ants_transform(transform_type="AffineTransform",

@@ -12,9 +12,10 @@ import pytest
 from scipy.ndimage import map_coordinates
 from scipy.spatial.transform import Rotation
 
+from bids_dfc.connectivity.tables import dfc_core
+from bids_dfc.connectivity.weights import seed_weight_maps, warp_weights_core
 from bids_dfc.errors import InputError
 from bids_dfc.interfaces import connectivity as ci
-from bids_dfc.seeds import seed_weight_maps
 from bids_dfc.workflows.connectivity import (
     init_connectivity_derivatives_wf,
     init_connectivity_wf,
@@ -81,7 +82,7 @@ def _ants_points_to_bold(points, inv):
 def test_warped_seed_weights_follow_the_registration(data, tmp_path):
     d = data["dir"]
     nb.save(seed_weight_maps(SEEDS, nb.load(d / "tpl.nii.gz")), tmp_path / "maps.nii.gz")
-    img, info = ci.warp_weights_core(tmp_path / "maps.nii.gz", SEEDS, str(d / "boldref.nii.gz"),
+    img, info = warp_weights_core(tmp_path / "maps.nii.gz", SEEDS, str(d / "boldref.nii.gz"),
                                      data["fwd"], d / "boldmask.nii.gz", tmp_path)
     centres = info[["centre_x", "centre_y", "centre_z"]].to_numpy()
     by_points = _ants_points_to_bold(SEEDS[["x", "y", "z"]], data["inv"])
@@ -111,7 +112,7 @@ def _planted_bold(data, tmp_path):
     rng = np.random.default_rng(5)
     d = data["dir"]
     nb.save(seed_weight_maps(SEEDS, nb.load(d / "tpl.nii.gz")), tmp_path / "maps.nii.gz")
-    img, _ = ci.warp_weights_core(tmp_path / "maps.nii.gz", SEEDS, str(d / "boldref.nii.gz"),
+    img, _ = warp_weights_core(tmp_path / "maps.nii.gz", SEEDS, str(d / "boldref.nii.gz"),
                                   data["fwd"], d / "boldmask.nii.gz", tmp_path)
     w = np.asarray(img.dataobj)
     rho = np.where((np.arange(T) // 40) % 2 == 0, 0.85, -0.3)
@@ -273,7 +274,7 @@ def test_dfc_core_orders_pairs_and_broadcasts_joint_parameters():
     x = rng.normal(size=(120, 3))
     x[:, 1] += 0.5 * x[:, 0]
     series = pd.DataFrame(x, columns=["p", "q", "r"])
-    summary, dcc, info = ci.dfc_core(series, [("seed", ["p", "q", "r"])], mode="joint",
+    summary, dcc, info = dfc_core(series, [("seed", ["p", "q", "r"])], mode="joint",
                                      fd=0.2)
     assert list(zip(summary.seed_a, summary.seed_b)) == [("p", "q"), ("p", "r"), ("q", "r")]
     assert summary["a"].nunique() == 1  # one (a, b) for all pairs in joint mode

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from bids_dfc.cli.run import main
-from bids_dfc.dataset import check_output_dir, collect_data
 from bids_dfc.errors import InputError
+from bids_dfc.inputs.raw import check_output_dir, collect_data
 
 
 def _write_img(path: Path, shape, rng) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bids_dfc.workflows.group import run_group_level
+from bids_dfc.group.run import run_group_level
 
 demo_pheno = pytest.importorskip("bids_dfc.demo.phenotype")
 demo_io = pytest.importorskip("bids_dfc.demo.bids_io")

@@ -10,7 +10,7 @@ from _browser import CHROMIUM, CHROMIUM_MISSING, render_in_chromium
 from matplotlib import image as mpimg
 from test_group_workflow import group_options, make_group_dataset
 
-from bids_dfc.workflows.group import run_group_level
+from bids_dfc.group.run import run_group_level
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=CHROMIUM_MISSING)
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from bids_dfc.errors import InputError
-from bids_dfc.workflows.group import run_group_level
+from bids_dfc.group.run import run_group_level
 
 PAIRS = [("DMN", "DeS"), ("PCC", "PAG"), ("PCC", "RVM"), ("mPFC", "PAG"), ("mPFC", "RVM")]
 

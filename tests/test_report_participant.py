@@ -12,8 +12,11 @@ import pandas as pd
 import pytest
 from nilearn import datasets, image
 
-from bids_dfc import seeds as sd
-from bids_dfc.interfaces import connectivity as ci
+from bids_dfc.connectivity import seeds as sd
+from bids_dfc.connectivity import series as ss
+from bids_dfc.connectivity import weights as sw
+from bids_dfc.connectivity.tables import dfc_core
+from bids_dfc.connectivity.weights import warp_weights_core
 from bids_dfc.reports.methods import collect_methods
 from bids_dfc.reports.participant import build_participant_report, find_participant_inputs
 
@@ -71,9 +74,9 @@ def derivatives(tmp_path_factory):
                                      translation=(1.5, 0.0, 0.0))
     ants.write_transform(xfm, str(func / f"{PREFIX}_from-boldref_to-T1w_mode-image_xfm.mat"))
     seeds = sd.read_seeds()
-    maps = sd.seed_weight_maps(seeds, ref)
+    maps = sw.seed_weight_maps(seeds, ref)
     _save(maps, out / "maps.nii.gz")
-    weights, info = ci.warp_weights_core(out / "maps.nii.gz", seeds, str(
+    weights, info = warp_weights_core(out / "maps.nii.gz", seeds, str(
         func / f"{PREFIX}_boldref.nii.gz"), [], func / f"{PREFIX}_desc-brain_mask.nii.gz",
         out)
     _save(weights, func / f"{PREFIX}_seg-seeds_probseg.nii.gz")
@@ -96,12 +99,12 @@ def derivatives(tmp_path_factory):
     conf["framewise_displacement"] = np.r_[np.nan, np.abs(np.diff(motion, axis=0)).sum(1)[:]]
     conf.to_csv(func / f"{PREFIX}_desc-confounds_timeseries.tsv", sep="\t", index=False,
                 na_rep="n/a")
-    ts = pd.DataFrame(sd.weighted_mean_series(denoised, np.asarray(weights.dataobj)),
+    ts = pd.DataFrame(ss.weighted_mean_series(denoised, np.asarray(weights.dataobj)),
                       columns=seeds["name"])
-    ts = pd.concat([ts, sd.network_series(ts, dict(zip(seeds["name"], seeds["network"])))],
+    ts = pd.concat([ts, ss.network_series(ts, dict(zip(seeds["name"], seeds["network"])))],
                    axis=1)
     ts.to_csv(func / f"{PREFIX}_seg-seeds_stat-mean_timeseries.tsv", sep="\t", index=False)
-    summary, dcc, _ = ci.dfc_core(ts, [("network", ["DMN", "DeS"]),
+    summary, dcc, _ = dfc_core(ts, [("network", ["DMN", "DeS"]),
                                        ("seed", list(seeds["name"]))], mode="pairwise",
                                   fd=float(conf["framewise_displacement"].mean()))
     summary.to_csv(func / f"{PREFIX}_seg-seeds_dfc.tsv", sep="\t", index=False)

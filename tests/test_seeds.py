@@ -1,4 +1,4 @@
-"""Seeds table, sphere weights, atlas handling and region/network series (bids_dfc.seeds)."""
+"""Seed tables, sphere weights, atlases, region and network series (bids_dfc.connectivity)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bids_dfc import seeds as sd
+from bids_dfc.connectivity import seeds as sd
+from bids_dfc.connectivity import series as ss
+from bids_dfc.connectivity import weights as sw
 from bids_dfc.errors import InputError
 
 HEADER = "name\tx\ty\tz\tradius_mm\tnetwork\n"
@@ -84,7 +86,7 @@ def test_sphere_weights_match_monte_carlo_on_oblique_anisotropic_grid(radius):
     affine[:3, 3] = [-20, -22, -18]
     shape = (13, 15, 11)
     center = (1.3, -0.7, 2.2)
-    w = sd.sphere_weights(center, radius, affine, shape, supersample=9)
+    w = sw.sphere_weights(center, radius, affine, shape, supersample=9)
     ref = _monte_carlo_weights(center, radius, affine, shape)
     vox_vol = 3.125 * 3.125 * 4
     assert w.sum() * vox_vol == pytest.approx(4 / 3 * np.pi * radius**3, rel=0.03)
@@ -93,12 +95,12 @@ def test_sphere_weights_match_monte_carlo_on_oblique_anisotropic_grid(radius):
     # a sphere much larger than a voxel has its centroid at the centre; a small one lies
     # within half a voxel of it (its weight sits on voxel centres)
     tol = 0.1 if radius > 4 else 2.0
-    assert np.allclose(sd.weighted_centroid(w, affine), center, atol=tol)
+    assert np.allclose(sw.weighted_centroid(w, affine), center, atol=tol)
 
 
 def test_tiny_sphere_between_sample_points_still_has_a_voxel():
     affine = np.diag([3.0, 3.0, 3.0, 1.0])
-    w = sd.sphere_weights((4.4, 4.4, 4.4), 0.01, affine, (5, 6, 7))
+    w = sw.sphere_weights((4.4, 4.4, 4.4), 0.01, affine, (5, 6, 7))
     assert w.sum() == 1.0 and w[1, 1, 1] == 1.0  # 4.4 mm is nearest to voxel 1 (3 mm)
 
 
@@ -107,7 +109,7 @@ def test_seed_weight_maps_one_volume_per_seed():
                          np.c_[np.diag([2.0, 2.0, 2.0, 1.0])[:, :3], [-20, -22, -18, 1]])
     seeds = sd.read_seeds()
     seeds.loc[:, ["y", "z"]] = [[-4, 2], [6, 2], [0, -8], [-2, 10]]
-    maps = sd.seed_weight_maps(seeds, ref)
+    maps = sw.seed_weight_maps(seeds, ref)
     assert maps.shape == (20, 23, 19, 4)
     vols = np.asarray(maps.dataobj).reshape(-1, 4).sum(axis=0) * 8
     assert vols == pytest.approx(4 / 3 * np.pi * seeds["radius_mm"].to_numpy() ** 3, rel=0.05)
@@ -122,7 +124,7 @@ def test_weighted_mean_series_against_explicit_sum():
     weights[1, 2, 3, 0] = 0.25
     weights[2, 2, 3, 0] = 0.75
     weights[4, 5, 1, 1] = 0.1
-    out = sd.weighted_mean_series(data, weights, names=["a", "b"])
+    out = ss.weighted_mean_series(data, weights, names=["a", "b"])
     expected_a = (0.25 * data[1, 2, 3] + 0.75 * data[2, 2, 3]) / 1.0
     assert out.shape == (31, 2)
     assert np.allclose(out[:, 0], expected_a)
@@ -136,22 +138,22 @@ def test_weighted_mean_series_refuses_a_seed_without_signal():
     weights[1, 1, 1, 0] = 1
     weights[3, 4, 2, 1] = 1  # zero series: outside the brain
     with pytest.raises(InputError, match=r"\['RVM'\] cover no voxel"):
-        sd.weighted_mean_series(data, weights, names=["PAG", "RVM"])
+        ss.weighted_mean_series(data, weights, names=["PAG", "RVM"])
 
 
 def test_network_series_equal_and_voxel_weighting():
     series = pd.DataFrame({"PCC": [1.0, 2.0, 3.0], "mPFC": [3.0, 2.0, 7.0],
                            "PAG": [0.0, 1.0, 0.0]})
     nets = {"PCC": "DMN", "mPFC": "DMN", "PAG": "DeS"}
-    eq = sd.network_series(series, nets)
+    eq = ss.network_series(series, nets)
     assert list(eq.columns) == ["DMN", "DeS"]
     assert np.allclose(eq["DMN"], [2.0, 2.0, 5.0])
-    vox = sd.network_series(series, nets, weighting="voxel",
+    vox = ss.network_series(series, nets, weighting="voxel",
                             seed_weights={"PCC": 3.0, "mPFC": 1.0, "PAG": 2.0})
     assert np.allclose(vox["DMN"], (3 * series["PCC"] + series["mPFC"]) / 4)
     assert np.allclose(vox["DeS"], series["PAG"])
     with pytest.raises(InputError, match="'equal' or 'voxel'"):
-        sd.network_series(series, nets, weighting="max")
+        ss.network_series(series, nets, weighting="max")
 
 
 def test_primary_pair():
@@ -173,7 +175,7 @@ def test_label_mean_series_matches_nilearn_labels_masker(tmp_path):
     affine = np.diag([3.0, 3.0, 4.0, 1.0])
     labels = rng.integers(0, 4, size=(7, 8, 6))
     data = rng.normal(size=(7, 8, 6, 25))
-    out = sd.label_mean_series(data, labels, [1, 2, 3])
+    out = ss.label_mean_series(data, labels, [1, 2, 3])
     masker = NiftiLabelsMasker(nb.Nifti1Image(labels.astype(np.int32), affine), standardize=None)
     ref = masker.fit_transform(nb.Nifti1Image(data, affine))
     assert np.allclose(out, ref)
@@ -189,17 +191,17 @@ def test_atlas_labels_and_grid_checks(tmp_path):
     atlas = nb.Nifti1Image(fine, np.c_[np.eye(4)[:, :3], [-20.5, -22.5, -18.5, 1]])
     labels = sd.read_atlas_labels(_labels(tmp_path, [[2, "B"], [1, "A"]]))
     assert list(labels["name"]) == ["A", "B"]
-    out, resampled = sd.atlas_to_grid(atlas, labels, ref)
+    out, resampled = sw.atlas_to_grid(atlas, labels, ref)
     assert resampled and out.shape == ref.shape
     assert set(np.unique(np.asarray(out.dataobj))) == {0, 1, 2}
     assert (np.asarray(out.dataobj) == 2).sum() == pytest.approx(15 * 20 * 20 / 8, rel=0.15)
     with pytest.raises(InputError, match=r"indices \[3\] do not occur"):
-        sd.atlas_to_grid(atlas, sd.read_atlas_labels(
+        sw.atlas_to_grid(atlas, sd.read_atlas_labels(
             _labels(tmp_path, [[1, "A"], [2, "B"], [3, "C"]])), ref)
     with pytest.raises(InputError, match=r"values \[2\] have no row"):
-        sd.atlas_to_grid(atlas, sd.read_atlas_labels(_labels(tmp_path, [[1, "A"]])), ref)
+        sw.atlas_to_grid(atlas, sd.read_atlas_labels(_labels(tmp_path, [[1, "A"]])), ref)
     far = nb.Nifti1Image(fine, np.c_[np.eye(4)[:, :3], [500, 500, 500, 1]])
     with pytest.raises(InputError, match="vanish on the template grid"):
-        sd.atlas_to_grid(far, labels, ref)
+        sw.atlas_to_grid(far, labels, ref)
     with pytest.raises(InputError, match=r"row 1 \(line 2\): index 'x'"):
         sd.read_atlas_labels(_labels(tmp_path, [["x", "A"]]))

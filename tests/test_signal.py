@@ -14,8 +14,8 @@ from scipy.spatial.transform import Rotation
 
 from bids_dfc.demo.geometry import rigid_matrix
 from bids_dfc.errors import InputError
-from bids_dfc.motion import matrix_to_params, params_to_matrix
-from bids_dfc.signal import (
+from bids_dfc.preproc.motion import matrix_to_params, params_to_matrix
+from bids_dfc.preproc.signal import (
     acompcor,
     butterworth,
     censor_mask,

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 from _demo_data import demo_dataset, dmn_des_sd
 
-from bids_dfc.interfaces.bids import pid_alive
+from bids_dfc.io import pid_alive
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts" / "slurm"

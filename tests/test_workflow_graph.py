@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bids_dfc.cli.parser import parse_args
-from bids_dfc.dataset import SubjectData
+from bids_dfc.inputs.raw import SubjectData
 from bids_dfc.workflows.base import init_bids_dfc_wf
 
 

@@ -101,11 +101,11 @@ def _undo_motion(data: np.ndarray, affine: np.ndarray, matrices: np.ndarray) -> 
 
 def true_noise_masks(truth: dict, shape, bold_affine, tmpdir: Path) -> dict:
     """The oracle's brain, WM and CSF masks on the BOLD grid: the pipeline's own rule
-    (:func:`bids_dfc.boldreg.project_anat`: probability > 0.9, eroded, nothing within 2 mm
+    (:func:`bids_dfc.preproc.boldreg.project_anat`: probability > 0.9, eroded, nothing within 2 mm
     of grey matter, resampled onto the BOLD grid) applied to the **true** T1w brain mask
     and tissue fractions, carried by the **true** BOLD-T1w transform."""
-    from bids_dfc.boldreg import project_anat
-    from bids_dfc.motion import write_ants_affine
+    from bids_dfc.preproc.boldreg import project_anat
+    from bids_dfc.preproc.motion import write_ants_affine
 
     files = truth["files"]
     mask_img = nb.load(files["t1w_brain_mask"])
@@ -131,10 +131,11 @@ def oracle_dfc(truth_dir: Path, subject: str, bids_dir: Path,
     inside the **true** brain mask); the seed series are weighted means over the **true**
     partial-volume seed maps; the DCC is the pipeline's.
     """
+    from bids_dfc.connectivity.seeds import read_seeds
+    from bids_dfc.connectivity.series import weighted_mean_series
     from bids_dfc.demo import load_truth, motion_matrices
     from bids_dfc.interfaces.confounds import confounds_core
     from bids_dfc.interfaces.denoise import denoise_core
-    from bids_dfc.seeds import read_seeds, weighted_mean_series
 
     truth = load_truth(truth_dir, subject)
     bold_file = next((bids_dir / f"sub-{subject}").glob("**/func/*_bold.nii.gz"))
@@ -174,7 +175,7 @@ def minimal_oracle(truth: dict, data: np.ndarray, tr: float) -> dict:
     not estimation errors (motion handling, smoothing, confound set)."""
     from nilearn import signal
 
-    from bids_dfc.seeds import read_seeds
+    from bids_dfc.connectivity.seeds import read_seeds
 
     files = truth["files"]
     tissue = {k: np.asarray(nb.load(files[k]).dataobj) for k in ("wm", "csf")}
@@ -202,8 +203,8 @@ def minimal_oracle(truth: dict, data: np.ndarray, tr: float) -> dict:
 def seed_placement(derivatives: Path, truth_dir: Path, subject: str) -> dict:
     """Distance (mm) between the pipeline's and the true seed centres on the BOLD grid, and
     the overlap of the normalised weights (sum of minima; 1 = identical)."""
+    from bids_dfc.connectivity.weights import weighted_centroid
     from bids_dfc.demo import load_truth
-    from bids_dfc.seeds import weighted_centroid
 
     func = derivatives / f"sub-{subject}"
     info_f = sorted(func.glob("**/func/*_seg-seeds_probseg.tsv"))
@@ -232,8 +233,8 @@ def seed_placement(derivatives: Path, truth_dir: Path, subject: str) -> dict:
 def _network_dcc_sd(series: pd.DataFrame, with_r: bool = False):
     """SD of the DMN-DeS DCC series of seed ``series`` (networks = mean of their seeds),
     and with ``with_r`` also the static correlation of the two network series."""
+    from bids_dfc.connectivity.seeds import read_seeds
     from bids_dfc.dfc import dcc, dfc_summary
-    from bids_dfc.seeds import read_seeds
 
     seeds = read_seeds()
     x = np.column_stack([series[list(seeds.loc[seeds.network == net, "name"])].mean(axis=1)
@@ -247,8 +248,9 @@ def truemaps_on_pipeline(derivatives: Path, truth_dir: Path, subject: str) -> di
 
     Separates the two sources of pipeline-oracle differences: seed placement (pipeline vs
     this) and preprocessing/denoising (this vs the oracle)."""
+    from bids_dfc.connectivity.seeds import read_seeds
+    from bids_dfc.connectivity.series import weighted_mean_series
     from bids_dfc.demo import load_truth
-    from bids_dfc.seeds import read_seeds, weighted_mean_series
 
     files = sorted((derivatives / f"sub-{subject}").glob("**/func/*_desc-denoised_bold.nii.gz"))
     files = [f for f in files if "space-" not in f.name]

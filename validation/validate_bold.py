@@ -87,7 +87,7 @@ def _panel(axes, background, overlays, title):
 
 
 def figures(node: Path, t1w: Path) -> dict:
-    from bids_dfc.boldreg import dice, epi_mask, resample_to_grid
+    from bids_dfc.preproc.boldreg import dice, epi_mask, resample_to_grid
 
     ref = nb.load(node / "hmc" / "boldref.nii")
     refd = ref.get_fdata()

@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +31,8 @@ from bids_dfc.dfc import (
     pearson_correlation,
     sliding_window_correlation,
 )
-
-
-class InputError(Exception):
-    """Bad data in the input file (reported on one line, exit code 1)."""
+from bids_dfc.errors import InputError
+from bids_dfc.io import commit_many
 
 
 def _window(text):
@@ -228,24 +224,11 @@ def _write_outputs(prefix, names, pairs, r, extra, summ, info):
     for key, val in summ.items():
         if key.startswith("frac_"):
             summary[key] = val
-    temps = []
-    try:
-        for target, writer in (
-            (out_ts, lambda fh: _tsv(ts, fh)),
-            (out_sum, lambda fh: _tsv(summary, fh)),
-            (out_json, lambda fh: json.dump(info, fh, indent=2, default=float)),
-        ):
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-            temps.append((tmp, target))
-            with os.fdopen(fd, "w", newline="") as fh:
-                writer(fh)
-            os.chmod(tmp, 0o644)
-        for tmp, target in temps:
-            os.replace(tmp, target)
-    finally:
-        for tmp, _ in temps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    commit_many({
+        out_ts: lambda fh: _tsv(ts, fh),
+        out_sum: lambda fh: _tsv(summary, fh),
+        out_json: lambda fh: json.dump(info, fh, indent=2, default=float),
+    })
     return out_ts, out_sum, out_json
 
 
@@ -271,6 +254,8 @@ def main(argv=None):
             )
         try:
             pairs, r, extra, summ, info = _estimate(args, names, x)
+        except InputError:
+            raise
         except ValueError as err:
             raise InputError(f"{args.input}: {err}") from err
         paths = _write_outputs(args.output_prefix, names, pairs, r, extra, summ, info)

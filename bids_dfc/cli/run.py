@@ -62,7 +62,7 @@ def _poll_interval(plugin: str) -> float:
 
 def run_participant(config) -> dict:
     """Check inputs, build and run the participant workflow, then write the reports."""
-    from bids_dfc.dataset import (
+    from bids_dfc.inputs.raw import (
         check_bids_dir,
         check_output_dir,
         collect_data,
@@ -86,9 +86,10 @@ def run_participant(config) -> dict:
 
     from nipype import config as nipype_config
 
-    from bids_dfc.cluster import finish_graph_run, is_graph_plugin
-    from bids_dfc.outputs import write_dataset_description
-    from bids_dfc.workflows.base import init_bids_dfc_wf, write_participant_reports
+    from bids_dfc.cli.cluster import finish_graph_run, is_graph_plugin
+    from bids_dfc.derivatives import write_dataset_description
+    from bids_dfc.reports.participant import write_participant_reports
+    from bids_dfc.workflows.base import init_bids_dfc_wf
 
     log_dir = ex.work_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -141,8 +142,8 @@ def run_participant(config) -> dict:
 
 def run_group(config) -> dict:
     """Run the group statistics over the participant outputs in output_dir."""
-    from bids_dfc.dataset import check_bids_dir, check_output_dir
-    from bids_dfc.workflows.group import run_group_level
+    from bids_dfc.group.run import run_group_level
+    from bids_dfc.inputs.raw import check_bids_dir, check_output_dir
 
     ex = config.execution
     check_bids_dir(ex.bids_dir)

@@ -1,5 +1,5 @@
-"""Thin nipype interfaces of the spatial BOLD steps (maths in :mod:`bids_dfc.motion`,
-:mod:`bids_dfc.boldreg` and :mod:`bids_dfc.signal`).
+"""Thin nipype interfaces of the spatial BOLD steps (maths in :mod:`bids_dfc.preproc.motion`,
+:mod:`bids_dfc.preproc.boldreg` and :mod:`bids_dfc.preproc.signal`).
 
 Intermediate images are written uncompressed (``.nii``) in the node's folder: gzip would
 cost more than the step itself on a 4-D run; the derivatives sink compresses the outputs.
@@ -23,7 +23,8 @@ from nipype.interfaces.base import (
 )
 
 from bids_dfc.errors import InputError
-from bids_dfc.interfaces.ants_utils import node_tmpdir
+from bids_dfc.preproc.ants_utils import node_tmpdir
+from bids_dfc.preproc.validate import validate_bold_core
 
 
 def _save(data, affine, name, dtype=np.float32, header=None) -> str:
@@ -32,46 +33,6 @@ def _save(data, affine, name, dtype=np.float32, header=None) -> str:
     path = os.path.abspath(name)
     img.to_filename(path)
     return path
-
-
-def repetition_time(bold_file: str, metadata: dict | None) -> float:
-    """TR in seconds from the BIDS metadata, else from the NIfTI header."""
-    if metadata and metadata.get("RepetitionTime"):
-        return float(metadata["RepetitionTime"])
-    hdr = nb.load(bold_file).header
-    zooms = hdr.get_zooms()
-    units = hdr.get_xyzt_units()[1]
-    if len(zooms) > 3 and zooms[3] > 0:
-        return float(zooms[3]) / (1000.0 if units == "msec" else 1.0)
-    raise InputError(f"{bold_file}: no RepetitionTime in the JSON sidecar and none in the "
-                     "NIfTI header; add RepetitionTime (seconds) to the sidecar.")
-
-
-def validate_bold_core(bold_file: str, dummy_scans, metadata: dict | None = None) -> dict:
-    """Load a run, check it, drop the non-steady-state volumes.
-
-    ``dummy_scans`` is a number of volumes or ``"auto"`` (detected from the global
-    signal, :func:`bids_dfc.signal.detect_nonsteady`).
-    """
-    from bids_dfc.signal import check_enough_volumes, detect_nonsteady, sanitise_bold
-
-    img = nb.load(bold_file)
-    if img.ndim != 4:
-        raise InputError(f"{bold_file}: a BOLD run must be 4-D, this image has shape "
-                         f"{img.shape}.")
-    tr = repetition_time(bold_file, metadata)
-    data, n_bad = sanitise_bold(np.asanyarray(img.dataobj), bold_file)
-    if isinstance(dummy_scans, str):
-        if dummy_scans != "auto":
-            raise InputError(f"--dummy-scans must be a number or 'auto', got {dummy_scans!r}")
-        n_dummy = detect_nonsteady(data)
-    else:
-        n_dummy = int(dummy_scans)
-        if n_dummy < 0:
-            raise InputError(f"--dummy-scans must be >= 0, got {n_dummy}")
-    check_enough_volumes(data.shape[-1] - n_dummy, n_dummy, bold_file)
-    return {"data": data[..., n_dummy:], "affine": img.affine, "tr": tr, "n_dummy": n_dummy,
-            "n_sanitised": n_bad, "header": img.header}
 
 
 class _ValidateBoldInputSpec(BaseInterfaceInputSpec):
@@ -137,8 +98,8 @@ class MotionCorrect(SimpleInterface):
     def _run_interface(self, runtime):
         from scipy import ndimage as ndi
 
-        from bids_dfc.boldreg import epi_mask
-        from bids_dfc.motion import motion_correct, pick_reference
+        from bids_dfc.preproc.boldreg import epi_mask
+        from bids_dfc.preproc.motion import motion_correct, pick_reference
 
         img = nb.load(self.inputs.in_file)
         data = np.asanyarray(img.dataobj)
@@ -191,7 +152,7 @@ class CoregisterBold(SimpleInterface):
     output_spec = _CoregisterOutputSpec
 
     def _run_interface(self, runtime):
-        from bids_dfc.boldreg import coregister
+        from bids_dfc.preproc.boldreg import coregister
 
         ref = nb.load(self.inputs.boldref)
         t1 = nb.load(self.inputs.t1w_brain)
@@ -234,7 +195,7 @@ class AnatToBold(SimpleInterface):
     output_spec = _AnatToBoldOutputSpec
 
     def _run_interface(self, runtime):
-        from bids_dfc.boldreg import project_anat
+        from bids_dfc.preproc.boldreg import project_anat
 
         ref = nb.load(self.inputs.boldref)
         mask = nb.load(self.inputs.t1w_mask)
@@ -283,7 +244,7 @@ class ResampleToTemplate(SimpleInterface):
     output_spec = _ToTemplateOutputSpec
 
     def _run_interface(self, runtime):
-        from bids_dfc.boldreg import resample_to_template, template_sampler
+        from bids_dfc.preproc.boldreg import resample_to_template, template_sampler
 
         tpl = nb.load(self.inputs.template_ref)
         tmask = nb.load(self.inputs.template_mask)

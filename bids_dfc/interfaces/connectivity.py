@@ -1,6 +1,6 @@
 """Thin nipype interfaces of the connectivity step: seed maps, warping, extraction, DCC.
 
-Each interface reads files, calls a pure function (:mod:`bids_dfc.seeds`,
+Each interface reads files, calls a pure function (:mod:`bids_dfc.connectivity.seeds`,
 :mod:`bids_dfc.dfc`, or the ``*_core`` helpers of this module) and writes files.
 
 Sub-voxel seeds (documented in ``docs/seeds.md``): the template-space partial-volume weight
@@ -32,190 +32,20 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from bids_dfc import seeds as sd
+from bids_dfc.connectivity import seeds as sd
+from bids_dfc.connectivity import series as ss
+from bids_dfc.connectivity import weights as sw
+from bids_dfc.connectivity.tables import dfc_core, mean_fd, relmat
+from bids_dfc.connectivity.weights import (
+    _mask_on,
+    _warp_volume,
+    warp_weights_core,
+)
 from bids_dfc.errors import InputError
-from bids_dfc.interfaces.ants_utils import node_tmpdir
-
-#: warped weights summing to less than this (in BOLD voxels) trigger the nearest-voxel fallback
-MIN_WEIGHT = 0.05
-
-
-def _warp_volume(vol: np.ndarray, src_affine, reference: str, transforms, interp: str, cwd):
-    """Warp one 3D array (on ``src_affine``'s grid) onto ``reference`` with antspyx."""
-    import ants
-
-    ref = nb.load(reference)
-    if not transforms:  # same space: resample only (nothing to do on the same grid)
-        if vol.shape == ref.shape[:3] and np.allclose(src_affine, ref.affine, atol=1e-3):
-            return vol.astype(np.float64)
-        from nilearn.image import resample_img
-
-        out = resample_img(
-            nb.Nifti1Image(vol.astype(np.float32), src_affine), target_affine=ref.affine,
-            target_shape=ref.shape[:3], interpolation="linear" if interp == "linear"
-            else "nearest", force_resample=True, copy_header=True,
-        )
-        return np.asarray(out.dataobj, dtype=np.float64)
-    src = Path(cwd) / "_warp_in.nii.gz"
-    nb.save(nb.Nifti1Image(vol.astype(np.float32), src_affine), src)
-    with node_tmpdir(cwd):
-        warped = ants.apply_transforms(
-            fixed=ants.image_read(str(reference)), moving=ants.image_read(str(src)),
-            transformlist=list(transforms), interpolator=interp,
-            whichtoinvert=[False] * len(transforms),
-        )
-        return warped.numpy().astype(np.float64)
 
 
 def _listed(value) -> list:
     return list(value) if isdefined(value) and value else []
-
-
-def _mask_on(mask_file, ref, cwd) -> np.ndarray:
-    """Boolean brain mask on ``ref``'s grid (nearest-neighbour resampled when needed)."""
-    img = nb.load(mask_file)
-    data = np.asarray(img.dataobj)
-    if data.shape[:3] != ref.shape[:3] or not np.allclose(img.affine, ref.affine, atol=1e-3):
-        data = _warp_volume(data > 0, img.affine, ref.get_filename(), [], "nearest", cwd)
-    return data > 0
-
-
-def _gaussian_blob(center, sigma_mm, img) -> np.ndarray:
-    shape = img.shape[:3]
-    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1)
-    world = ijk @ img.affine[:3, :3].T + img.affine[:3, 3]
-    return np.exp(-np.sum((world - np.asarray(center)) ** 2, axis=-1) / (2 * sigma_mm**2))
-
-
-def warp_weights_core(maps_file, seeds: pd.DataFrame, reference, transforms, mask_file,
-                      cwd) -> tuple[nb.Nifti1Image, pd.DataFrame]:
-    """Bring template-space seed weight maps onto the BOLD grid and describe each seed.
-
-    Returns the 4D BOLD-grid weight image and a table with, per seed, ``n_voxels``
-    (voxels with a weight > 0), ``effective_voxels`` (sum of weights), ``volume_mm3``,
-    ``fraction_in_mask`` (weight inside the BOLD brain mask / total), ``fallback`` and the
-    weighted centroid on the BOLD grid (``centre_x/y/z``, scanner mm).
-    """
-    maps = nb.load(maps_file)
-    ref = nb.load(reference)
-    data = np.asarray(maps.dataobj, dtype=np.float32)
-    if data.ndim == 3:
-        data = data[..., None]
-    mask = _mask_on(mask_file, ref, cwd)
-    zooms = np.asarray(ref.header.get_zooms()[:3], dtype=float)
-    out = np.zeros(ref.shape[:3] + (data.shape[3],), dtype=np.float32)
-    rows = []
-    for k, seed in enumerate(seeds.itertuples()):
-        w = np.clip(_warp_volume(data[..., k], maps.affine, reference, transforms, "linear",
-                                 cwd), 0, None)
-        fallback = bool(w.sum() < MIN_WEIGHT)
-        if fallback:
-            blob = _gaussian_blob((seed.x, seed.y, seed.z), zooms.max(), maps)
-            located = _warp_volume(blob, maps.affine, reference, transforms, "linear", cwd)
-            if located.max() <= 0:
-                raise InputError(
-                    f"Seed {seed.name!r} lands outside the BOLD field of view after warping; "
-                    "check the registration in the report or the seed coordinates."
-                )
-            w = np.zeros_like(w)
-            w[np.unravel_index(np.argmax(located), located.shape)] = 1.0
-        out[..., k] = w
-        total = float(w.sum())
-        centre = sd.weighted_centroid(w, ref.affine)
-        rows.append({
-            "name": seed.name, "network": seed.network, "x": seed.x, "y": seed.y,
-            "z": seed.z, "radius_mm": seed.radius_mm, "n_voxels": int((w > 0).sum()),
-            "effective_voxels": round(total, 4),
-            "volume_mm3": round(total * float(np.prod(zooms)), 2),
-            "fraction_in_mask": round(float(w[mask].sum() / total), 4),
-            "fallback": fallback,
-            "centre_x": round(centre[0], 2), "centre_y": round(centre[1], 2),
-            "centre_z": round(centre[2], 2),
-        })
-    img = nb.Nifti1Image(out, ref.affine)
-    img.set_data_dtype(np.float32)
-    return img, pd.DataFrame(rows)
-
-
-def mean_fd(confounds_tsv) -> float:
-    """Mean framewise displacement (mm) of a confounds table (NaN if the column is absent)."""
-    if not confounds_tsv or not isdefined(confounds_tsv):
-        return float("nan")
-    table = pd.read_csv(confounds_tsv, sep="\t", na_values=["n/a"])
-    if "framewise_displacement" not in table:
-        return float("nan")
-    return float(np.nanmean(table["framewise_displacement"].to_numpy(dtype=float)))
-
-
-def dfc_core(series: pd.DataFrame, groups: list[tuple[str, list[str]]], *, mode: str,
-             fd: float) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """DCC of every pair within each group of columns.
-
-    Parameters
-    ----------
-    series : pandas.DataFrame (T, columns)
-        Time series (seeds, regions, networks).
-    groups : list of (level, columns)
-        E.g. ``[("network", ["DMN", "DeS"]), ("seed", ["PCC", "mPFC", "PAG", "RVM"])]``;
-        pairs are formed within each group, row-major, in this order.
-    mode : {"pairwise", "joint"}
-        Passed to :func:`bids_dfc.dfc.dcc`.
-    fd : float
-        Mean framewise displacement, copied into every row.
-
-    Returns
-    -------
-    summary : pandas.DataFrame
-        One row per pair: ``seed_a, seed_b, level, dcc_sd, dcc_mean, pearson_r, a, b,
-        converged, n_volumes, mean_fd``.
-    dcc_series : pandas.DataFrame (T, pairs)
-        Columns ``A__B``.
-    info : dict
-        Log-likelihoods per group, for the JSON sidecar.
-    """
-    from bids_dfc.dfc import dcc, dfc_summary
-
-    rows, columns, info = [], {}, {}
-    for level, names in groups:
-        if len(names) < 2:
-            continue
-        x = series[names].to_numpy(dtype=float)
-        x = (x - x.mean(axis=0)) / x.std(axis=0)  # DCC is scale-free; keep the fit well scaled
-        res = dcc(x, mode=mode if len(names) > 2 else "pairwise", names=names)
-        summ = dfc_summary(res.R)
-        sdv, meanv = summ["sd"], summ["mean"]
-        n_pairs = len(res.pairs)
-        a = np.broadcast_to(np.asarray(res.a, dtype=float), (n_pairs,))
-        b = np.broadcast_to(np.asarray(res.b, dtype=float), (n_pairs,))
-        conv = np.broadcast_to(np.asarray(res.converged, dtype=bool), (n_pairs,))
-        pearson = np.corrcoef(x, rowvar=False)
-        for p, (i, j) in enumerate(res.pairs):
-            key = f"{names[i]}{sd.PAIR_SEP}{names[j]}"
-            columns[key] = res.R[:, p]
-            rows.append({
-                "seed_a": names[i], "seed_b": names[j], "level": level,
-                "dcc_sd": float(np.asarray(sdv)[p]), "dcc_mean": float(np.asarray(meanv)[p]),
-                "pearson_r": float(pearson[i, j]), "a": float(a[p]), "b": float(b[p]),
-                "converged": bool(conv[p]), "n_volumes": int(x.shape[0]), "mean_fd": fd,
-            })
-        info[level] = {"mode": mode if len(names) > 2 else "pairwise",
-                       "loglik": np.asarray(res.loglik, dtype=float).round(4).tolist()}
-    if not rows:
-        raise InputError("Fewer than two series to correlate: give at least two seeds.")
-    return pd.DataFrame(rows), pd.DataFrame(columns), info
-
-
-def relmat(summary: pd.DataFrame, names: list[str], column: str, diag: float) -> pd.DataFrame:
-    """Square region x region matrix of one summary column (XCP-D ``relmat`` layout)."""
-    pos = {n: k for k, n in enumerate(names)}
-    values = np.full((len(names), len(names)), np.nan)
-    np.fill_diagonal(values, diag)
-    for row in summary.itertuples():
-        if row.seed_a in pos and row.seed_b in pos:
-            i, j = pos[row.seed_a], pos[row.seed_b]
-            values[i, j] = values[j, i] = getattr(row, column)
-    mat = pd.DataFrame(values, index=pd.Index(names, name="Node"), columns=names)
-    return mat
 
 
 def _write_tsv(table: pd.DataFrame, name: str, *, index: bool = False) -> str:
@@ -245,7 +75,7 @@ class MakeSeedMaps(SimpleInterface):
         seeds = sd.read_seeds(path)
         ref = nb.load(self.inputs.reference)
         sd.check_seeds_in_fov(seeds, ref, source=str(path or sd.default_seeds_file()))
-        maps = sd.seed_weight_maps(seeds, ref)
+        maps = sw.seed_weight_maps(seeds, ref)
         self._results["out_file"] = str(Path(runtime.cwd) / "seed_maps_template.nii.gz")
         nb.save(maps, self._results["out_file"])
         self._results["seeds_tsv"] = _write_tsv(seeds, "seeds.tsv")
@@ -306,7 +136,7 @@ class WarpAtlas(SimpleInterface):
 
     def _run_interface(self, runtime):
         labels = sd.read_atlas_labels(self.inputs.labels)
-        atlas, resampled = sd.atlas_to_grid(nb.load(self.inputs.atlas), labels,
+        atlas, resampled = sw.atlas_to_grid(nb.load(self.inputs.atlas), labels,
                                             nb.load(self.inputs.template))
         transforms = _listed(self.inputs.transforms)
         ref = nb.load(self.inputs.reference)
@@ -360,16 +190,16 @@ class ExtractSeries(SimpleInterface):
         weights = np.asanyarray(nb.load(self.inputs.weights).dataobj)
         names = info["name"].astype(str).tolist()
         if weights.ndim == 3:
-            ts = sd.label_mean_series(data, np.rint(weights).astype(int), info["index"])
+            ts = ss.label_mean_series(data, np.rint(weights).astype(int), info["index"])
         else:
-            ts = sd.weighted_mean_series(data, weights, names=names)
+            ts = ss.weighted_mean_series(data, weights, names=names)
         series = pd.DataFrame(ts, columns=names)
         nets = dict(zip(names, info["network"].astype(str)))
         if any(v not in ("", "n/a") for v in nets.values()):
             keep = [n for n in names if nets[n] not in ("", "n/a")]
             totals = (dict(zip(names, info["effective_voxels"]))
                       if "effective_voxels" in info else dict(zip(names, info["n_voxels"])))
-            series = pd.concat([series, sd.network_series(
+            series = pd.concat([series, ss.network_series(
                 series[keep], nets, weighting=self.inputs.network_weighting,
                 seed_weights=totals)], axis=1)
         self._results["timeseries"] = _write_tsv(series, "timeseries.tsv")

@@ -1,7 +1,7 @@
 """Denoising of a BOLD run: confound regression with the band-pass applied to data and
 confounds alike, optional FD censoring, then smoothing inside the brain mask.
 
-The maths is :func:`bids_dfc.signal.denoise` and :func:`bids_dfc.signal.smooth_within_mask`.
+The maths is :func:`bids_dfc.preproc.denoise.denoise_core` (signal.py underneath).
 """
 
 from __future__ import annotations
@@ -21,67 +21,7 @@ from nipype.interfaces.base import (
 )
 
 from bids_dfc.config import DEFAULT_CONFOUNDS
-from bids_dfc.errors import InputError
-
-#: confound groups that can be regressed, and the columns they select
-CONFOUND_GROUPS = {
-    "motion": lambda cols: [c for c in cols if c.startswith(("trans_", "rot_"))],
-    "acompcor": lambda cols: [c for c in cols if c.startswith("a_comp_cor_")],
-}
-
-
-def select_confounds(table: pd.DataFrame, groups) -> list[str]:
-    """Columns of ``table`` selected by the confound ``groups`` ("motion", "acompcor")."""
-    cols: list[str] = []
-    for group in groups:
-        if group not in CONFOUND_GROUPS:
-            raise InputError(f"unknown confound group {group!r}; choose from "
-                             f"{sorted(CONFOUND_GROUPS)}")
-        cols += [c for c in CONFOUND_GROUPS[group](table.columns) if c not in cols]
-    return cols
-
-
-def denoise_core(data: np.ndarray, mask: np.ndarray, zooms, table: pd.DataFrame, tr: float, *,
-                 groups=DEFAULT_CONFOUNDS, band=(0.01, 0.1),
-                 fd_threshold: float | None = None, fwhm: float = 4.0,
-                 out: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
-    """Denoise and smooth a 4-D run inside ``mask``.
-
-    Returns the denoised 4-D array (zero outside the mask; ``out`` may be a preallocated
-    (memory-mapped) array) and a dict describing what was done.
-    """
-    from bids_dfc.signal import censor_mask, denoise, smooth_within_mask
-
-    mask = np.asarray(mask, bool)
-    if len(table) != data.shape[-1]:
-        raise InputError(f"the confounds table has {len(table)} rows but the run has "
-                         f"{data.shape[-1]} volumes")
-    cols = select_confounds(table, groups)
-    conf = table[cols].to_numpy(dtype=float) if cols else None
-    fd = (table["framewise_displacement"].to_numpy(dtype=float)
-          if "framewise_displacement" in table else np.zeros(len(table)))
-    keep = censor_mask(fd, fd_threshold)
-    series = data[mask].T
-    clean = denoise(series, conf, tr, band, keep=keep)
-    del series
-    if out is None:
-        out = np.zeros(data.shape, np.float32)
-    for t in range(data.shape[-1]):
-        vol = np.zeros(mask.shape, np.float32)
-        vol[mask] = clean[t]
-        out[..., t] = smooth_within_mask(vol, mask, zooms, fwhm)
-    info = {"Confounds": cols, "ConfoundGroups": list(groups),
-            "BandPassHz": list(band) if band is not None else None,
-            "Filter": "Butterworth order 5, zero-phase (sosfiltfilt), applied to data and "
-                      "confounds alike before the regression",
-            "Detrend": "linear, data and confounds",
-            "SmoothingFWHMmm": fwhm, "SmoothingMethod": "Gaussian within the brain mask "
-                                                         "(normalised convolution)",
-            "FramewiseDisplacementThreshold": fd_threshold,
-            "CensoredVolumes": np.flatnonzero(~keep).tolist(),
-            "CensoredVolumesHandling": "excluded from the regression fit; in the series "
-                                       "they hold cubic-spline interpolated values"}
-    return out, info
+from bids_dfc.preproc.denoise import denoise_core
 
 
 class _DenoiseInputSpec(BaseInterfaceInputSpec):

@@ -9,11 +9,11 @@ ROC curves.
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from bids_dfc.io import atomic_write, save_figure
 
 __all__ = ["build_group_report"]
 
@@ -29,17 +29,7 @@ def _subplots(nrows=1, ncols=1, *, figsize, squeeze=True):
 
 
 def _save(fig, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100, format="png")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return save_figure(fig, path, dpi=100, format="png")
 
 
 def _stars(p):
@@ -366,8 +356,6 @@ bootstrap resamples {options.n_boot}; random seed {html.escape(str(random_seed))
 <h2>Methods</h2><p>{html.escape(methods)}</p>
 </body></html>
 """
-    from bids_dfc.workflows.group import write_text
-
     path = gdir / "report.html"
-    write_text(path, body)
+    atomic_write(path, body)
     return path

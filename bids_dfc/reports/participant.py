@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import html
 import logging
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from bids_dfc import __version__
+from bids_dfc.io import atomic_write
+from bids_dfc.preproc.ants_utils import warp_to
 from bids_dfc.reports import participant_figures as figs
+from bids_dfc.reports.methods import collect_methods
 
 __all__ = ["build_participant_report", "find_participant_inputs"]
 
@@ -205,7 +206,7 @@ def _run_section(page: _Page, run: dict, anat: dict) -> None:
         return figs.plot_registration(bold_t1w, [wm_mask, t1w_mask], out_png, labels=labels)
 
     def warp_bold_to_t1w(bold_ref, t1w_preproc, boldref2anat_xfm, t1w_mask, wm_mask, out_png):
-        moved = figs.warp_to(bold_ref, t1w_preproc, [boldref2anat_xfm],
+        moved = warp_to(bold_ref, t1w_preproc, [boldref2anat_xfm],
                              page.fig_dir / f".{name}_boldref_t1w.nii.gz")
         return bold_to_t1w(moved, t1w_mask, wm_mask, out_png)
 
@@ -325,9 +326,18 @@ def build_participant_report(output_dir, subject, *, methods: str = "", work_dir
             f"<title>sub-{html.escape(subject)} | bids_dfc</title><style>{_CSS}</style>"
             f"</head><body>{''.join(page.blocks)}</body></html>")
     out = output_dir / f"sub-{subject}.html"
-    fd, tmp = tempfile.mkstemp(dir=output_dir, prefix=f".{out.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fobj:
-        fobj.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
-    return out
+    return atomic_write(out, text)
+
+
+def write_participant_reports(config, subjects, workflow) -> dict:
+    """One HTML report per participant, from the derivatives just written."""
+    reports = {}
+    for data in subjects:
+        sub_wf = workflow.get_node(f"sub_{data.subject}_wf")
+        methods = collect_methods(sub_wf)
+        path = build_participant_report(
+            config.execution.output_dir, data.subject, methods=methods,
+            work_dir=config.execution.work_dir,
+        )  # fmt: skip
+        reports[f"sub-{data.subject} report"] = path
+    return reports

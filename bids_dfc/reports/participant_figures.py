@@ -13,16 +13,16 @@ Every function takes file paths, writes one PNG atomically and returns its path:
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import nibabel as nb
 import numpy as np
 import pandas as pd
 
+from bids_dfc.io import save_figure
+
 __all__ = ["plot_carpets", "plot_motion", "plot_networks", "plot_registration",
-           "plot_seeds", "plot_skullstrip", "warp_to"]
+           "plot_seeds", "plot_skullstrip"]
 
 TISSUE_COLOURS = {1: "#e8c82a", 2: "#2ab0e8", 3: "#e8552a"}  # GM, WM, CSF
 
@@ -37,18 +37,10 @@ def _plt():
 
 
 def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=90, format="png", facecolor="white")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        return save_figure(fig, path, dpi=90, format="png", facecolor="white")
     finally:
-        Path(tmp).unlink(missing_ok=True)
         _plt().close(fig)
-    return path
 
 
 def _img3d(path):
@@ -58,30 +50,6 @@ def _img3d(path):
 
         img = index_img(img, 0)
     return nb.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine)
-
-
-def warp_to(moving, fixed, transforms, out_file, *, interpolator="linear") -> Path:
-    """Resample ``moving`` into ``fixed``'s grid through ``transforms`` (apply order)."""
-    import ants
-
-    from bids_dfc.interfaces.ants_utils import node_tmpdir
-
-    transforms = [str(t) for t in (transforms or [])]
-    with node_tmpdir(Path(out_file).parent):
-        fixed_img = ants.image_read(str(fixed))
-        moving_img = ants.image_read(str(moving))
-        if fixed_img.dimension == 4:
-            fixed_img = ants.slice_image(fixed_img, axis=3, idx=0)
-        if moving_img.dimension == 4:
-            moving_img = ants.slice_image(moving_img, axis=3, idx=0)
-        if transforms:
-            out = ants.apply_transforms(fixed=fixed_img, moving=moving_img,
-                                        transformlist=transforms, interpolator=interpolator,
-                                        whichtoinvert=[False] * len(transforms))
-        else:
-            out = ants.resample_image_to_target(moving_img, fixed_img, interp_type=interpolator)
-        ants.image_write(out, str(out_file))
-    return Path(out_file)
 
 
 def plot_skullstrip(t1w, mask, dseg, out_png) -> Path:
@@ -141,7 +109,7 @@ def plot_seeds(bold_ref, weights, seed_info, out_png) -> Path:
     """One ortho panel per seed on the BOLD reference, cut at the seed's centroid."""
     from nilearn import plotting
 
-    from bids_dfc.seeds import weighted_centroid
+    from bids_dfc.connectivity.weights import weighted_centroid
 
     plt = _plt()
     info = pd.read_csv(seed_info, sep="\t", keep_default_na=False)

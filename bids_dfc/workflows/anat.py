@@ -11,11 +11,8 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from bids_dfc.interfaces.anat import N4BiasCorrection, TemplateRegistration, TissueSegmentation
+from bids_dfc.workflows.fields import ANAT_OUTPUTS
 
-OUTPUT_FIELDS = [
-    "t1w_preproc", "t1w_brain", "t1w_mask", "t1w_dseg", "t1w_tpms", "anat2std_xfm",
-    "std2anat_xfm", "template_ref", "template_mask", "t1w_std", "registration_qc",
-]  # fmt: skip
 #: Labels of ``t1w_dseg``.
 DSEG_LABELS = {0: "background", 1: "GM", 2: "WM", 3: "CSF"}
 SLOPPY_WARNING = "sloppy mode: reduced iterations, NOT FOR RESEARCH USE"
@@ -67,7 +64,7 @@ def init_anat_wf(*, template, sloppy: bool = False, omp_nthreads: int = 1,
     Returns
     -------
     nipype.pipeline.engine.Workflow
-        Inputs ``inputnode.t1w``; outputs listed in ``OUTPUT_FIELDS`` (see
+        Inputs ``inputnode.t1w``; outputs listed in ``ANAT_OUTPUTS`` (see
         docs/architecture.md): ``anat2std_xfm`` = [warp, affine] and ``std2anat_xfm`` =
         [inverse affine, inverse warp], both in ``ants.apply_transforms`` order, no inversion.
 
@@ -95,7 +92,7 @@ def init_anat_wf(*, template, sloppy: bool = False, omp_nthreads: int = 1,
            if template.has_tissue_priors else "initialised with intensity k-means.")
     )
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w"]), name="inputnode")
-    outputnode = pe.Node(niu.IdentityInterface(fields=OUTPUT_FIELDS), name="outputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=ANAT_OUTPUTS), name="outputnode")
     outputnode.inputs.template_ref = template.t1w
     outputnode.inputs.template_mask = template.brain_mask
 

@@ -8,11 +8,10 @@ from pathlib import Path
 from nipype.pipeline import engine as pe
 
 from bids_dfc import __version__
+from bids_dfc.workflows.fields import ANAT_FIELDS
 
 LOGGER = logging.getLogger("bids_dfc")
 
-_ANAT_FIELDS = ["t1w_preproc", "t1w_brain", "t1w_mask", "t1w_dseg", "t1w_tpms",
-                "anat2std_xfm", "std2anat_xfm", "template_ref", "template_mask"]  # fmt: skip
 
 
 def init_bids_dfc_wf(config, subjects):
@@ -22,7 +21,7 @@ def init_bids_dfc_wf(config, subjects):
     ----------
     config : bids_dfc.config.Config
         Settings of the run (read here, passed on as plain values).
-    subjects : list of bids_dfc.dataset.SubjectData
+    subjects : list of bids_dfc.inputs.raw.SubjectData
         The checked raw files of each participant.
     """
     from bids_dfc.templates import get_template
@@ -45,7 +44,7 @@ def init_single_subject_wf(data, *, config, template):
 
     Parameters
     ----------
-    data : bids_dfc.dataset.SubjectData
+    data : bids_dfc.inputs.raw.SubjectData
         The participant's T1w and BOLD runs (with their metadata).
     config : bids_dfc.config.Config
         Settings of the run.
@@ -92,7 +91,7 @@ def init_single_subject_wf(data, *, config, template):
         )  # fmt: skip
         bold_wf.inputs.inputnode.bold_file = str(bold_file)
         wf.connect([(anat_wf, bold_wf, [(f"outputnode.{f}", f"inputnode.{f}")
-                                        for f in _ANAT_FIELDS])])  # fmt: skip
+                                        for f in ANAT_FIELDS])])  # fmt: skip
         bold_ds = init_bold_derivatives_wf(
             output_dir=output_dir, bold_file=str(bold_file), metadata=metadata,
             template=template, output_spaces=tuple(spaces), sloppy=ex.sloppy,
@@ -129,20 +128,3 @@ def _pairs_into(dst_wf, src_wf) -> list[tuple[str, str]]:
     outputs = set(_fields(src_wf, "outputnode"))
     return [(f"outputnode.{f}", f"inputnode.{f}") for f in _fields(dst_wf, "inputnode")
             if f in outputs]  # fmt: skip
-
-
-def write_participant_reports(config, subjects, workflow) -> dict:
-    """One HTML report per participant, from the derivatives just written."""
-    from bids_dfc.reports.methods import collect_methods
-    from bids_dfc.reports.participant import build_participant_report
-
-    reports = {}
-    for data in subjects:
-        sub_wf = workflow.get_node(f"sub_{data.subject}_wf")
-        methods = collect_methods(sub_wf)
-        path = build_participant_report(
-            config.execution.output_dir, data.subject, methods=methods,
-            work_dir=config.execution.work_dir,
-        )  # fmt: skip
-        reports[f"sub-{data.subject} report"] = path
-    return reports

@@ -15,15 +15,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from bids_dfc.config import DEFAULT_CONFOUNDS
-
-#: anatomical fields the functional workflow takes from the anat workflow's outputnode
-ANAT_FIELDS = ["t1w_preproc", "t1w_brain", "t1w_mask", "t1w_dseg", "t1w_tpms",
-               "anat2std_xfm", "std2anat_xfm", "template_ref", "template_mask"]
-#: outputnode fields (docs/architecture.md), then the sidecar contents the sinks need
-OUTPUT_FIELDS = ["bold_ref", "bold_mask", "bold_preproc", "bold_denoised", "confounds_tsv",
-                 "boldref2anat_xfm", "anat2boldref_xfm", "wm_mask_bold", "csf_mask_bold",
-                 "n_dummy", "bold_std", "confounds_meta", "denoise_meta", "coreg_report",
-                 "masks_report", "tr"]
+from bids_dfc.workflows.fields import ANAT_FIELDS, BOLD_OUTPUTS
 
 
 def _wants_template(output_spaces) -> bool:
@@ -109,7 +101,7 @@ def init_bold_wf(*, bold_file, metadata=None, dummy_scans=4, band_pass=(0.01, 0.
     inputnode = pe.Node(niu.IdentityInterface(fields=["bold_file", *ANAT_FIELDS]),
                         name="inputnode")
     inputnode.inputs.bold_file = bold_file
-    outputnode = pe.Node(niu.IdentityInterface(fields=OUTPUT_FIELDS), name="outputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=BOLD_OUTPUTS), name="outputnode")
 
     validate = pe.Node(ValidateBold(dummy_scans=dummy_scans, metadata=dict(metadata or {})),
                        name="validate")
@@ -225,7 +217,7 @@ def init_bold_derivatives_wf(*, output_dir, bold_file, metadata=None, template=N
     """
     from bids_dfc.interfaces.bids import DerivativesDataSink
 
-    fields = [f for f in OUTPUT_FIELDS if f not in ("n_dummy", "tr")] + ["n_dummy", "tr"]
+    fields = [f for f in BOLD_OUTPUTS if f not in ("n_dummy", "tr")] + ["n_dummy", "tr"]
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
     base = {"Sloppy": True, "SloppyWarning": "not for research use"} if sloppy else {}

@@ -16,14 +16,11 @@ from bids_dfc.interfaces.connectivity import (
     WarpAtlas,
     WarpSeedMaps,
 )
+from bids_dfc.workflows.fields import CONNECTIVITY_INPUTS
 
-__all__ = ["INPUT_FIELDS", "atlas_entity", "init_connectivity_derivatives_wf",
+__all__ = ["atlas_entity", "init_connectivity_derivatives_wf",
            "init_connectivity_wf"]
 
-#: inputnode fields of :func:`init_connectivity_wf`
-INPUT_FIELDS = ["bold_file", "bold_denoised", "bold_mask", "bold_ref", "bold_std",
-                "template_ref", "template_mask", "anat2boldref_xfm", "std2anat_xfm",
-                "confounds_tsv"]
 _SEED_OUT = ["seed_timeseries", "seed_dcc", "seed_dfc", "seed_weights", "seed_info",
              "dfc_meta"]
 _ATLAS_OUT = ["atlas_timeseries", "atlas_dcc", "atlas_dfc", "atlas_dseg", "atlas_info",
@@ -112,7 +109,7 @@ def init_connectivity_wf(*, seeds_file=None, atlas=None, atlas_labels=None,
         "deterministic maximisation of the quasi-likelihood. The dFC summary is the "
         "standard deviation over time of the DCC series."
     )
-    inputnode = pe.Node(niu.IdentityInterface(fields=INPUT_FIELDS), name="inputnode")
+    inputnode = pe.Node(niu.IdentityInterface(fields=CONNECTIVITY_INPUTS), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=_SEED_OUT + _ATLAS_OUT),
                          name="outputnode")
 

@@ -19,15 +19,15 @@ import warnings
 import numpy as np
 from scipy import ndimage as ndi
 
-from bids_dfc.errors import BidsDfcError
-from bids_dfc.interfaces.ants_utils import ants_seed_value
-from bids_dfc.motion import (
+from bids_dfc.errors import BidsDfcError, RegistrationError
+from bids_dfc.preproc.ants_utils import ants_seed_value, largest_component
+from bids_dfc.preproc.motion import (
     _init_worker,
     read_ants_affine,
     to_ants,
     write_ants_affine,
 )
-from bids_dfc.workers import spawn_pool
+from bids_dfc.preproc.workers import spawn_pool
 
 #: coregistration settings: iterations, shrink factors, smoothing sigmas, sampling, step
 COREG_SETTINGS = {
@@ -36,19 +36,6 @@ COREG_SETTINGS = {
 }
 #: smallest Dice between the BOLD brain mask and the coregistered T1w brain mask accepted
 MIN_COREG_DICE = 0.6
-
-
-class RegistrationError(BidsDfcError):
-    """A registration ended in an implausible alignment (the output would be wrong)."""
-
-
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 6-connected component of a binary mask."""
-    labels, n = ndi.label(mask)
-    if n <= 1:
-        return mask.astype(bool)
-    sizes = ndi.sum(mask, labels, index=np.arange(1, n + 1))
-    return labels == (np.argmax(sizes) + 1)
 
 
 def epi_mask(ref: np.ndarray, affine: np.ndarray) -> np.ndarray:

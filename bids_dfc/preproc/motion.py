@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bids_dfc.interfaces.ants_utils import ants_seed_value
-from bids_dfc.workers import spawn_pool
+from bids_dfc.preproc.ants_utils import ants_seed_value
+from bids_dfc.preproc.workers import spawn_pool
 
 _LPS = np.diag([-1.0, -1.0, 1.0])
 

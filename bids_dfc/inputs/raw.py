@@ -11,11 +11,11 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bids_dfc.errors import InputError
+from bids_dfc.io import check_writable
 
 LOGGER = logging.getLogger("bids_dfc")
 MIN_VOLUMES = 50
@@ -81,9 +81,7 @@ def make_writable_dirs(**folders: Path) -> None:
     """Create each folder and prove it writable with a temporary file (named in errors)."""
     for what, folder in folders.items():
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=folder, prefix=".bids_dfc_write_test"):
-                pass
+            check_writable(folder)
         except OSError as exc:
             raise InputError(
                 f"{what.replace('_', ' ')} {folder} is not writable ({exc.strerror}): choose a "

@@ -291,3 +291,25 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
     between = w0 * w1 * (mu0 - mu1) ** 2
     return float(centres[int(np.argmax(between))])
+
+
+def warp_to(moving, fixed, transforms, out_file, *, interpolator="linear") -> Path:
+    """Resample ``moving`` into ``fixed``'s grid through ``transforms`` (apply order)."""
+    import ants
+
+    transforms = [str(t) for t in (transforms or [])]
+    with node_tmpdir(Path(out_file).parent):
+        fixed_img = ants.image_read(str(fixed))
+        moving_img = ants.image_read(str(moving))
+        if fixed_img.dimension == 4:
+            fixed_img = ants.slice_image(fixed_img, axis=3, idx=0)
+        if moving_img.dimension == 4:
+            moving_img = ants.slice_image(moving_img, axis=3, idx=0)
+        if transforms:
+            out = ants.apply_transforms(fixed=fixed_img, moving=moving_img,
+                                        transformlist=transforms, interpolator=interpolator,
+                                        whichtoinvert=[False] * len(transforms))
+        else:
+            out = ants.resample_image_to_target(moving_img, fixed_img, interp_type=interpolator)
+        ants.image_write(out, str(out_file))
+    return Path(out_file)

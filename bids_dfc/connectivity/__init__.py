@@ -1,0 +1,1 @@
+"""nipype-free connectivity maths: seed and atlas tables, weight maps, series, dFC tables."""

@@ -1,0 +1,174 @@
+"""BIDS-Derivatives names and metadata (nipype-free): entities, output paths, sidecars,
+and the dataset's own dataset_description.json.
+
+The naming follows BIDS-Derivatives (and fMRIPrep / XCP-D): the entities of the raw source
+file (``sub``, ``ses``, ``task``, ``acq``, ``ce``, ``rec``, ``dir``, ``run``, ``echo``) are kept
+in their BIDS order, then the derivative entities (``from``, ``to``, ``mode``, ``space``,
+``res``, ``seg``, ``label``, ``stat``, ``meas``, ``desc``) are appended, then the suffix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from bids_dfc import __version__
+from bids_dfc.io import atomic_write, output_lock
+
+CODE_URL = "https://github.com/bids-dfc/bids_dfc"
+
+
+def container_info() -> dict | None:
+    """How the app is packaged: from BIDS_DFC_CONTAINER (set in our image) or the runtime."""
+    kind = os.environ.get("BIDS_DFC_CONTAINER")
+    if kind:
+        return {"Type": kind, "Tag": os.environ.get("BIDS_DFC_IMAGE", f"bids_dfc:{__version__}")}
+    if Path("/.singularity.d").exists() or os.environ.get("APPTAINER_CONTAINER"):
+        return {"Type": "apptainer"}
+    if Path("/.dockerenv").exists() or Path("/run/.containerenv").exists():
+        return {"Type": "docker"}
+    return None
+
+
+def dataset_description(bids_dir: Path) -> dict:
+    """Content of the derivatives' dataset_description.json."""
+    generated = {"Name": "bids_dfc", "Version": __version__, "CodeURL": CODE_URL}
+    container = container_info()
+    if container:
+        generated["Container"] = container
+    source = {"URL": f"file://{bids_dir.resolve()}"}
+    try:
+        raw = json.loads((bids_dir / "dataset_description.json").read_text())
+        if raw.get("DatasetDOI"):
+            source = {"DOI": raw["DatasetDOI"], "URL": source["URL"]}
+        if raw.get("Name"):
+            source["Name"] = raw["Name"]
+    except (OSError, json.JSONDecodeError):
+        pass
+    return {
+        "Name": "bids_dfc: dynamic functional connectivity derivatives",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [generated],
+        "SourceDatasets": [source],
+    }
+
+
+def write_dataset_description(output_dir: Path, bids_dir: Path) -> Path:
+    """Write (or keep, if identical) dataset_description.json under the output lock.
+
+    Concurrent participant jobs serialise on the lock, and the file is replaced atomically,
+    so readers never see a partial file.
+    """
+    path = output_dir / "dataset_description.json"
+    content = json.dumps(dataset_description(bids_dir), indent=2, sort_keys=True) + "\n"
+    with output_lock(output_dir):
+        if not (path.is_file() and path.read_text() == content):
+            atomic_write(path, content)
+    return path
+
+
+#: raw entities kept from the source file, in BIDS order
+SOURCE_ENTITIES = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo")
+
+
+#: derivative entities, in the order they appear in output names
+DERIV_ENTITIES = ("from", "to", "mode", "space", "res", "seg", "label", "stat", "meas", "desc")
+
+
+_ENTITY_RE = re.compile(r"(?:^|_)([a-zA-Z0-9]+)-([a-zA-Z0-9+]+)")
+
+
+_NIFTI_EXT = (".nii.gz", ".nii")
+
+
+def split_ext(path: str | os.PathLike) -> tuple[str, str]:
+    """Split a file name into stem and (possibly double) extension.
+
+    >>> split_ext("/a/sub-01_T1w.nii.gz")
+    ('sub-01_T1w', '.nii.gz')
+    """
+    name = Path(path).name
+    for ext in (".nii.gz", ".tsv.gz", ".tar.gz"):
+        if name.endswith(ext):
+            return name[: -len(ext)], ext
+    stem, dot, ext = name.rpartition(".")
+    return (stem, "." + ext) if dot else (name, "")
+
+
+def parse_entities(path: str | os.PathLike) -> dict[str, str]:
+    """Return the ``key-value`` entities and the ``suffix`` of a BIDS file name.
+
+    >>> parse_entities("sub-01_ses-a_task-rest_run-2_bold.nii.gz")["run"]
+    '2'
+    """
+    stem, _ = split_ext(path)
+    entities = dict(_ENTITY_RE.findall(stem))
+    last = stem.rsplit("_", 1)[-1]
+    if "-" not in last:
+        entities["suffix"] = last
+    return entities
+
+
+def datatype_of(path: str | os.PathLike) -> str:
+    """BIDS datatype folder (``anat``, ``func``, ...) of a raw file, from its parent folder."""
+    parent = Path(path).parent.name
+    if parent in {"anat", "func", "fmap", "dwi", "perf"}:
+        return parent
+    suffix = parse_entities(path).get("suffix", "")
+    return "func" if suffix in {"bold", "sbref"} else "anat"
+
+
+def build_path(
+    source_file: str | os.PathLike,
+    *,
+    suffix: str,
+    extension: str,
+    entities: dict[str, str] | None = None,
+    datatype: str | None = None,
+) -> Path:
+    """Relative derivative path for ``source_file`` with extra ``entities``.
+
+    >>> str(build_path("/d/sub-01/func/sub-01_task-rest_bold.nii.gz", suffix="dfc",
+    ...                extension=".tsv", entities={"seg": "seeds"}))
+    'sub-01/func/sub-01_task-rest_seg-seeds_dfc.tsv'
+    """
+    src = parse_entities(source_file)
+    entities = {k: v for k, v in (entities or {}).items() if v not in (None, "")}
+    unknown = set(entities) - set(DERIV_ENTITIES) - set(SOURCE_ENTITIES)
+    if unknown:
+        raise ValueError(f"unknown BIDS-Derivatives entities {sorted(unknown)}")
+    for key, value in entities.items():
+        if not re.fullmatch(r"[a-zA-Z0-9+]+", str(value)):
+            raise ValueError(f"entity {key}-{value}: values must be alphanumeric")
+    parts = []
+    for key in SOURCE_ENTITIES:
+        value = entities.get(key, src.get(key))
+        if value:
+            parts.append(f"{key}-{value}")
+    parts += [f"{key}-{entities[key]}" for key in DERIV_ENTITIES if key in entities]
+    if not extension.startswith("."):
+        extension = "." + extension
+    name = "_".join(parts + [suffix]) + extension
+    folder = Path(f"sub-{src['sub']}")
+    if src.get("ses"):
+        folder /= f"ses-{src['ses']}"
+    return folder / (datatype or datatype_of(source_file)) / name
+
+
+def write_sidecar(path: str | os.PathLike, meta: dict) -> Path:
+    """Write the JSON sidecar of a derivative file (same name, ``.json`` extension)."""
+    stem, _ = split_ext(path)
+    sidecar = Path(path).with_name(stem + ".json")
+    return atomic_write(sidecar, json.dumps(meta, indent=2, sort_keys=True, default=str))
+
+
+def raw_relpath(path: Path) -> str:
+    """Path of a raw file relative to its dataset root (the folder above ``sub-*``)."""
+    parts = path.parts
+    for i, part in enumerate(parts):
+        if part.startswith("sub-"):
+            return "/".join(parts[i:])
+    return path.name

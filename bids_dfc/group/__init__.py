@@ -1,0 +1,1 @@
+"""The group level, as workflows/ is the participant level: collect, run, write."""

@@ -1,0 +1,1 @@
+"""Input datasets: raw BIDS (raw.py); fMRIPrep derivatives come next."""
