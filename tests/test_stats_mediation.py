@@ -65,7 +65,7 @@ def test_indirect_ci_matches_pingouin_on_same_resamples(data):
     idx = np.random.RandomState(seed).choice(np.arange(len(data)), replace=True,
                                              size=(n_boot, len(data)))
     ours = mediation_model4(data["x"], data["m"], data["y"], data[["age"]].to_numpy(),
-                            boot_indices=idx)
+                            n_boot=n_boot, random_seed=None, boot_indices=idx)
     ref, dist = pg.mediation_analysis(data=data, x="x", m="m", y="y", covar=["age"],
                                       n_boot=n_boot, seed=seed, return_dist=True)
     ref = ref.set_index("path")
@@ -109,7 +109,8 @@ def test_rank_deficient_resample_uses_minimum_norm_solution():
     x, m, y = rng.normal(size=(3, n))
     sex = np.r_[np.ones(1), np.zeros(n - 1)]
     idx = np.vstack([np.arange(n), np.r_[np.arange(1, n), 1]])  # 2nd resample drops sex=1
-    res = mediation_model4(x, m, y, sex[:, None], boot_indices=idx)
+    res = mediation_model4(x, m, y, sex[:, None], n_boot=len(idx), random_seed=None,
+                           boot_indices=idx)
     sel = idx[1]
     a = np.linalg.lstsq(np.column_stack([np.ones(n), x, sex])[sel], m[sel], rcond=None)[0][1]
     b = np.linalg.lstsq(np.column_stack([np.ones(n), x, m, sex])[sel], y[sel], rcond=None)[0][2]
@@ -119,6 +120,7 @@ def test_rank_deficient_resample_uses_minimum_norm_solution():
 
 def test_ols_fit_rejects_nothing_silently():
     with pytest.raises(ValueError, match="NaN"):
-        mediation_model4([1, 2, np.nan, 4, 5], [1, 2, 3, 4, 5], [2, 1, 3, 5, 4])
+        mediation_model4([1, 2, np.nan, 4, 5], [1, 2, 3, 4, 5], [2, 1, 3, 5, 4],
+                         n_boot=5000, random_seed=None)
     fit = ols_fit(np.column_stack([np.ones(5), np.arange(5.0)]), np.array([1, 3, 2, 5, 4.0]))
     assert fit["df"] == 3

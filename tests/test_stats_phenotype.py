@@ -13,8 +13,10 @@ from bids_dfc.stats import phenotype as ph
 def test_relief_and_responder():
     rel = ph.relief_percent([8, 6, 7, 0, np.nan], [4, 6, 5.6, 2, 3])
     np.testing.assert_allclose(rel, [50.0, 0.0, 20.0, np.nan, np.nan])
-    np.testing.assert_array_equal(ph.responder(rel, 20.0), [1.0, 0.0, 1.0, np.nan, np.nan])
-    np.testing.assert_array_equal(ph.responder(rel), [1.0, 0.0, 0.0, np.nan, np.nan])
+    np.testing.assert_array_equal(ph.responder(rel, threshold=20.0),
+                                  [1.0, 0.0, 1.0, np.nan, np.nan])
+    np.testing.assert_array_equal(ph.responder(rel, threshold=30.0),  # the study's threshold
+                                  [1.0, 0.0, 0.0, np.nan, np.nan])
 
 
 def test_tsp_peak_change_from_first():

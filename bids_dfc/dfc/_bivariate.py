@@ -19,6 +19,7 @@ Arrays are time-major: ``(T, m)`` with one column per pair.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 class PairData:
@@ -28,14 +29,19 @@ class PairData:
     ``z1 z2 - qbar12``; ``s = z1^2 + z2^2`` and ``c = z1 z2`` are (T, m).
     """
 
-    def __init__(self, zi, zj):
+    s: np.ndarray
+    c: np.ndarray
+    qbar: np.ndarray
+    e: np.ndarray
+
+    def __init__(self, zi: np.ndarray, zj: np.ndarray) -> None:
         self.s = zi * zi + zj * zj
         self.c = zi * zj
         prods = np.stack([zi * zi, zj * zj, self.c], axis=1)
         self.qbar = np.stack([tsum(prods[:, k]) for k in range(3)]) / zi.shape[0]
         self.e = prods - self.qbar[None, :, :]
 
-    def take(self, rows):
+    def take(self, rows: ArrayLike) -> PairData:
         """Subset of the pairs ``rows`` (self when ``rows`` is everything, in order)."""
         rows = np.asarray(rows)
         if rows.size == self.s.shape[1] and np.array_equal(rows, np.arange(rows.size)):
@@ -57,7 +63,7 @@ class PairData:
         return out
 
 
-def tsum(x):
+def tsum(x: np.ndarray) -> np.ndarray:
     """Sum a (T, m) array over time (axis 0), bit-identically for every ``m``.
 
     numpy reduces axis 0 of a row-major (T, m >= 2) array in time order for each column,
@@ -72,7 +78,7 @@ def tsum(x):
     return np.add.reduce(x, axis=0)
 
 
-def recursion(e, b, order=0):
+def recursion(e: np.ndarray, b: np.ndarray | float, order: int = 0) -> np.ndarray:
     """``S_1 = 0``, ``S_t = e_{t-1} + b S_{t-1}`` and optionally its b-derivatives.
 
     Parameters
@@ -105,26 +111,28 @@ def _nll_terms(rho, s, c):
     return np.where(bad, np.inf, val), iu, n
 
 
-def correlation(data, a, b):
+def correlation(data: PairData, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Conditional correlation series ``rho`` (T, m) for per-pair parameters."""
     q = data.qbar[None] + a * recursion(data.e, b)
     return q[:, 2] / np.sqrt(q[:, 0] * q[:, 1])
 
 
-def value_const(data):
+def value_const(data: PairData) -> np.ndarray:
     """``F`` at ``a = 0`` (constant correlation ``Qbar12 / sqrt(Qbar11 Qbar22)``), (m,)."""
     rho = data.qbar[2] / np.sqrt(data.qbar[0] * data.qbar[1])
     val, _, _ = _nll_terms(np.broadcast_to(rho, data.s.shape), data.s, data.c)
     return 0.5 * tsum(val)
 
 
-def value(data, a, b):
+def value(data: PairData, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``F(a, b)`` per pair (m,) for per-pair ``a``, ``b`` (m,)."""
     val, _, _ = _nll_terms(correlation(data, a, b), data.s, data.c)
     return 0.5 * tsum(val)
 
 
-def value_fgh(data, a, b):
+def value_fgh(
+    data: PairData, a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``F``, its gradient (m, 2) and Hessian (m, 2, 2) in ``(a, b)``.
 
     With ``q_k = qbar_k + a S_k``: ``dq/da = S``, ``dq/db = a S'``, ``d2q/da db = S'``,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 #: Fewest time points accepted by every estimator (GARCH/DCC fits are meaningless below).
 MIN_TIMEPOINTS = 50
@@ -12,7 +15,13 @@ def _label(names, j):
     return f"column {j} ({names[j]!r})" if names is not None else f"column {j}"
 
 
-def check_series(x, *, names=None, min_timepoints=MIN_TIMEPOINTS, min_series=1):
+def check_series(
+    x: ArrayLike,
+    *,
+    names: Sequence[str] | None = None,
+    min_timepoints: int = MIN_TIMEPOINTS,
+    min_series: int = 1,
+) -> np.ndarray:
     """Validate a (T, N) array of time series and return it as float64.
 
     Parameters
@@ -70,7 +79,7 @@ def check_series(x, *, names=None, min_timepoints=MIN_TIMEPOINTS, min_series=1):
     return arr
 
 
-def check_pairs(pairs, n_series):
+def check_pairs(pairs: ArrayLike, n_series: int) -> np.ndarray:
     """Validate a list of (i, j) index pairs and return it as an (P, 2) int array."""
     arr = np.asarray(pairs, dtype=int)
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0:
@@ -82,7 +91,9 @@ def check_pairs(pairs, n_series):
     return arr
 
 
-def check_memory(n_t, n_pairs, max_memory_gb, *, chunk_size=8192, n_jobs=1):
+def check_memory(
+    n_t: int, n_pairs: int, max_memory_gb: float, *, chunk_size: int = 8192, n_jobs: int = 1
+) -> None:
     """Raise ValueError when the estimate of peak memory exceeds ``max_memory_gb``.
 
     The estimate counts two (T, P) float64 arrays (the output and one copy), about 12

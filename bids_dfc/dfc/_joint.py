@@ -18,7 +18,7 @@ def _s_series(z, b):
     return qbar, s
 
 
-def joint_correlations(z, a, b):
+def joint_correlations(z: np.ndarray, a: float, b: float) -> np.ndarray:
     """R_t (T, N, N) of the joint model."""
     qbar, s = _s_series(z, b)
     q = qbar + a * s
@@ -26,7 +26,7 @@ def joint_correlations(z, a, b):
     return q * d[:, :, None] * d[:, None, :]
 
 
-def joint_negll(z, a, b):
+def joint_negll(z: np.ndarray, a: float, b: float) -> float:
     """Minus Engle's correlation log-likelihood L_C of the joint model (z'z term dropped)."""
     r = joint_correlations(z, a, b)
     try:
@@ -40,7 +40,7 @@ def joint_negll(z, a, b):
     return float(val) if np.isfinite(val) else np.inf
 
 
-def fit_joint(z, *, max_persistence):
+def fit_joint(z: np.ndarray, *, max_persistence: float) -> tuple[float, float, float, bool]:
     """Grid over the feasible triangle, then bounded SLSQP refinement from the best point.
 
     Returns
@@ -52,7 +52,7 @@ def fit_joint(z, *, max_persistence):
     vals = [joint_negll(z, a, b) for a, b in pts]
     start = np.array(pts[int(np.argmin(vals))])
 
-    def fun(p):
+    def fun(p: np.ndarray) -> float:
         return joint_negll(z, p[0], p[1])
 
     res = minimize(

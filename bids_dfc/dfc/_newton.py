@@ -5,14 +5,31 @@ function of 2 or 3 parameters for thousands of independent members at once. Each
 follows its own path (its own damping, its own acceptance decisions), so the result for
 one member never depends on which other members share the batch: chunking and ordering
 cannot change the output.
+
+Each iteration is a projected Newton step (Bertsekas 1982): parameters sitting on a
+bound with the gradient pushing outwards are held fixed (:func:`_free_mask`), the Hessian
+of the free block is made positive definite by flooring its eigenvalues, and a
+Levenberg-Marquardt damping term (grown tenfold after a rejected step, shrunk after an
+accepted one) guarantees descent (:func:`_damped_step`, :func:`_accept`). Trial points are
+projected onto the feasible set and accepted only when they lower ``f``. No randomness is
+involved.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 #: Distance from a soft lower bound below which a step may land on the bound.
 SOFT_FLOOR = 1e-5
+
+#: ``fgh(x, rows) -> (f, g, H)``: values (m,), gradients (m, k), Hessians (m, k, k).
+FGH = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+#: ``fval(x, rows) -> f``: values (m,) only.
+FVal = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def _project(x, lower, upper, sum_idx, sum_cap):
@@ -28,21 +45,150 @@ def _project(x, lower, upper, sum_idx, sum_cap):
     return x
 
 
+@dataclass
+class _Batch:
+    """Per-member state of :func:`minimize_batch` (arrays over the ``n`` members)."""
+
+    x: np.ndarray  # (n, k) current points
+    f: np.ndarray  # (n,) values at x
+    grad: np.ndarray  # (n, k), non-finite entries zeroed
+    hess: np.ndarray  # (n, k, k), non-finite entries zeroed
+    lam: np.ndarray  # Levenberg-Marquardt damping
+    stale: np.ndarray  # gradient/Hessian not yet computed at x
+    done: np.ndarray
+    last_gain: np.ndarray  # gain of the previous undamped accepted step
+    converged: np.ndarray
+    n_iter: np.ndarray
+
+
+def _start(fgh: FGH, x0: ArrayLike) -> _Batch:
+    """State at the starting points (values and derivatives evaluated once)."""
+    x = np.array(x0, dtype=float, copy=True)
+    n, k = x.shape
+    grad = np.zeros((n, k))
+    hess = np.zeros((n, k, k))
+    lam = np.zeros(n)
+    if n:
+        f0, g0, h0 = fgh(x, np.arange(n))
+        f = np.asarray(f0, dtype=float).copy()
+        grad[:] = np.where(np.isfinite(g0), g0, 0.0)
+        hess[:] = np.where(np.isfinite(h0), h0, 0.0)
+    else:
+        f = np.zeros(0)
+    return _Batch(
+        x=x,
+        f=f,
+        grad=grad,
+        hess=hess,
+        lam=lam,
+        stale=np.zeros(n, dtype=bool),
+        done=~np.isfinite(f),
+        last_gain=np.full(n, np.inf),
+        converged=np.zeros(n, dtype=bool),
+        n_iter=np.zeros(n, dtype=int),
+    )
+
+
+def _refresh(fgh: FGH, st: _Batch, rows: np.ndarray) -> None:
+    """Recompute the gradient and Hessian of the ``rows`` whose point moved."""
+    need = rows[st.stale[rows]]
+    if need.size:
+        _, g_new, h_new = fgh(st.x[need], need)
+        st.grad[need] = np.where(np.isfinite(g_new), g_new, 0.0)
+        st.hess[need] = np.where(np.isfinite(h_new), h_new, 0.0)
+        st.stale[need] = False
+
+
+def _free_mask(xa, g, lower, upper, sum_idx, sum_cap):
+    """Parameters free to move (m, k): not held at a bound or at the stationarity cap.
+
+    A parameter is held when it sits on a box bound with the gradient pushing outwards, or
+    (for the ``sum_idx`` block) when the sum is at ``sum_cap`` and it wants to grow.
+    """
+    at_low = (xa <= lower + 1e-15) & (g > 0)
+    at_up = (xa >= upper - 1e-15) & (g < 0)
+    total = xa[:, sum_idx].sum(axis=1)
+    at_cap = total >= sum_cap - 1e-15
+    fixed = at_low | at_up
+    for j in sum_idx:
+        # on the stationarity edge, variables that want to grow are held
+        fixed[:, j] |= at_cap & (g[:, j] < 0)
+    return ~fixed
+
+
+def _damped_step(g, h, free, lam):
+    """Newton step of the free block: eigenvalue floor plus Levenberg-Marquardt damping.
+
+    Returns the gradient restricted to the free parameters ``gf`` and the step (m, k)
+    (zero for held parameters).
+    """
+    fixed = ~free
+    gf = np.where(free, g, 0.0)
+    mask = free[:, :, None] & free[:, None, :]
+    hf = np.where(mask, h, 0.0) + np.eye(g.shape[1]) * fixed[:, :, None]
+    evals, evecs = np.linalg.eigh(hf)
+    emax = np.max(np.abs(evals), axis=1, keepdims=True)
+    emax = np.where(emax > 0, emax, 1.0)
+    floor = np.maximum(np.abs(evals), 1e-10 * emax) + lam[:, None] * emax
+    coef = np.einsum("nji,nj->ni", evecs, gf) / floor
+    step = -np.einsum("nij,nj->ni", evecs, coef)
+    return gf, np.where(free, step, 0.0)
+
+
+def _hopeless(gf, step, fa, target):
+    """Members that cannot reach ``target`` even with 10 x the predicted decrease."""
+    decrease = -0.5 * np.einsum("ni,ni->n", gf, step)
+    return fa - 10.0 * decrease - 0.05 > target
+
+
+def _trial_point(xa, step, lower, upper, sum_idx, sum_cap, soft_lower):
+    """``xa + step``, stopped short of soft lower bounds, projected onto the feasible set."""
+    trial = xa + step
+    if soft_lower is not None:
+        soft = np.asarray(soft_lower, dtype=bool)[None, :] & (trial < lower)
+        soft &= xa > lower + SOFT_FLOOR
+        trial = np.where(soft, lower + 0.1 * (xa - lower), trial)
+    return _project(trial, lower, upper, sum_idx, sum_cap)
+
+
+def _accept(st, rows, xa, fa, trial, ft, ftol, xtol):
+    """Accept improving trial points, update the damping and flag converged members.
+
+    A tiny gain only means convergence for an undamped (pure Newton) step; in the quadratic
+    regime the next gain is about gain^2 / previous gain, so a member also stops when that
+    prediction is already below the tolerance.
+    """
+    better = np.isfinite(ft) & (ft < fa)
+    moved = np.max(np.abs(trial - xa), axis=1)
+    undamped = st.lam[rows] == 0.0
+    gain = fa - ft
+    tol = ftol * (1.0 + np.abs(fa))
+    prev = st.last_gain[rows]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        predicted = np.where(prev > gain, gain * gain / prev, np.inf)
+    quadratic = (gain <= 1e-8 * (1.0 + np.abs(fa))) & (predicted <= tol)
+    small = better & undamped & ((gain <= tol) | (moved <= xtol) | quadratic)
+    st.last_gain[rows] = np.where(better & undamped, gain, np.inf)
+    # accept improving steps; their derivatives must be recomputed
+    acc = rows[better]
+    st.x[acc] = trial[better]
+    st.f[acc] = ft[better]
+    st.stale[acc] = True
+    st.lam[acc] = np.where(st.lam[acc] > 1e-3, st.lam[acc] / 100.0, 0.0)
+    rej = rows[~better]
+    st.lam[rej] = np.maximum(st.lam[rej] * 10.0, 1e-4)
+    # no improving step left: optimum reached (within rounding) or hopelessly damped
+    stuck = ~better & ((moved <= xtol) | (st.lam[rows] > 1e8))
+    finished = small | stuck
+    st.converged[rows[finished]] = True
+    st.done[rows[finished]] = True
+
+
 def minimize_batch(
-    fgh,
-    fval,
-    x0,
-    lower,
-    upper,
-    sum_idx,
-    sum_cap,
-    *,
-    max_iter=100,
-    ftol=1e-9,
-    xtol=1e-9,
-    soft_lower=None,
-    target=None,
-):
+    fgh: FGH, fval: FVal, x0: ArrayLike, lower: ArrayLike, upper: ArrayLike,
+    sum_idx: Sequence[int], sum_cap: float, *, max_iter: int = 100, ftol: float = 1e-9,
+    xtol: float = 1e-9, soft_lower: ArrayLike | None = None, target: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Minimise ``n`` independent smooth functions of ``k`` parameters with bounds.
 
     Parameters
@@ -88,107 +234,29 @@ def minimize_batch(
     n_iter : ndarray of int, shape (n,)
         Iterations used by each member.
 
-    Notes
-    -----
-    Each iteration is a projected Newton step (Bertsekas 1982): parameters sitting on a
-    bound with the gradient pushing outwards are held fixed, the Hessian of the free block
-    is made positive definite by flooring its eigenvalues, and a Levenberg-Marquardt
-    damping term (grown tenfold after a rejected step, shrunk after an accepted one)
-    guarantees descent. Trial points are projected onto the feasible set and accepted
-    only when they lower ``f``. No randomness is involved.
+    The method (projected Newton, eigenvalue floor, Levenberg-Marquardt damping) is
+    described in the module docstring.
     """
-    x = np.array(x0, dtype=float, copy=True)
-    n, k = x.shape
+    st = _start(fgh, x0)
     lower = np.asarray(lower, dtype=float)
     upper = np.asarray(upper, dtype=float)
-    grad = np.zeros((n, k))
-    hess = np.zeros((n, k, k))
-    lam = np.zeros(n)
-    if n:
-        f0, g0, h0 = fgh(x, np.arange(n))
-        f = np.asarray(f0, dtype=float).copy()
-        grad[:] = np.where(np.isfinite(g0), g0, 0.0)
-        hess[:] = np.where(np.isfinite(h0), h0, 0.0)
-    else:
-        f = np.zeros(0)
-    stale = np.zeros(n, dtype=bool)  # gradient/Hessian not yet computed at x
-    done = ~np.isfinite(f)
-    last_gain = np.full(n, np.inf)  # gain of the previous undamped accepted step
-    converged = np.zeros(n, dtype=bool)
-    n_iter = np.zeros(n, dtype=int)
-    eye = np.eye(k)
     for _ in range(max_iter):
-        rows = np.flatnonzero(~done)
+        rows = np.flatnonzero(~st.done)
         if rows.size == 0:
             break
-        n_iter[rows] += 1
-        need = rows[stale[rows]]
-        if need.size:
-            _, g_new, h_new = fgh(x[need], need)
-            grad[need] = np.where(np.isfinite(g_new), g_new, 0.0)
-            hess[need] = np.where(np.isfinite(h_new), h_new, 0.0)
-            stale[need] = False
-        xa, fa, g, h = x[rows], f[rows], grad[rows], hess[rows]
-        # variables held at a bound: gradient pushes outwards
-        at_low = (xa <= lower + 1e-15) & (g > 0)
-        at_up = (xa >= upper - 1e-15) & (g < 0)
-        total = xa[:, sum_idx].sum(axis=1)
-        at_cap = total >= sum_cap - 1e-15
-        fixed = at_low | at_up
-        for j in sum_idx:
-            # on the stationarity edge, variables that want to grow are held
-            fixed[:, j] |= at_cap & (g[:, j] < 0)
-        free = ~fixed
-        gf = np.where(free, g, 0.0)
-        mask = free[:, :, None] & free[:, None, :]
-        hf = np.where(mask, h, 0.0) + eye * fixed[:, :, None]
-        evals, evecs = np.linalg.eigh(hf)
-        emax = np.max(np.abs(evals), axis=1, keepdims=True)
-        emax = np.where(emax > 0, emax, 1.0)
-        floor = np.maximum(np.abs(evals), 1e-10 * emax) + lam[rows, None] * emax
-        coef = np.einsum("nji,nj->ni", evecs, gf) / floor
-        step = -np.einsum("nij,nj->ni", evecs, coef)
-        step = np.where(free, step, 0.0)
+        st.n_iter[rows] += 1
+        _refresh(fgh, st, rows)
+        xa, fa, g = st.x[rows], st.f[rows], st.grad[rows]
+        free = _free_mask(xa, g, lower, upper, sum_idx, sum_cap)
+        gf, step = _damped_step(g, st.hess[rows], free, st.lam[rows])
         if target is not None:
-            decrease = -0.5 * np.einsum("ni,ni->n", gf, step)
-            hopeless = fa - 10.0 * decrease - 0.05 > target[rows]
-            done[rows[hopeless]] = True
+            hopeless = _hopeless(gf, step, fa, target[rows])
+            st.done[rows[hopeless]] = True
             keep = ~hopeless
             rows, xa, fa, step = rows[keep], xa[keep], fa[keep], step[keep]
             if rows.size == 0:
                 continue
-        trial = xa + step
-        if soft_lower is not None:
-            soft = np.asarray(soft_lower, dtype=bool)[None, :] & (trial < lower)
-            soft &= xa > lower + SOFT_FLOOR
-            trial = np.where(soft, lower + 0.1 * (xa - lower), trial)
-        trial = _project(trial, lower, upper, sum_idx, sum_cap)
+        trial = _trial_point(xa, step, lower, upper, sum_idx, sum_cap, soft_lower)
         ft = np.asarray(fval(trial, rows), dtype=float)
-        better = np.isfinite(ft) & (ft < fa)
-        moved = np.max(np.abs(trial - xa), axis=1)
-        # a tiny gain only means convergence for an undamped (pure Newton) step; in the
-        # quadratic regime the next gain is about gain^2 / previous gain, so stop when that
-        # prediction is already below the tolerance
-        undamped = lam[rows] == 0.0
-        gain = fa - ft
-        tol = ftol * (1.0 + np.abs(fa))
-        prev = last_gain[rows]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            predicted = np.where(prev > gain, gain * gain / prev, np.inf)
-        quadratic = (gain <= 1e-8 * (1.0 + np.abs(fa))) & (predicted <= tol)
-        small = better & undamped & ((gain <= tol) | (moved <= xtol) | quadratic)
-        last_gain[rows] = np.where(better & undamped, gain, np.inf)
-        # accept improving steps; their derivatives must be recomputed
-        acc = rows[better]
-        x[acc] = trial[better]
-        f[acc] = ft[better]
-        stale[acc] = True
-        lam[acc] = np.where(lam[acc] > 1e-3, lam[acc] / 100.0, 0.0)
-        rej = rows[~better]
-        lam[rej] = np.maximum(lam[rej] * 10.0, 1e-4)
-        # no improving step left: optimum reached (within rounding) or hopelessly damped
-        stuck = ~better & ((moved <= xtol) | (lam[rows] > 1e8))
-        finished = small | stuck
-        converged[rows[finished]] = True
-        done[rows[finished]] = True
-    return x, f, converged, n_iter
+        _accept(st, rows, xa, fa, trial, ft, ftol, xtol)
+    return st.x, st.f, st.converged, st.n_iter

@@ -17,6 +17,7 @@ Search strategy (deterministic, aimed at the global optimum; docs/dcc.md):
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 from scipy.signal import lfilter
@@ -36,12 +37,12 @@ B_BANDS = ((0.0, 0.7), (0.7, 1.0))
 START_MARGIN = 0.5
 
 
-def grid_points(max_persistence):
+def grid_points(max_persistence: float) -> list[tuple[float, float]]:
     """Feasible (a, b) grid points, b-major."""
     return [(a, b) for b in GRID_B for a in GRID_A if a + b <= max_persistence]
 
 
-def region_grid(z, max_persistence):
+def region_grid(z: np.ndarray, max_persistence: float) -> dict[str, Any]:
     """Per-region grid quantities shared by all pairs (float32).
 
     Returns
@@ -55,7 +56,7 @@ def region_grid(z, max_persistence):
     qbar = bv.tsum(z2) / z.shape[0]
     e_reg = (z2 - qbar).astype(f32)
     qbar = qbar.astype(f32)
-    out = {"qbar": qbar, "s": {}, "g": {}}
+    out: dict[str, Any] = {"qbar": qbar, "s": {}, "g": {}}
     for kb, b in enumerate(GRID_B):
         s_reg = _filter(e_reg, b)
         out["s"][kb] = s_reg
@@ -166,19 +167,10 @@ def _blocked(fn, data, idx, *args):
     return np.concatenate(outs, axis=-1)
 
 
-def fit_chunk(z, pi, pj, max_persistence, max_iter=100, grid=None):
-    """Fit the pairs ``(pi[k], pj[k])`` of the standardised residuals ``z`` (T, N).
-
-    Returns
-    -------
-    dict with ``a``, ``b``, ``loglik`` (Engle's L_C), ``converged``, ``n_iter`` (m,) and
-    ``R`` (T, m).
-    """
-    data = bv.PairData(np.take(z, pi, axis=1), np.take(z, pj, axis=1))
+def _grid_starts(z, pi, pj, data, max_persistence, grid):
+    """:func:`_grid_best` over blocks of :data:`BLOCK` pairs, results joined."""
     m = pi.size
     cols = np.arange(m)
-    f_const = _blocked(bv.value_const, data, cols)
-    grid = region_grid(z, max_persistence) if grid is None else grid
     parts = [
         _grid_best(
             z,
@@ -190,45 +182,54 @@ def fit_chunk(z, pi, pj, max_persistence, max_iter=100, grid=None):
         )
         for k in range(0, m, BLOCK)
     ]
-    a0, b0, f0, slope = (np.concatenate(p, axis=-1) for p in zip(*parts, strict=True))
-    # constant correlation is optimal when F rises from a = 0 along every grid b and no
-    # grid point beats it: those pairs need no refinement
-    settled = (slope >= 0) & (f0.min(axis=0) >= f_const)
-    f0 = np.where(settled[None, :], np.inf, f0)
+    return tuple(np.concatenate(p, axis=-1) for p in zip(*parts, strict=True))
+
+
+def _refine_band(data, a0, b0, members, band, max_persistence, max_iter, target=None):
+    """Newton from the grid point of ``band`` (one band index per member) for the pairs
+    ``members``; ``target`` abandons members heading for a worse optimum."""
+    sub = data.take(members)  # one gather per stage; full-range calls then use views
+
+    def fval(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return _blocked(bv.value, sub, rows, x[:, 0], x[:, 1])
+
+    def fgh(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _blocked(bv.value_fgh, sub, rows, x[:, 0], x[:, 1])
+
+    x0 = np.column_stack([a0[band, members], b0[band, members]])
+    return minimize_batch(
+        fgh,
+        fval,
+        x0,
+        np.zeros(2),
+        np.ones(2),
+        [0, 1],
+        max_persistence,
+        max_iter=max_iter,
+        soft_lower=[True, False],
+        target=target,
+    )
+
+
+def _multi_start(data, a0, b0, f0, max_persistence, max_iter):
+    """Refine every pair from its best band, then from the other bands unless clearly worse.
+
+    ``f0`` (n_bands, m) holds the grid values of the starts (inf: no start, e.g. a settled
+    pair). Returns ``x`` (m, 2), ``f``, ``converged`` and ``n_iter`` (m,) of the best
+    refined optimum (``f = inf`` for pairs without a start).
+    """
+    m = f0.shape[1]
+    cols = np.arange(m)
     first_band = np.argmin(f0, axis=0)
-
-    def refine(members, band, target=None):
-        """Newton from the grid point of ``band`` (m,) for the pairs ``members``."""
-
-        sub = data.take(members)  # one gather per stage; full-range calls then use views
-
-        def fval(x, rows):
-            return _blocked(bv.value, sub, rows, x[:, 0], x[:, 1])
-
-        def fgh(x, rows):
-            return _blocked(bv.value_fgh, sub, rows, x[:, 0], x[:, 1])
-
-        x0 = np.column_stack([a0[band, members], b0[band, members]])
-        return minimize_batch(
-            fgh,
-            fval,
-            x0,
-            np.zeros(2),
-            np.ones(2),
-            [0, 1],
-            max_persistence,
-            max_iter=max_iter,
-            soft_lower=[True, False],
-            target=target,
-        )
-
     # stage 1: the best band of every unsettled pair
     active = np.flatnonzero(np.isfinite(f0[first_band, cols]))
     x = np.zeros((m, 2))
     f = np.full(m, np.inf)
     conv = np.ones(m, dtype=bool)
     n_iter = np.zeros(m, dtype=int)
-    x[active], f[active], conv[active], n_iter[active] = refine(active, first_band[active])
+    x[active], f[active], conv[active], n_iter[active] = _refine_band(
+        data, a0, b0, active, first_band[active], max_persistence, max_iter
+    )
     # stage 2: every other band in turn, unless its grid value is clearly worse than the
     # best optimum so far; "clearly" grows with the gain of stage 1 (a coarse grid relative
     # to the curvature means large gains are possible from the other starts too)
@@ -243,11 +244,41 @@ def fit_chunk(z, pi, pj, max_persistence, max_iter=100, grid=None):
             )
         if not cand.size:
             continue
-        x2, f2, conv2, it2 = refine(cand, np.full(cand.size, band), f[cand])
+        x2, f2, conv2, it2 = _refine_band(
+            data, a0, b0, cand, np.full(cand.size, band), max_persistence, max_iter, f[cand]
+        )
         n_iter[cand] += it2
         better = f2 < f[cand]
         upd = cand[better]
         x[upd], f[upd], conv[upd] = x2[better], f2[better], conv2[better]
+    return x, f, conv, n_iter
+
+
+def fit_chunk(
+    z: np.ndarray,
+    pi: np.ndarray,
+    pj: np.ndarray,
+    max_persistence: float,
+    max_iter: int = 100,
+    grid: dict[str, Any] | None = None,
+) -> dict[str, np.ndarray]:
+    """Fit the pairs ``(pi[k], pj[k])`` of the standardised residuals ``z`` (T, N).
+
+    Returns
+    -------
+    dict with ``a``, ``b``, ``loglik`` (Engle's L_C), ``converged``, ``n_iter`` (m,) and
+    ``R`` (T, m).
+    """
+    data = bv.PairData(np.take(z, pi, axis=1), np.take(z, pj, axis=1))
+    cols = np.arange(pi.size)
+    f_const = _blocked(bv.value_const, data, cols)
+    grid = region_grid(z, max_persistence) if grid is None else grid
+    a0, b0, f0, slope = _grid_starts(z, pi, pj, data, max_persistence, grid)
+    # constant correlation is optimal when F rises from a = 0 along every grid b and no
+    # grid point beats it: those pairs need no refinement
+    settled = (slope >= 0) & (f0.min(axis=0) >= f_const)
+    f0 = np.where(settled[None, :], np.inf, f0)
+    x, f, conv, n_iter = _multi_start(data, a0, b0, f0, max_persistence, max_iter)
     use_const = ~(f < f_const)
     a = np.where(use_const, 0.0, x[:, 0])
     b = np.where(use_const | (a == 0.0), 0.0, x[:, 1])
@@ -263,7 +294,15 @@ def fit_chunk(z, pi, pj, max_persistence, max_iter=100, grid=None):
     }
 
 
-def fit_pairs(z, pairs, *, max_persistence, chunk_size=8192, n_jobs=1, max_iter=100):
+def fit_pairs(
+    z: np.ndarray,
+    pairs: np.ndarray,
+    *,
+    max_persistence: float,
+    chunk_size: int = 8192,
+    n_jobs: int = 1,
+    max_iter: int = 100,
+) -> dict[str, np.ndarray]:
     """Fit all ``pairs`` (P, 2) in chunks, optionally on several threads.
 
     Chunks are independent and every pair follows its own optimisation path, so the
@@ -282,7 +321,7 @@ def fit_pairs(z, pairs, *, max_persistence, chunk_size=8192, n_jobs=1, max_iter=
     bounds = [(k, min(k + chunk_size, n_pairs)) for k in range(0, n_pairs, chunk_size)]
     grid = region_grid(z, max_persistence)
 
-    def work(lo_hi):
+    def work(lo_hi: tuple[int, int]) -> None:
         lo, hi = lo_hi
         res = fit_chunk(z, pairs[lo:hi, 0], pairs[lo:hi, 1], max_persistence, max_iter, grid)
         for key, val in res.items():

@@ -19,9 +19,11 @@ Conventions
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _bivariate as bv
 from ._checks import check_memory, check_pairs, check_series
@@ -61,7 +63,7 @@ class DCCResult:
     """
 
     R: np.ndarray
-    pairs: list
+    pairs: list[tuple[int, int]]
     a: np.ndarray
     b: np.ndarray
     loglik: np.ndarray
@@ -72,7 +74,7 @@ class DCCResult:
     n_iter: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
 
-def all_pairs(n):
+def all_pairs(n: int) -> list[tuple[int, int]]:
     """All ``(i, j)`` with ``i < j < n`` in row-major order."""
     return [(i, j) for i in range(n) for j in range(i + 1, n)]
 
@@ -91,17 +93,17 @@ def _check_distinct(z, pairs, names):
 
 
 def dcc(
-    x,
+    x: ArrayLike,
     *,
-    mode="pairwise",
-    pairs=None,
-    names=None,
-    max_persistence=DCC_MAX_PERSISTENCE,
-    max_memory_gb=4.0,
-    chunk_size=8192,
-    n_jobs=1,
-    garch=None,
-):
+    mode: str = "pairwise",
+    pairs: Sequence[tuple[int, int]] | None = None,
+    names: Sequence[str] | None = None,
+    max_persistence: float = DCC_MAX_PERSISTENCE,
+    max_memory_gb: float = 4.0,
+    chunk_size: int = 8192,
+    n_jobs: int = 1,
+    garch: GarchResult | None = None,
+) -> DCCResult:
     """Estimate DCC(1,1) conditional correlations between the columns of ``x``.
 
     Parameters
@@ -145,6 +147,21 @@ def dcc(
     >>> res.R.shape, res.pairs
     ((150, 3), [(0, 1), (0, 2), (1, 2)])
     """
+    _check_options(mode, chunk_size, n_jobs, max_persistence)
+    arr = check_series(x, names=names, min_series=2)
+    n_t, n_s = arr.shape
+    pair_arr = check_pairs(all_pairs(n_s) if pairs is None else pairs, n_s)
+    check_memory(n_t, pair_arr.shape[0], max_memory_gb, chunk_size=chunk_size, n_jobs=n_jobs)
+    if garch is None:
+        garch = fit_garch(arr, names=names)
+    _check_distinct(garch.std_resid, pair_arr, names)
+    if mode == "pairwise":
+        return _dcc_pairwise(garch, pair_arr, max_persistence, chunk_size, n_jobs)
+    return _dcc_joint(garch, pair_arr, (n_t, n_s), max_persistence, max_memory_gb)
+
+
+def _check_options(mode, chunk_size, n_jobs, max_persistence):
+    """Raise ValueError on an unknown mode or an invalid numeric option of :func:`dcc`."""
     if mode not in ("pairwise", "joint"):
         raise ValueError(f"mode must be 'pairwise' or 'joint'; got {mode!r}")
     for label, val in (("chunk_size", chunk_size), ("n_jobs", n_jobs)):
@@ -152,30 +169,38 @@ def dcc(
             raise ValueError(f"{label} must be a positive integer; got {val!r}")
     if not 0.0 < max_persistence < 1.0:
         raise ValueError(f"max_persistence must lie in (0, 1); got {max_persistence}")
-    arr = check_series(x, names=names, min_series=2)
-    n_t, n_s = arr.shape
-    pair_arr = check_pairs(all_pairs(n_s) if pairs is None else pairs, n_s)
-    check_memory(n_t, pair_arr.shape[0], max_memory_gb, chunk_size=chunk_size, n_jobs=n_jobs)
-    if garch is None:
-        garch = fit_garch(arr, names=names)
+
+
+def _dcc_pairwise(garch, pair_arr, max_persistence, chunk_size, n_jobs):
+    """Pairwise mode: one bivariate model and (a, b) per pair."""
+    out = fit_pairs(
+        garch.std_resid,
+        pair_arr,
+        max_persistence=max_persistence,
+        chunk_size=chunk_size,
+        n_jobs=n_jobs,
+    )
+    return DCCResult(
+        R=out["R"],
+        pairs=[(int(i), int(j)) for i, j in pair_arr],
+        a=out["a"],
+        b=out["b"],
+        loglik=out["loglik"],
+        converged=out["converged"],
+        garch=garch,
+        mode="pairwise",
+        n_iter=out["n_iter"],
+    )
+
+
+def _dcc_joint(garch, pair_arr, shape, max_persistence, max_memory_gb):
+    """Joint mode: one (a, b) for all series, from the N-variate likelihood.
+
+    ``shape`` is (T, N) of the input series; raises ValueError when N >= T (singular
+    ``Qbar``) or when the (T, N, N) working arrays would exceed the memory budget.
+    """
+    n_t, n_s = shape
     z = garch.std_resid
-    _check_distinct(z, pair_arr, names)
-    pair_list = [(int(i), int(j)) for i, j in pair_arr]
-    if mode == "pairwise":
-        out = fit_pairs(
-            z, pair_arr, max_persistence=max_persistence, chunk_size=chunk_size, n_jobs=n_jobs
-        )
-        return DCCResult(
-            R=out["R"],
-            pairs=pair_list,
-            a=out["a"],
-            b=out["b"],
-            loglik=out["loglik"],
-            converged=out["converged"],
-            garch=garch,
-            mode=mode,
-            n_iter=out["n_iter"],
-        )
     if n_s >= n_t:
         raise ValueError(
             f"joint mode needs fewer series than time points (got {n_s} series, {n_t} "
@@ -191,17 +216,17 @@ def dcc(
     r_full = joint_correlations(z, a, b)
     r_pairs = r_full[:, pair_arr[:, 0], pair_arr[:, 1]]
     data = bv.PairData(np.take(z, pair_arr[:, 0], axis=1), np.take(z, pair_arr[:, 1], axis=1))
-    n_p = len(pair_list)
+    n_p = pair_arr.shape[0]
     av, bvec = np.full(n_p, a), np.full(n_p, b)
     return DCCResult(
         R=r_pairs,
-        pairs=pair_list,
+        pairs=[(int(i), int(j)) for i, j in pair_arr],
         a=av,
         b=bvec,
         loglik=-bv.value(data, av, bvec),
         converged=np.full(n_p, conv),
         garch=garch,
-        mode=mode,
+        mode="joint",
         loglik_joint=-negll,
         n_iter=np.zeros(n_p, dtype=int),
     )

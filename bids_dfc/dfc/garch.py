@@ -15,9 +15,11 @@ Conventions (identical to the ``arch`` package with ``mean="Zero"``, ``vol="GARC
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._bivariate import tsum
 from ._checks import check_series
@@ -58,7 +60,7 @@ class GarchResult:
     mean: np.ndarray
 
 
-def backcast(x):
+def backcast(x: np.ndarray) -> np.ndarray:
     """Starting variance of the recursion, per column (``arch``'s exponential backcast).
 
     Parameters
@@ -76,7 +78,7 @@ def backcast(x):
     return tsum(w[:, None] * x[:tau] ** 2)
 
 
-def garch_sigma2(x, params, bc=None):
+def garch_sigma2(x: np.ndarray, params: ArrayLike, bc: np.ndarray | None = None) -> np.ndarray:
     """Conditional variances for given parameters (a loop over time, vectorised over series).
 
     Parameters
@@ -148,7 +150,46 @@ def _negll_fgh(theta, y2, bc):
     return f, g.T, np.moveaxis(h, 2, 0)
 
 
-def fit_garch(x, *, names=None, max_iter=200):
+def _standardise(x):
+    """Demean every column and scale it to unit mean square.
+
+    Returns the means (N,), the mean squares ``v`` of the demeaned series (N,), the scaled
+    series ``y`` (T, N), ``y**2`` and the backcast of ``y``.
+    """
+    n_t = x.shape[0]
+    mean = tsum(x) / n_t
+    xc = x - mean
+    v = tsum(xc * xc) / n_t
+    y = xc / np.sqrt(v)
+    y2 = y * y
+    bc = backcast(y)
+    return mean, v, y, y2, bc
+
+
+def _band_starts(y2, bc):
+    """Best (alpha, beta) grid start of every series in each band of beta.
+
+    The grid uses the variance-targeting ``w = 1 - alpha - beta`` (unit mean square).
+    Returns the starts ``x0`` (n_bands * N, 3), band-major, and the series of each row.
+    """
+    n_s = y2.shape[1]
+    grid = [(a, b) for a in _ALPHA_GRID for b in _BETA_GRID if a + b < 0.99]
+    starts = np.array([[max(1.0 - a - b, 0.01), a, b] for a, b in grid])
+    g_n = len(starts)
+    theta = np.repeat(starts, n_s, axis=0)  # start-major, series-minor
+    vals = _negll(theta, np.tile(y2, (1, g_n)), np.tile(bc, g_n)).reshape(g_n, n_s)
+    x0, owner = [], []
+    for lo, hi in _BETA_BANDS:
+        in_band = np.array([lo <= b < hi for _, b in grid])
+        band_vals = np.where(in_band[:, None], vals, np.inf)
+        x0.append(starts[np.argmin(band_vals, axis=0)])
+        owner.append(np.arange(n_s))
+    return np.concatenate(x0), np.concatenate(owner)
+
+
+def fit_garch(
+    x: ArrayLike, *, names: Sequence[str] | None = None, max_iter: int = 200
+) -> GarchResult:
     """Fit a zero-mean Gaussian GARCH(1,1) to every column of ``x``.
 
     The fit is deterministic: a grid of (alpha, beta) starts (with the variance-targeting
@@ -183,38 +224,19 @@ def fit_garch(x, *, names=None, max_iter=200):
     ((3, 3), (120, 3))
     """
     x = check_series(x, names=names)
-    n_t = x.shape[0]
-    mean = tsum(x) / n_t
-    xc = x - mean
-    v = tsum(xc * xc) / n_t
-    y = xc / np.sqrt(v)
-    y2 = y * y
-    bc = backcast(y)
+    mean, v, y, y2, bc = _standardise(x)
     n_t, n_s = y.shape
-
-    grid = [(a, b) for a in _ALPHA_GRID for b in _BETA_GRID if a + b < 0.99]
-    starts = np.array([[max(1.0 - a - b, 0.01), a, b] for a, b in grid])
-    g_n = len(starts)
-    theta = np.repeat(starts, n_s, axis=0)  # start-major, series-minor
-    vals = _negll(theta, np.tile(y2, (1, g_n)), np.tile(bc, g_n)).reshape(g_n, n_s)
     # the GARCH likelihood can have several local optima (short series): refine from the
     # best grid point of each band of beta and keep the best result
-    x0, owner = [], []
-    for lo, hi in _BETA_BANDS:
-        in_band = np.array([lo <= b < hi for _, b in grid])
-        band_vals = np.where(in_band[:, None], vals, np.inf)
-        x0.append(starts[np.argmin(band_vals, axis=0)])
-        owner.append(np.arange(n_s))
-    x0 = np.concatenate(x0)
-    owner = np.concatenate(owner)
+    x0, owner = _band_starts(y2, bc)
 
     lower = np.array([1e-8, 0.0, 0.0])
     upper = np.array([10.0, 1.0, 1.0])
 
-    def fval(th, rows):
+    def fval(th: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return _negll(th, np.take(y2, owner[rows], axis=1), bc[owner[rows]])
 
-    def fgh(th, rows):
+    def fgh(th: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return _negll_fgh(th, np.take(y2, owner[rows], axis=1), bc[owner[rows]])
 
     thetas, fmins, convs, _ = minimize_batch(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.ndimage import correlate1d
 
 from ._checks import check_pairs, check_series
@@ -14,7 +17,12 @@ def _pairs_or_all(pairs, n):
     return check_pairs(pairs, n)
 
 
-def pearson_correlation(x, *, pairs=None, names=None):
+def pearson_correlation(
+    x: ArrayLike,
+    *,
+    pairs: Sequence[tuple[int, int]] | None = None,
+    names: Sequence[str] | None = None,
+) -> np.ndarray:
     """Static Pearson correlation of every pair of columns.
 
     Parameters
@@ -42,7 +50,7 @@ def pearson_correlation(x, *, pairs=None, names=None):
     return r[idx[:, 0], idx[:, 1]]
 
 
-def taper_weights(window, taper="gaussian", sigma=None):
+def taper_weights(window: int, taper: str = "gaussian", sigma: float | None = None) -> np.ndarray:
     """Window weights of length ``window`` (they need not sum to one).
 
     ``"boxcar"``: all ones. ``"gaussian"``: ``exp(-(k - c)^2 / (2 sigma^2))`` with
@@ -60,8 +68,15 @@ def taper_weights(window, taper="gaussian", sigma=None):
 
 
 def sliding_window_correlation(
-    x, window, taper="gaussian", sigma=None, *, pairs=None, names=None, chunk_size=4096
-):
+    x: ArrayLike,
+    window: int,
+    taper: str = "gaussian",
+    sigma: float | None = None,
+    *,
+    pairs: Sequence[tuple[int, int]] | None = None,
+    names: Sequence[str] | None = None,
+    chunk_size: int = 4096,
+) -> np.ndarray:
     """Tapered sliding-window correlation (Lindquist et al. 2014, section 2.2).
 
     For each window position the weighted Pearson correlation
@@ -112,7 +127,7 @@ def sliding_window_correlation(
     # local origin per column keeps the moment sums well conditioned
     xs = (arr - arr.mean(axis=0)) / arr.std(axis=0)
 
-    def wsum(v):
+    def wsum(v: np.ndarray) -> np.ndarray:
         # sum_k w[k] v[t0 + k] for every window start t0 (moving weighted average)
         full = correlate1d(v, w, axis=0, mode="constant", origin=-(window // 2))
         return full[:n_win]

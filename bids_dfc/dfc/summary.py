@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def dfc_summary(R, thresholds=None):
+def dfc_summary(R: ArrayLike, thresholds: Sequence[float] | None = None) -> dict[str, np.ndarray]:
     """Summarise conditional correlation series over time.
 
     Parameters

@@ -7,12 +7,18 @@ empty numbers and ``note = "skipped: <reason>"``, and listed in ``skipped``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
 
 from bids_dfc.stats import tests_classic as tc
 from bids_dfc.stats.mediation import mediation_model4
 from bids_dfc.stats.prediction import evaluate_feature_sets
+
+if TYPE_CHECKING:
+    from bids_dfc.stats.table import AnalysisTables
 
 __all__ = ["run_group_statistics"]
 
@@ -75,8 +81,8 @@ def _spearman(rows, skipped, frame, x, y, note="", covariates=()):
                                     note=f"{note}; covariates: {', '.join(covariates)}")
 
 
-def run_group_statistics(tables, *, n_boot=5000, random_seed=None, all_pairs=False,
-                         pair=("DMN", "DeS")):
+def run_group_statistics(tables: AnalysisTables, *, n_boot: int, random_seed: int | None,
+                         all_pairs: bool = False, pair: Sequence[str]) -> dict[str, Any]:
     """All group tests on one row per participant.
 
     The columns in ``tables.roles["compare"]`` (``--compare-columns``, e.g. psychological
@@ -86,14 +92,16 @@ def run_group_statistics(tables, *, n_boot=5000, random_seed=None, all_pairs=Fal
     ----------
     tables : bids_dfc.stats.table.AnalysisTables
     n_boot : int
-        Bootstrap resamples (mediation indirect effect and AUC CIs).
-    random_seed : int, optional
-        Makes every bootstrap reproducible.
+        Bootstrap resamples (mediation indirect effect and AUC CIs); the study's value is
+        ``bids_dfc.config.GroupOptions.n_boot``.
+    random_seed : int or None
+        Makes every bootstrap reproducible (None: fresh entropy).
     all_pairs : bool
         Also test every other seed pair; the ANOVA and Spearman p-values of all pairs
         (primary included) are then FDR-corrected (Benjamini-Hochberg) in ``p_adj``.
     pair : tuple of str
-        The primary pair (its label in ``tables.pairs`` is ``"A-B"``).
+        The primary pair (its label in ``tables.pairs`` is ``"A-B"``); the study's is
+        ``bids_dfc.config.GroupOptions.pair``.
 
     Returns
     -------
@@ -103,14 +111,31 @@ def run_group_statistics(tables, *, n_boot=5000, random_seed=None, all_pairs=Fal
     """
     roles, subj = tables.roles, tables.subjects
     gcol, dfc = roles["group"], roles["dfc"]
-    outcome, predictor, covs = roles["outcome"], roles["predictor"], roles["covariates"]
     order = [g for g in roles["labels"] if (subj[gcol] == g).any()]
     patients = subj[subj[gcol].isin(roles["labels"][1:])]
-    rows, skipped = [], []
+    rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
     compare = roles.get("compare") or []
     desc = [tc.describe_by_group(subj[v], subj[gcol], order, v)
-            for v in dict.fromkeys(v for v in (dfc, predictor, outcome, *compare) if v)]
+            for v in dict.fromkeys(v for v in (dfc, roles["predictor"], roles["outcome"],
+                                               *compare) if v)]
+    _group_comparisons(rows, skipped, subj, roles, order, compare)
+    _correlations(rows, skipped, patients, roles)
+    med, boot = _mediation(rows, skipped, patients, roles, n_boot, random_seed)
+    pred, scores, curves = _prognosis(rows, skipped, patients, roles, n_boot, random_seed)
+    if all_pairs and tables.pairs.shape[1] > 1:
+        rows = _all_pairs(rows, skipped, tables, order, roles["outcome"], pair)
+    stats_df = pd.DataFrame(rows, columns=tc.STATS_COLUMNS)
+    return {"stats": stats_df, "descriptives": pd.concat(desc, ignore_index=True),
+            "mediation": med, "mediation_boot": boot, "prediction": pred,
+            "prediction_scores": scores, "roc_curves": curves, "skipped": skipped,
+            "groups": order}
 
+
+def _group_comparisons(rows, skipped, subj, roles, order, compare):
+    """Between-group tests of dFC, the compare columns and the predictor; the ANCOVA."""
+    gcol, dfc, predictor, covs = (roles["group"], roles["dfc"], roles["predictor"],
+                                  roles["covariates"])
     _between_group_tests(rows, skipped, subj, dfc, gcol, order, parametric=True)
     for col in compare:  # e.g. psychological scores: the same tests as dFC
         _between_group_tests(rows, skipped, subj, col, gcol, order, parametric=True,
@@ -125,6 +150,12 @@ def run_group_statistics(tables, *, n_boot=5000, random_seed=None, all_pairs=Fal
         _between_group_tests(rows, skipped, subj, predictor, gcol, order, parametric=False)
     else:
         _skip(rows, skipped, "Kruskal-Wallis H", "predictor", "", "no --predictor given")
+
+
+def _correlations(rows, skipped, patients, roles):
+    """Spearman (and partial Spearman) correlations of dFC and the predictor in patients."""
+    dfc, outcome, predictor, covs = (roles["dfc"], roles["outcome"], roles["predictor"],
+                                     roles["covariates"])
     if outcome:
         _spearman(rows, skipped, patients, dfc, outcome, note="patients", covariates=covs)
         if predictor:
@@ -135,6 +166,11 @@ def run_group_statistics(tables, *, n_boot=5000, random_seed=None, all_pairs=Fal
     if predictor:
         _spearman(rows, skipped, patients, dfc, predictor, note="patients")
 
+
+def _mediation(rows, skipped, patients, roles, n_boot, random_seed):
+    """Predictor -> dFC -> outcome mediation in patients: (paths table, bootstrap) or None."""
+    dfc, outcome, predictor, covs = (roles["dfc"], roles["outcome"], roles["predictor"],
+                                     roles["covariates"])
     med, boot = None, None
     if outcome and predictor:
         data = patients[[predictor, dfc, outcome, *covs]].dropna()
@@ -160,8 +196,14 @@ def run_group_statistics(tables, *, n_boot=5000, random_seed=None, all_pairs=Fal
     else:
         _skip(rows, skipped, "mediation (PROCESS model 4)", "", "",
               "needs both --predictor and --outcome")
+    return med, boot
 
-    pred, scores, curves = pd.DataFrame(), pd.DataFrame(), {}
+
+def _prognosis(rows, skipped, patients, roles, n_boot, random_seed):
+    """LOO logistic prediction of responder status: (summary, scores, ROC curves)."""
+    gcol, dfc, predictor = roles["group"], roles["dfc"], roles["predictor"]
+    pred, scores = pd.DataFrame(), pd.DataFrame()
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     resp_label = roles["labels"][2]
     pat = patients.assign(_responder=(patients[gcol] == resp_label).astype(float))
     counts = pat["_responder"].value_counts()
@@ -183,14 +225,7 @@ def run_group_statistics(tables, *, n_boot=5000, random_seed=None, all_pairs=Fal
                 r.model, f"{resp_label} vs {roles['labels'][1]}", r.auc, "", np.nan, r.n,
                 effect_size=r.auc, effect_size_type="ROC AUC",
                 ci=(r.auc_ci_low, r.auc_ci_high), note=f"features: {r.features}"))
-
-    if all_pairs and tables.pairs.shape[1] > 1:
-        rows = _all_pairs(rows, skipped, tables, order, outcome, pair)
-    stats_df = pd.DataFrame(rows, columns=tc.STATS_COLUMNS)
-    return {"stats": stats_df, "descriptives": pd.concat(desc, ignore_index=True),
-            "mediation": med, "mediation_boot": boot, "prediction": pred,
-            "prediction_scores": scores, "roc_curves": curves, "skipped": skipped,
-            "groups": order}
+    return pred, scores, curves
 
 
 def _all_pairs(rows, skipped, tables, order, outcome, pair):

@@ -19,15 +19,17 @@ Analysis, 3rd ed.; Efron B (1987) JASA 82:171-185.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import stats
 
 __all__ = ["MediationResult", "bootstrap_indices", "mediation_model4", "ols_fit"]
 
 
-def ols_fit(design, y):
+def ols_fit(design: ArrayLike, y: ArrayLike) -> dict[str, Any]:
     """OLS with intercept-containing ``design`` (n, k): coefficients, SE, t, p, 95 % CI.
 
     Returns
@@ -52,7 +54,7 @@ def ols_fit(design, y):
             "ci_high": coef + crit * se, "df": dof}
 
 
-def bootstrap_indices(n, n_boot, random_seed=None):
+def bootstrap_indices(n: int, n_boot: int, *, random_seed: int | None) -> np.ndarray:
     """Resample indices (n_boot, n) from ``numpy.random.default_rng(random_seed)``."""
     return np.random.default_rng(random_seed).integers(0, n, size=(n_boot, n))
 
@@ -90,9 +92,9 @@ class MediationResult:
     boot: np.ndarray
 
     @property
-    def indirect(self):
+    def indirect(self) -> dict[str, Any]:
         """The ``indirect`` row as a dict."""
-        return self.paths.set_index("path").loc["indirect"].to_dict()
+        return cast("dict[str, Any]", self.paths.set_index("path").loc["indirect"].to_dict())
 
 
 def _percentile_ci(boot, alpha):
@@ -109,8 +111,19 @@ def _bias_corrected_ci(boot, estimate, alpha):
     return np.percentile(boot, [100 * lo, 100 * hi])
 
 
-def mediation_model4(x, m, y, covariates=None, *, n_boot=5000, random_seed=None,
-                     boot_indices=None, alpha=0.05, batch=2000):
+def _path_row(name: str, fit: dict[str, Any], j: int, n: int) -> dict[str, Any]:
+    """Row of the paths table for coefficient ``j`` of an :func:`ols_fit` result."""
+    return {"path": name, "estimate": fit["coef"][j], "se": fit["se"][j],
+            "statistic": fit["t"][j], "df": fit["df"], "p": fit["p"][j],
+            "ci_low": fit["ci_low"][j], "ci_high": fit["ci_high"][j],
+            "ci_bc_low": np.nan, "ci_bc_high": np.nan, "ci_method": "OLS t interval",
+            "n": n, "n_boot": 0}
+
+
+def mediation_model4(x: ArrayLike, m: ArrayLike, y: ArrayLike,
+                     covariates: ArrayLike | None = None, *, n_boot: int,
+                     random_seed: int | None, boot_indices: ArrayLike | None = None,
+                     alpha: float = 0.05, batch: int = 2000) -> MediationResult:
     """Mediation X -> M -> Y with a bootstrap CI of the indirect effect (PROCESS model 4).
 
     Parameters
@@ -120,9 +133,11 @@ def mediation_model4(x, m, y, covariates=None, *, n_boot=5000, random_seed=None,
     covariates : array-like, shape (n, p), optional
         Numeric covariates (dummy-code categorical ones) entered in the M and Y models.
     n_boot : int
-        Bootstrap resamples (ignored when ``boot_indices`` is given).
-    random_seed : int, optional
-        Seed of ``numpy.random.default_rng`` drawing the resamples (reproducible results).
+        Bootstrap resamples (ignored when ``boot_indices`` is given); the study's value is
+        ``bids_dfc.config.GroupOptions.n_boot``.
+    random_seed : int or None
+        Seed of ``numpy.random.default_rng`` drawing the resamples (None: fresh entropy;
+        ignored when ``boot_indices`` is given).
     boot_indices : array-like of int, shape (n_boot, n), optional
         Explicit resamples (used to compare with other software on identical resamples).
     alpha : float
@@ -158,7 +173,7 @@ def mediation_model4(x, m, y, covariates=None, *, n_boot=5000, random_seed=None,
     a, b = fit_m["coef"][1], fit_y["coef"][2]
     ab = a * b
 
-    idx = (bootstrap_indices(n, n_boot, random_seed) if boot_indices is None
+    idx = (bootstrap_indices(n, n_boot, random_seed=random_seed) if boot_indices is None
            else np.asarray(boot_indices, dtype=int))
     boot = np.empty(idx.shape[0])
     for start in range(0, idx.shape[0], batch):
@@ -168,16 +183,8 @@ def mediation_model4(x, m, y, covariates=None, *, n_boot=5000, random_seed=None,
         boot[start:start + batch] = a_b * b_b
     pct = _percentile_ci(boot, alpha)
     bc = _bias_corrected_ci(boot, ab, alpha)
-
-    def path(name, fit, j):
-        return {"path": name, "estimate": fit["coef"][j], "se": fit["se"][j],
-                "statistic": fit["t"][j], "df": fit["df"], "p": fit["p"][j],
-                "ci_low": fit["ci_low"][j], "ci_high": fit["ci_high"][j],
-                "ci_bc_low": np.nan, "ci_bc_high": np.nan, "ci_method": "OLS t interval",
-                "n": n, "n_boot": 0}
-
-    rows = [path("a", fit_m, 1), path("b", fit_y, 2), path("c", fit_c, 1),
-            path("c_prime", fit_y, 1)]
+    rows = [_path_row("a", fit_m, 1, n), _path_row("b", fit_y, 2, n),
+            _path_row("c", fit_c, 1, n), _path_row("c_prime", fit_y, 1, n)]
     rows.append({"path": "indirect", "estimate": ab, "se": boot.std(ddof=1),
                  "statistic": np.nan, "df": np.nan, "p": np.nan,
                  "ci_low": pct[0], "ci_high": pct[1], "ci_bc_low": bc[0], "ci_bc_high": bc[1],

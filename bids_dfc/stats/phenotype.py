@@ -3,7 +3,7 @@
 Derived variables follow the study (METHOD.md, "Group statistics in the study"):
 
 * pain relief % = 100 x (pre - post) / pre of a 0-10 "pain now" rating;
-* responder = relief >= a threshold (30 % by default);
+* responder = relief >= a threshold (30 % in the study: ``GroupOptions.responder_threshold``);
 * temporal summation of pain (TSP) = 100 x (peak - first) / first of N ratings in order.
 """
 
@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from bids_dfc.errors import InputError
 
@@ -27,7 +30,8 @@ __all__ = [
 ]
 
 
-def require_columns(names, available, *, what="column", source="the joined phenotype"):
+def require_columns(names: Iterable[str], available: Iterable[str], *, what: str = "column",
+                    source: str = "the joined phenotype") -> None:
     """Raise :class:`InputError` when a user-named column does not exist.
 
     Parameters
@@ -58,7 +62,8 @@ def _natural_key(name):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
-def expand_columns(spec, available, *, what="--tsp-columns"):
+def expand_columns(spec: str | Sequence[str], available: Sequence[str], *,
+                   what: str = "--tsp-columns") -> list[str]:
     """Turn a list of column names or one glob pattern into an ordered list of columns.
 
     Parameters
@@ -95,7 +100,14 @@ def expand_columns(spec, available, *, what="--tsp-columns"):
     return spec
 
 
-def coerce_numeric(frame, columns, *, sources=None, id_column="participant_id"):
+def _cell(frame: pd.DataFrame, row: Any, col: str) -> Any:
+    """``frame.at[row, col]`` (any scalar type)."""
+    return frame.at[row, col]
+
+
+def coerce_numeric(frame: pd.DataFrame, columns: Iterable[str], *,
+                   sources: Mapping[str, str] | None = None,
+                   id_column: str = "participant_id") -> pd.DataFrame:
     """Convert columns to float, naming the row and column of any non-numeric value.
 
     Missing values (``n/a``, empty) are allowed and become NaN.
@@ -126,8 +138,8 @@ def coerce_numeric(frame, columns, *, sources=None, id_column="participant_id"):
         if bad.any():
             i = bad[bad].index[0]
             where = sources.get(col, "the phenotype")
-            line = f", line {int(out.at[i, '_line'])}" if "_line" in out.columns else ""
-            ident = f" ({id_column} {out.at[i, id_column]})" if id_column in out.columns else ""
+            line = f", line {int(_cell(out, i, '_line'))}" if "_line" in out.columns else ""
+            ident = f" ({id_column} {_cell(out, i, id_column)})" if id_column in out.columns else ""
             raise InputError(
                 f"{where}{line}{ident}, column {col!r}: value {raw[i]!r} is not a number; "
                 "fix the value or write n/a for a missing one"
@@ -136,7 +148,7 @@ def coerce_numeric(frame, columns, *, sources=None, id_column="participant_id"):
     return out
 
 
-def relief_percent(pre, post):
+def relief_percent(pre: ArrayLike, post: ArrayLike) -> np.ndarray:
     """Pain relief in percent, 100 x (pre - post) / pre.
 
     Parameters
@@ -162,12 +174,14 @@ def relief_percent(pre, post):
     return rel
 
 
-def responder(relief, threshold=30.0):
+def responder(relief: ArrayLike, *, threshold: float) -> np.ndarray:
     """Responder status, ``relief >= threshold`` (1.0 / 0.0, NaN where relief is missing).
+
+    The study's threshold (30 %) is ``bids_dfc.config.GroupOptions.responder_threshold``.
 
     Examples
     --------
-    >>> responder([30.0, 29.9, float("nan")]).tolist()
+    >>> responder([30.0, 29.9, float("nan")], threshold=30.0).tolist()
     [1.0, 0.0, nan]
     """
     relief = np.asarray(relief, dtype=float)
@@ -176,7 +190,7 @@ def responder(relief, threshold=30.0):
     return out
 
 
-def tsp_percent(ratings):
+def tsp_percent(ratings: ArrayLike) -> np.ndarray:
     """Temporal summation of pain: % change of the peak rating from the first rating.
 
     Parameters

@@ -11,14 +11,21 @@ The AUC CI is a stratified percentile bootstrap over subjects of the held-out sc
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 __all__ = ["auc_bootstrap_ci", "fit_logistic", "loo_logistic", "roc_auc", "roc_curve",
            "evaluate_feature_sets"]
 
+#: ROC curve: (false-positive rates, true-positive rates)
+Curve = tuple[np.ndarray, np.ndarray]
 
-def fit_logistic(features, y, *, l2=1.0, max_iter=100, tol=1e-10):
+
+def fit_logistic(features: ArrayLike, y: ArrayLike, *, l2: float = 1.0, max_iter: int = 100,
+                 tol: float = 1e-10) -> np.ndarray:
     """Logistic regression by Newton-Raphson; intercept first, unpenalised.
 
     Parameters
@@ -33,8 +40,8 @@ def fit_logistic(features, y, *, l2=1.0, max_iter=100, tol=1e-10):
     numpy.ndarray, shape (p + 1,)
         ``[intercept, slopes...]``.
     """
-    xmat = np.column_stack([np.ones(len(y)), np.asarray(features, dtype=float)])
     y = np.asarray(y, dtype=float)
+    xmat = np.column_stack([np.ones(len(y)), np.asarray(features, dtype=float)])
     pen = np.full(xmat.shape[1], float(l2))
     pen[0] = 0.0
     beta = np.zeros(xmat.shape[1])
@@ -50,10 +57,10 @@ def fit_logistic(features, y, *, l2=1.0, max_iter=100, tol=1e-10):
     return beta
 
 
-def loo_logistic(features, y, *, l2=1.0):
+def loo_logistic(features: ArrayLike, y: ArrayLike, *, l2: float = 1.0) -> np.ndarray:
     """Held-out probability of each subject from a model fitted on all the others."""
-    features = np.asarray(features, dtype=float).reshape(len(y), -1)
     y = np.asarray(y, dtype=float)
+    features = np.asarray(features, dtype=float).reshape(len(y), -1)
     n = len(y)
     prob = np.empty(n)
     for i in range(n):
@@ -74,7 +81,7 @@ def _pair_matrix(y, score):
     return (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
 
 
-def roc_auc(y, score):
+def roc_auc(y: ArrayLike, score: ArrayLike) -> float:
     """Area under the ROC curve = P(score of a positive > score of a negative), ties 1/2.
 
     Examples
@@ -85,7 +92,7 @@ def roc_auc(y, score):
     return float(_pair_matrix(y, score).mean())
 
 
-def roc_curve(y, score):
+def roc_curve(y: ArrayLike, score: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """ROC curve points (false-positive rate, true-positive rate), from (0, 0) to (1, 1)."""
     y = np.asarray(y).astype(bool)
     score = np.asarray(score, dtype=float)
@@ -95,7 +102,8 @@ def roc_curve(y, score):
     return np.array(fpr), np.array(tpr)
 
 
-def auc_bootstrap_ci(y, score, *, n_boot=5000, random_seed=None, alpha=0.05):
+def auc_bootstrap_ci(y: ArrayLike, score: ArrayLike, *, n_boot: int, random_seed: int | None,
+                     alpha: float = 0.05) -> np.ndarray:
     """Stratified percentile bootstrap CI of the AUC (positives and negatives resampled apart).
 
     Every resample's AUC is ``c_pos' M c_neg / (n_pos n_neg)`` where ``M`` is the pairwise
@@ -110,8 +118,11 @@ def auc_bootstrap_ci(y, score, *, n_boot=5000, random_seed=None, alpha=0.05):
     return np.percentile(boot, [100 * alpha / 2, 100 * (1 - alpha / 2)])
 
 
-def evaluate_feature_sets(frame, outcome, feature_sets, *, id_column="participant_id",
-                          n_boot=5000, random_seed=None, l2=1.0):
+def evaluate_feature_sets(frame: pd.DataFrame, outcome: str,
+                          feature_sets: Mapping[str, Sequence[str]], *,
+                          id_column: str = "participant_id", n_boot: int,
+                          random_seed: int | None, l2: float = 1.0,
+                          ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Curve]]:
     """LOO logistic prediction of ``outcome`` (0/1) from each named set of feature columns.
 
     Parameters
@@ -122,6 +133,10 @@ def evaluate_feature_sets(frame, outcome, feature_sets, *, id_column="participan
         0/1 column (1 = responder).
     feature_sets : dict
         Model name -> list of feature columns.
+    n_boot : int
+        Bootstrap resamples of the AUC CI (the study's: ``GroupOptions.n_boot``).
+    random_seed : int or None
+        Seed of the AUC bootstraps (None: fresh entropy).
 
     Returns
     -------

@@ -1,13 +1,15 @@
 """Join per-run dFC summaries with the phenotype and list every exclusion (pure pandas).
 
-The workflow (:mod:`bids_dfc.workflows.group`) reads the files; this module decides which runs
+The workflow (:mod:`bids_dfc.group.run`) reads the files; this module decides which runs
 and participants enter the statistics, derives the requested variables and records the reason
 for each exclusion.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -55,7 +57,7 @@ def _with_prefix(ids, prefix):
     return ids.where(ids.isna() | ids.str.startswith(prefix), prefix + ids).astype(object)
 
 
-def check_unique(frame, keys, source):
+def check_unique(frame: pd.DataFrame, keys: list[str], source: str) -> None:
     """Raise :class:`InputError` on duplicate key rows (quotes the file lines)."""
     dup = frame.duplicated(subset=keys, keep=False)
     if dup.any():
@@ -67,7 +69,7 @@ def check_unique(frame, keys, source):
             f"{' and '.join(keys)}")
 
 
-def load_phenotype(frame, source):
+def load_phenotype(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """Normalise one phenotype table (read as strings with a ``_line`` column).
 
     Adds the ``sub-``/``ses-`` prefixes where missing and rejects duplicates.
@@ -91,7 +93,41 @@ def _looks_numeric(frame, col):
     return parsed.notna().mean() >= 0.5 if len(raw) else True
 
 
-def assemble(dfc_long, participants, phenotypes, options):
+class GroupOptionsLike(Protocol):
+    """The group options :func:`assemble` reads (e.g. :class:`bids_dfc.config.GroupOptions`).
+
+    ``compare_columns`` is optional (read with ``getattr``; none compared when absent).
+    """
+
+    @property
+    def group_column(self) -> str: ...
+    @property
+    def control_label(self) -> str: ...
+    @property
+    def responder_label(self) -> str: ...
+    @property
+    def nonresponder_label(self) -> str: ...
+    @property
+    def outcome(self) -> str | None: ...
+    @property
+    def predictor(self) -> str | None: ...
+    @property
+    def covariates(self) -> Sequence[str] | None: ...
+    @property
+    def relief_from(self) -> Sequence[str] | None: ...
+    @property
+    def responder_threshold(self) -> float: ...
+    @property
+    def tsp_columns(self) -> str | Sequence[str] | None: ...
+    @property
+    def max_mean_fd(self) -> float | None: ...
+    @property
+    def pair(self) -> Sequence[str]: ...
+
+
+def assemble(dfc_long: pd.DataFrame, participants: pd.DataFrame,
+             phenotypes: Mapping[str, pd.DataFrame],
+             options: GroupOptionsLike) -> AnalysisTables:
     """Build the analysis tables.
 
     Parameters
@@ -112,8 +148,33 @@ def assemble(dfc_long, participants, phenotypes, options):
     AnalysisTables
     """
     tables = {"participants.tsv": participants, **phenotypes}
+    available, owner = _column_owners(tables)
+    numeric, tsp_cols, covariates, compare = _numeric_columns(tables, available, owner, options)
+    cleaned = _coerce_tables(tables, numeric)
+    excl: list[tuple] = []
+    notes: list[str] = []
+    runs = _qc_exclusions(dfc_long, options, excl)
+    runs = _join_phenotype(dfc_long, runs, cleaned, excl)
+    runs, outcome, predictor, offered = _derive_variables(
+        runs, available, owner, options, tsp_cols, compare, notes)
+    runs, gcol, labels = _assign_groups(runs, options, outcome, offered, notes, excl)
+    roles = {"group": gcol, "outcome": outcome, "predictor": predictor,
+             "covariates": covariates, "responder": "responder" if outcome else None,
+             "dfc": "dcc_sd", "labels": labels, "compare": compare}
+    runs = _select_columns(runs, roles, options, tsp_cols)
+    subjects, pairs = _per_participant(dfc_long, runs, roles, excl)
+    exclusions = pd.DataFrame(excl, columns=EXCLUSION_COLUMNS)
+    return AnalysisTables(runs=runs.reset_index(drop=True), subjects=subjects, pairs=pairs,
+                          exclusions=exclusions, roles=roles, notes=notes)
+
+
+def _column_owners(tables):
+    """Every phenotype column name, and the table each non-key column comes from.
+
+    Raises :class:`InputError` when two tables have a column of the same name.
+    """
     available = [c for t in tables.values() for c in t.columns if c != "_line"]
-    owner = {}
+    owner: dict[str, str] = {}
     for name, table in tables.items():
         for col in table.columns:
             if col in ("participant_id", "session_id", "_line"):
@@ -122,7 +183,15 @@ def assemble(dfc_long, participants, phenotypes, options):
                 raise InputError(f"column {col!r} appears in both {owner[col]} and {name}; "
                                  "rename one of them")
             owner[col] = name
-    notes = []
+    return available, owner
+
+
+def _numeric_columns(tables, available, owner, options):
+    """Columns that must be numeric; checks the named columns exist.
+
+    Returns ``numeric``, the expanded TSP rating columns, the covariates and the
+    (deduplicated) compare columns.
+    """
     numeric = [c for c in (options.outcome, options.predictor) if c in owner]
     if options.relief_from:
         ph.require_columns(options.relief_from, available, what="--relief-from")
@@ -137,15 +206,22 @@ def assemble(dfc_long, participants, phenotypes, options):
             numeric.append(c)
     compare = list(dict.fromkeys(getattr(options, "compare_columns", None) or []))
     numeric += [c for c in compare if c in owner]
+    return numeric, tsp_cols, covariates, compare
+
+
+def _coerce_tables(tables, numeric):
+    """Each table with its ``numeric`` columns converted to float and ``_line`` dropped."""
     cleaned = {}
     for name, table in tables.items():
         cols = [c for c in numeric if c in table.columns]
         table = ph.coerce_numeric(table, cols, sources={c: name for c in cols})
         cleaned[name] = table.drop(columns="_line")
+    return cleaned
 
-    # --- runs: primary pair rows and QC ---------------------------------------------------
+
+def _qc_exclusions(dfc_long, options, excl):
+    """Primary-pair rows of the runs passing QC; every excluded run is added to ``excl``."""
     pair_a, pair_b = options.pair
-    excl = []
     files = dfc_long.drop_duplicates("file")[ENTITY_COLUMNS]
     prim = dfc_long[(dfc_long["seed_a"] == pair_a) & (dfc_long["seed_b"] == pair_b)]
     for f in sorted(set(files["file"]) - set(prim["file"])):
@@ -171,9 +247,12 @@ def assemble(dfc_long, participants, phenotypes, options):
             qc_fail.setdefault(r["file"], reason)
             excl.append((r.participant_id, r.session_id, r["file"], "run", reason))
     runs = prim[~prim["file"].isin(qc_fail)].copy()
-    runs = runs[ENTITY_COLUMNS + ["dcc_sd"] + (["mean_fd"] if "mean_fd" in runs else [])]
+    return runs[ENTITY_COLUMNS + ["dcc_sd"] + (["mean_fd"] if "mean_fd" in runs else [])]
 
-    # --- phenotype join ---------------------------------------------------------------------
+
+def _join_phenotype(dfc_long, runs, cleaned, excl):
+    """Runs of listed participants joined with every phenotype table (participant-level
+    exclusions added to ``excl``)."""
     known = set(cleaned["participants.tsv"]["participant_id"])
     for pid in sorted(set(dfc_long["participant_id"]) - known):
         excl.append((pid, np.nan, "", "participant",
@@ -188,8 +267,15 @@ def assemble(dfc_long, participants, phenotypes, options):
     for table in cleaned.values():
         keys = ["participant_id"] + (["session_id"] if "session_id" in table.columns else [])
         runs = runs.merge(table, on=keys, how="left")
+    return runs
 
-    # --- derived variables ------------------------------------------------------------------
+
+def _derive_variables(runs, available, owner, options, tsp_cols, compare, notes):
+    """Add ``relief_pct``, ``tsp`` and ``responder`` as requested; check the named columns.
+
+    Returns the runs, the outcome and predictor columns (the derived ones when not named)
+    and the columns offered to the options.
+    """
     outcome, predictor = options.outcome, options.predictor
     for derived, wanted in (("relief_pct", options.relief_from), ("tsp", tsp_cols)):
         if wanted and derived in owner:
@@ -214,7 +300,16 @@ def assemble(dfc_long, participants, phenotypes, options):
     ph.require_columns(compare, offered, what="--compare-columns")
     if outcome is not None:
         runs = ph.coerce_numeric(runs, [outcome])
-        runs["responder"] = ph.responder(runs[outcome], options.responder_threshold)
+        runs["responder"] = ph.responder(runs[outcome], threshold=options.responder_threshold)
+    return runs, outcome, predictor, offered
+
+
+def _assign_groups(runs, options, outcome, offered, notes, excl):
+    """Group labels of every run (derived from the outcome where absent or invalid); runs
+    of participants without a valid label are dropped (added to ``excl``).
+
+    Returns the runs, the group column and the labels (control, non-responder, responder).
+    """
     gcol = options.group_column
     labels = [options.control_label, options.nonresponder_label, options.responder_label]
     if gcol not in runs.columns:
@@ -242,19 +337,26 @@ def assemble(dfc_long, participants, phenotypes, options):
             "participant_id").itertuples(index=False):
         excl.append((pid, np.nan, "", "participant",
                      f"{gcol} is {'missing' if pd.isna(val) else repr(val)}, not one of {labels}"))
-    runs = runs[~bad_group]
+    return runs[~bad_group], gcol, labels
 
-    roles = {"group": gcol, "outcome": outcome, "predictor": predictor,
-             "covariates": covariates, "responder": "responder" if outcome else None,
-             "dfc": "dcc_sd", "labels": labels, "compare": compare}
-    used = [c for c in ([gcol, outcome, "responder", predictor, *covariates, *compare]
-                        + list(options.relief_from or []) + tsp_cols) if c and c in runs]
+
+def _select_columns(runs, roles, options, tsp_cols):
+    """The entity, used phenotype, ``dcc_sd`` and ``mean_fd`` columns, sorted by run."""
+    gcol, outcome, predictor = roles["group"], roles["outcome"], roles["predictor"]
+    used = [c for c in ([gcol, outcome, "responder", predictor, *roles["covariates"],
+                         *roles["compare"]] + list(options.relief_from or []) + tsp_cols)
+            if c and c in runs]
     used = list(dict.fromkeys(used))
     runs = runs[[c for c in ENTITY_COLUMNS if c in runs] + used + ["dcc_sd"]
                 + (["mean_fd"] if "mean_fd" in runs and "mean_fd" not in used else [])]
-    runs = runs.sort_values(["participant_id", "session_id", "task", "run"], na_position="first")
+    return runs.sort_values(["participant_id", "session_id", "task", "run"],
+                            na_position="first")
 
-    # --- one row per participant ------------------------------------------------------------
+
+def _per_participant(dfc_long, runs, roles, excl):
+    """One row per participant (runs and sessions averaged) and the participant x pair
+    ``dcc_sd`` table; missing values of the tested variables are added to ``excl``."""
+    gcol, outcome, labels = roles["group"], roles["outcome"], roles["labels"]
     num = [c for c in runs.columns if c not in ENTITY_COLUMNS
            and pd.api.types.is_numeric_dtype(runs[c])]
     agg = {c: ("mean" if c in num else "first") for c in runs.columns
@@ -262,16 +364,14 @@ def assemble(dfc_long, participants, phenotypes, options):
     subjects = runs.groupby("participant_id", sort=True).agg(agg).reset_index()
     subjects.insert(1, "n_runs", runs.groupby("participant_id", sort=True).size().to_numpy())
     patients = subjects[gcol].isin(labels[1:])
-    for col in list(dict.fromkeys(c for c in (outcome, predictor, *covariates, *compare) if c)):
+    tested = (outcome, roles["predictor"], *roles["covariates"], *roles["compare"])
+    for col in list(dict.fromkeys(c for c in tested if c)):
         # controls have no outcome by design; every other missing value loses a subject
         who = patients if col == outcome else subjects[gcol].notna()
         for pid in subjects.loc[who & subjects[col].isna(), "participant_id"]:
             excl.append((pid, np.nan, "", f"tests using {col}", f"{col} is missing"))
-
     pr = dfc_long[dfc_long["file"].isin(runs["file"])].copy()
     pr["pair"] = pr["seed_a"].astype(str) + "-" + pr["seed_b"].astype(str)
     pairs = pr.pivot_table(index="participant_id", columns="pair", values="dcc_sd",
                            aggfunc="mean")
-    exclusions = pd.DataFrame(excl, columns=EXCLUSION_COLUMNS)
-    return AnalysisTables(runs=runs.reset_index(drop=True), subjects=subjects, pairs=pairs,
-                          exclusions=exclusions, roles=roles, notes=notes)
+    return subjects, pairs

@@ -8,9 +8,12 @@ value names the exact test. The numbers come from scipy and statsmodels (the tes
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
@@ -33,6 +36,8 @@ STATS_COLUMNS = [
     "test", "variable", "contrast", "statistic", "df", "p", "effect_size", "ci_low", "ci_high",
     "n", "effect_size_type", "p_adj", "p_adj_method", "note",
 ]
+#: one row of stats.tsv (keys: STATS_COLUMNS)
+Row = dict[str, Any]
 #: smallest group a test is run on (smaller groups skip the test, with the reason reported)
 MIN_GROUP_SIZE = 3
 
@@ -59,7 +64,8 @@ def _split(values, groups, order):
     return [values[ok & (groups == g)] for g in order]
 
 
-def group_size_problem(values, groups, order, minimum=MIN_GROUP_SIZE):
+def group_size_problem(values: ArrayLike, groups: ArrayLike, order: Sequence[str],
+                       minimum: int = MIN_GROUP_SIZE) -> str | None:
     """Return why a between-group test cannot run (a too-small group), or ``None``.
 
     Examples
@@ -73,7 +79,8 @@ def group_size_problem(values, groups, order, minimum=MIN_GROUP_SIZE):
     return None
 
 
-def describe_by_group(values, groups, order, variable):
+def describe_by_group(values: ArrayLike, groups: ArrayLike, order: Sequence[str],
+                      variable: str) -> pd.DataFrame:
     """n, mean, SD, median and quartiles of one variable per group (a DataFrame)."""
     rows = []
     for g, v in zip(order, _split(values, groups, order)):
@@ -87,7 +94,8 @@ def describe_by_group(values, groups, order, variable):
     return pd.DataFrame(rows)
 
 
-def shapiro_by_group(values, groups, order, variable):
+def shapiro_by_group(values: ArrayLike, groups: ArrayLike, order: Sequence[str],
+                     variable: str) -> list[Row]:
     """Shapiro-Wilk normality test in each group with at least 3 values.
 
     A group whose values are all equal (e.g. a questionnaire score at its floor) has no
@@ -107,7 +115,8 @@ def shapiro_by_group(values, groups, order, variable):
     return rows
 
 
-def anova_tukey(values, groups, order, variable):
+def anova_tukey(values: ArrayLike, groups: ArrayLike, order: Sequence[str],
+                variable: str) -> list[Row]:
     """One-way ANOVA across groups, then Tukey HSD for every pair.
 
     ANOVA: ``scipy.stats.f_oneway``, effect size eta squared. Tukey HSD:
@@ -140,7 +149,8 @@ def anova_tukey(values, groups, order, variable):
     return rows
 
 
-def ancova(frame, variable, group, covariates, order):
+def ancova(frame: pd.DataFrame, variable: str, group: str, covariates: Sequence[str],
+           order: Sequence[str]) -> list[Row]:
     """Group effect adjusted for covariates: OLS with type II sums of squares (statsmodels).
 
     Parameters
@@ -179,7 +189,8 @@ def ancova(frame, variable, group, covariates, order):
         effect_size_type="partial eta squared", note="covariates: " + ", ".join(covariates))]
 
 
-def kruskal_mwu(values, groups, order, variable):
+def kruskal_mwu(values: ArrayLike, groups: ArrayLike, order: Sequence[str],
+                variable: str) -> list[Row]:
     """Kruskal-Wallis H across groups, then two-sided Mann-Whitney U for every pair.
 
     Kruskal-Wallis effect size: epsilon squared, H / (n - 1). Mann-Whitney: ``statistic`` is
@@ -208,18 +219,19 @@ def kruskal_mwu(values, groups, order, variable):
     return rows + pairs
 
 
-def spearman(x, y, variable, contrast, *, note=""):
+def spearman(x: ArrayLike, y: ArrayLike, variable: str, contrast: str, *,
+             note: str = "") -> list[Row]:
     """Spearman rank correlation (``scipy.stats.spearmanr``) on complete pairs.
 
     The 95 % CI uses Fisher's z with the Bonett & Wright (2000) variance
     (1 + rho^2 / 2) / (n - 3).
     """
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    ok = ~(np.isnan(x) | np.isnan(y))
-    x, y = x[ok], y[ok]
-    res = stats.spearmanr(x, y)
-    rho, n = float(res.statistic), x.size
+    xs = np.asarray(x, dtype=float)
+    ys = np.asarray(y, dtype=float)
+    ok = ~(np.isnan(xs) | np.isnan(ys))
+    xs, ys = xs[ok], ys[ok]
+    res = stats.spearmanr(xs, ys)
+    rho, n = float(res.statistic), xs.size
     ci = (np.nan, np.nan)
     if n > 3 and abs(rho) < 1:
         half = stats.norm.ppf(0.975) * np.sqrt((1 + rho**2 / 2) / (n - 3))
@@ -229,7 +241,8 @@ def spearman(x, y, variable, contrast, *, note=""):
                  note=note)]
 
 
-def partial_spearman(x, y, covariates, variable, contrast, *, note=""):
+def partial_spearman(x: ArrayLike, y: ArrayLike, covariates: ArrayLike, variable: str,
+                     contrast: str, *, note: str = "") -> list[Row]:
     """Spearman correlation adjusted for covariates (rank-based partial correlation).
 
     Every variable (x, y and each covariate column) is rank-transformed, x and y ranks are
@@ -261,7 +274,7 @@ def partial_spearman(x, y, covariates, variable, contrast, *, note=""):
                  effect_size=r, effect_size_type="partial Spearman rho", ci=ci, note=note)]
 
 
-def fdr_bh(pvalues):
+def fdr_bh(pvalues: ArrayLike) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (statsmodels ``multipletests``), NaN kept."""
     p = np.asarray(pvalues, dtype=float)
     out = np.full(p.shape, np.nan)
