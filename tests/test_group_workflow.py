@@ -200,22 +200,22 @@ def test_small_group_skips_that_test(tmp_path):
 def test_bad_inputs(tmp_path):
     bids, out, _ = make_group_dataset(tmp_path, n_hc=5, n_patients=10, seed=4)
     with pytest.raises(InputError, match=r"--predictor.*'nope'.*available columns:.*age"):
-        run_group_level(bids, out, group_options(predictor="nope", n_boot=200))
+        run_group_level(bids, out, group_options(predictor="nope", n_boot=200), random_seed=0)
     with pytest.raises(InputError, match=r"--covariates.*'weight'.*available"):
-        run_group_level(bids, out, group_options(covariates=["weight"], n_boot=200))
+        run_group_level(bids, out, group_options(covariates=["weight"], n_boot=200), random_seed=0)
     pain = bids / "phenotype" / "pain.tsv"
     good = _set_cell(pain, 8, 1, "seven")
     with pytest.raises(InputError, match=r"pain.tsv, line 9 \(participant_id sub-08\), "
                                          r"column 'pain_pre': value 'seven'"):
-        run_group_level(bids, out, group_options(n_boot=200))
+        run_group_level(bids, out, group_options(n_boot=200), random_seed=0)
     pain.write_text("\n".join(good + [good[3]]) + "\n")
     with pytest.raises(InputError, match=r"duplicate rows for participant_id=sub-03 "
                                          r"\(lines 4, 17\)"):
-        run_group_level(bids, out, group_options(n_boot=200))
+        run_group_level(bids, out, group_options(n_boot=200), random_seed=0)
     empty = tmp_path / "empty_out"
     empty.mkdir()
     with pytest.raises(InputError, match="run the participant level first"):
-        run_group_level(bids, empty, group_options(n_boot=200))
+        run_group_level(bids, empty, group_options(n_boot=200), random_seed=0)
 
 
 def test_derived_groups_and_covariates(tmp_path):
@@ -383,11 +383,12 @@ def test_compare_columns_bad_input_and_small_group(tmp_path):
     with pytest.raises(InputError, match=r"--compare-columns: column\(s\) 'hads' not found.*"
                                          r"available columns:.*anxiety, pcs"):
         run_group_level(bids, out, group_options(compare_columns=["anxiety", "hads"],
-                                                 n_boot=200))
+                                                 n_boot=200), random_seed=0)
     _set_cell(bids / "phenotype" / "psych.tsv", 4, 2, "high")
     with pytest.raises(InputError, match=r"phenotype/psych.tsv, line 5 \(participant_id "
                                          r"sub-04\), column 'pcs': value 'high' is not a number"):
-        run_group_level(bids, out, group_options(compare_columns=["pcs"], n_boot=200))
+        run_group_level(bids, out, group_options(compare_columns=["pcs"], n_boot=200),
+                        random_seed=0)
 
     bids, out, _ = make_group_dataset(tmp_path / "b", n_hc=2, n_patients=20, seed=2,
                                       runs_for=(), high_fd=())

@@ -136,11 +136,11 @@ def test_acompcor_recovers_planted_noise(rng):
     q1, _ = np.linalg.qr(comps[:, :2] - comps[:, :2].mean(0))
     q2, _ = np.linalg.qr(latent - latent.mean(0))
     assert np.linalg.svd(q1.T @ q2, compute_uv=False).min() > 0.95
-    few, frac = acompcor(data, 2.0, n_components=0.5)
+    few, frac = acompcor(data, 2.0, high_pass=0.01, n_components=0.5)
     assert few.shape[1] == int(np.searchsorted(np.cumsum(explained), 0.5) + 1)
     assert frac.sum() >= 0.5
     with pytest.raises(InputError, match="at least 2 voxels"):
-        acompcor(np.ones((50, 3)), 2.0)
+        acompcor(np.ones((50, 3)), 2.0, high_pass=0.01, n_components=5)
 
 
 def test_smoothing_width_and_mask(rng):

@@ -56,7 +56,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bids_dfc.config import DEFAULT_CONFOUNDS
+from bids_dfc.config import DEFAULT_CONFOUNDS, WorkflowOptions
+
+#: the pipeline's own defaults (config.py), which the oracle shares
+DEFAULTS = WorkflowOptions()
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_COMPCOR = 5
@@ -152,9 +155,11 @@ def oracle_dfc(truth_dir: Path, subject: str, bids_dir: Path,
     with tempfile.TemporaryDirectory() as tmp:
         masks = true_noise_masks(truth, data.shape[:3], img.affine, Path(tmp))
     table, _ = confounds_core(corrected, img.affine, masks["brain"], masks["wm"],
-                              masks["csf"], matrices, tr, n_components=N_COMPCOR)
+                              masks["csf"], matrices, tr, n_components=N_COMPCOR,
+                              high_pass=DEFAULTS.band_pass[0])
     zooms = np.sqrt((img.affine[:3, :3] ** 2).sum(0))
-    clean, _ = denoise_core(corrected, masks["brain"], zooms, table, tr, groups=groups)
+    clean, _ = denoise_core(corrected, masks["brain"], zooms, table, tr, groups=groups,
+                            band=DEFAULTS.band_pass, fwhm=DEFAULTS.smoothing_fwhm)
     names = list(read_seeds()["name"])
     weights = np.stack([np.asarray(nb.load(files[f"seed-{n}"]).dataobj, float)
                         for n in names], axis=-1)

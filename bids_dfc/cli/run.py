@@ -150,7 +150,7 @@ def run_group(config) -> dict:
     check_output_dir(ex.bids_dir, ex.output_dir)
     _environment(config)
     return run_group_level(
-        ex.bids_dir, ex.output_dir, config.group, random_seed=ex.random_seed, nprocs=ex.nprocs
+        ex.bids_dir, ex.output_dir, config.group, random_seed=ex.random_seed
     )
 
 

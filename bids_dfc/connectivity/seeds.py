@@ -83,6 +83,13 @@ def read_seeds(path: str | Path | None = None) -> pd.DataFrame:
     ['PCC', 'mPFC', 'PAG', 'RVM']
     """
     path = Path(path) if path is not None else default_seeds_file()
+    out = _parse_rows(_read_table(path), path)
+    _check_rows(out, path)
+    return out.reset_index(drop=True)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """The seeds TSV as strings, with every required column and at least one row."""
     if not path.is_file():
         raise InputError(f"Seeds table {path} does not exist; pass an existing TSV file.")
     try:
@@ -98,6 +105,11 @@ def read_seeds(path: str | Path | None = None) -> pd.DataFrame:
         )
     if table.empty:
         raise InputError(f"Seeds table {path} has no rows; give at least two seeds.")
+    return table
+
+
+def _parse_rows(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Names and networks stripped and non-empty, coordinates and radius finite floats."""
     out = table.copy()
     for col in ("name", "network"):
         out[col] = out[col].str.strip()
@@ -131,6 +143,11 @@ def read_seeds(path: str | Path | None = None) -> pd.DataFrame:
             )
     for col, values in numbers.items():
         out[col] = np.asarray(values, dtype=float)
+    return out
+
+
+def _check_rows(out: pd.DataFrame, path: Path) -> None:
+    """Seed names unique and distinct from the network names."""
     dup = out["name"][out["name"].duplicated()].tolist()
     if dup:
         raise InputError(f"Seeds table {path}: seed names must be unique; repeated: {dup}.")
@@ -140,7 +157,6 @@ def read_seeds(path: str | Path | None = None) -> pd.DataFrame:
             f"Seeds table {path}: {clash} is used both as a seed name and as a network "
             "name; rename one (both become columns of the time-series table)."
         )
-    return out.reset_index(drop=True)
 
 
 def check_seeds_in_fov(seeds: pd.DataFrame, img: nb.spatialimages.SpatialImage,

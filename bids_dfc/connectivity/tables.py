@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from bids_dfc.connectivity.seeds import PAIR_SEP
+from bids_dfc.dfc import dcc, dfc_summary
 from bids_dfc.errors import InputError
 
 
@@ -45,7 +46,6 @@ def dfc_core(series: pd.DataFrame, groups: list[tuple[str, list[str]]], *, mode:
     info : dict
         Log-likelihoods per group, for the JSON sidecar.
     """
-    from bids_dfc.dfc import dcc, dfc_summary
 
     rows, columns, info = [], {}, {}
     for level, names in groups:

@@ -187,6 +187,47 @@ def _is_demo_output(folder: Path, marker: str) -> bool:
         return False
 
 
+def _prepare_folders(out_dir, truth_dir, overwrite: bool) -> tuple[Path, Path]:
+    """The dataset and truth folders, absolute, empty and apart (an earlier demo output is
+    replaced only with ``overwrite``; any other content is refused)."""
+    out_dir = Path(out_dir).absolute()
+    truth_dir = (Path(str(out_dir) + "_truth") if truth_dir is None
+                 else Path(truth_dir).absolute())
+    if truth_dir == out_dir or out_dir in truth_dir.parents or truth_dir in out_dir.parents:
+        raise ValueError(f"the truth folder {truth_dir} and the BIDS dataset {out_dir} must "
+                         "not contain each other: choose separate folders")
+    for folder, marker in ((out_dir, "dataset_description.json"),
+                           (truth_dir, "generative_model.json")):
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{folder} exists and is not a folder")
+        if folder.exists() and any(folder.iterdir()):
+            if not overwrite:
+                raise FileExistsError(f"{folder} exists and is not empty: choose another "
+                                      "folder or pass overwrite=True (--overwrite)")
+            if not _is_demo_output(folder, marker):
+                raise FileExistsError(f"{folder} is not empty and was not written by "
+                                      "bids-dfc-demo: refusing to delete it with --overwrite")
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+    return out_dir, truth_dir
+
+
+def _generative_model(seed, n_subjects, full_size, n_volumes, n_sessions, n_runs,
+                      size) -> dict:
+    """Content of the truth's generative_model.json: every knob of the simulation."""
+    return {
+        "seed": seed, "n_subjects": n_subjects, "full_size": full_size,
+        "n_volumes": int(n_volumes), "n_sessions": n_sessions, "n_runs": n_runs,
+        "repetition_time": TR, "n_dummies": N_DUMMIES, "sizes": size,
+        "cohort": COHORT_PARAMS, "amplitudes": AMPLITUDES, "warp_max_mm": WARP_MAX_MM,
+        "psych": PSYCH_PARAMS,
+        "pad_mm": PAD_MM, "head_centre_mni": HEAD_CENTRE_MNI.tolist(),
+        "bold_centre_mni": BOLD_CENTRE_MNI.tolist(),
+        "seeds": [{k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in s.items()}
+                  for s in load_seeds()],
+        "documentation": "docs/demo.md of bids_dfc"}
+
+
 def make_demo_dataset(out_dir, *, n_subjects: int = 12, seed: int = 0, n_volumes=None,
                       full_size: bool = False, n_sessions: int = 1, n_runs: int = 1,
                       truth_dir=None, overwrite: bool = False, n_jobs: int = 1) -> dict:
@@ -234,25 +275,7 @@ def make_demo_dataset(out_dir, *, n_subjects: int = 12, seed: int = 0, n_volumes
     if int(n_volumes) != n_volumes or n_volumes < N_DUMMIES + 50:
         raise ValueError(f"n_volumes must be an integer >= {N_DUMMIES + 50} (4 dummies + "
                          f"the 50 the DCC estimator needs), got {n_volumes!r}")
-    out_dir = Path(out_dir).absolute()
-    truth_dir = (Path(str(out_dir) + "_truth") if truth_dir is None
-                 else Path(truth_dir).absolute())
-    if truth_dir == out_dir or out_dir in truth_dir.parents or truth_dir in out_dir.parents:
-        raise ValueError(f"the truth folder {truth_dir} and the BIDS dataset {out_dir} must "
-                         "not contain each other: choose separate folders")
-    for folder, marker in ((out_dir, "dataset_description.json"),
-                           (truth_dir, "generative_model.json")):
-        if folder.exists() and not folder.is_dir():
-            raise ValueError(f"{folder} exists and is not a folder")
-        if folder.exists() and any(folder.iterdir()):
-            if not overwrite:
-                raise FileExistsError(f"{folder} exists and is not empty: choose another "
-                                      "folder or pass overwrite=True (--overwrite)")
-            if not _is_demo_output(folder, marker):
-                raise FileExistsError(f"{folder} is not empty and was not written by "
-                                      "bids-dfc-demo: refusing to delete it with --overwrite")
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+    out_dir, truth_dir = _prepare_folders(out_dir, truth_dir, overwrite)
     rng = np.random.default_rng([seed, 1])
     cohort = simulate_cohort(n_subjects, rng)
     # own stream: with or without the scores, every other draw of the demo is the same
@@ -276,17 +299,8 @@ def make_demo_dataset(out_dir, *, n_subjects: int = 12, seed: int = 0, n_volumes
     bids_io.write_psych(out_dir, psych)
     cohort = cohort.merge(psych, on="participant_id", how="left", validate="one_to_one")
     bids_io.write_tsv(truth_dir / "participants_truth.tsv", cohort, "%.6g")
-    bids_io.write_json(truth_dir / "generative_model.json", {
-        "seed": seed, "n_subjects": n_subjects, "full_size": full_size,
-        "n_volumes": int(n_volumes), "n_sessions": n_sessions, "n_runs": n_runs,
-        "repetition_time": TR, "n_dummies": N_DUMMIES, "sizes": size,
-        "cohort": COHORT_PARAMS, "amplitudes": AMPLITUDES, "warp_max_mm": WARP_MAX_MM,
-        "psych": PSYCH_PARAMS,
-        "pad_mm": PAD_MM, "head_centre_mni": HEAD_CENTRE_MNI.tolist(),
-        "bold_centre_mni": BOLD_CENTRE_MNI.tolist(),
-        "seeds": [{k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in s.items()}
-                  for s in load_seeds()],
-        "documentation": "docs/demo.md of bids_dfc"})
+    bids_io.write_json(truth_dir / "generative_model.json", _generative_model(
+        seed, n_subjects, full_size, n_volumes, n_sessions, n_runs, size))
     return {"bids_dir": out_dir, "truth_dir": truth_dir,
             "participants": truth_dir / "participants_truth.tsv",
             "subjects": [r["label"] for r in results]}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bids_dfc.dfc import dcc, dfc_summary
+
 
 def bandlimited(rng: np.random.Generator, n: int, tr: float, low: float,
                 high: float) -> np.ndarray:
@@ -31,7 +33,6 @@ def planted_dfc(dmn: np.ndarray, des: np.ndarray, steady: slice) -> float:
     :func:`bids_dfc.dfc.dcc`, then the ``sd`` of :func:`bids_dfc.dfc.dfc_summary`), applied
     to the noise-free planted network signals: the value a perfect preprocessing would give.
     """
-    from bids_dfc.dfc import dcc, dfc_summary
 
     x = np.column_stack([dmn, des])[steady]
     x = (x - x.mean(0)) / x.std(0)

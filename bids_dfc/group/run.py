@@ -15,6 +15,7 @@ import pandas as pd
 from bids_dfc.errors import InputError
 from bids_dfc.group.collect import collect_dfc, read_phenotype
 from bids_dfc.io import atomic_write, write_json
+from bids_dfc.reports.group import build_group_report
 from bids_dfc.stats import table as tb
 from bids_dfc.stats.analysis import run_group_statistics
 from bids_dfc.stats.tests_classic import STATS_COLUMNS
@@ -94,7 +95,7 @@ def write_tsv(path, frame, description, extra=None):
     write_json(path.with_suffix(".json"), side)
 
 
-def run_group_level(bids_dir, output_dir, options, *, random_seed=None, nprocs=1):
+def run_group_level(bids_dir, output_dir, options, *, random_seed: int | None):
     """Run the whole group level and write ``output_dir/group/``.
 
     Parameters
@@ -105,17 +106,15 @@ def run_group_level(bids_dir, output_dir, options, *, random_seed=None, nprocs=1
         Derivatives folder holding the participant-level outputs.
     options : object
         Group options (see ``docs/group.md``).
-    random_seed : int, optional
-        Seeds every bootstrap (reproducible outputs).
-    nprocs : int
-        Accepted for interface symmetry; the group level is vectorised and single-process.
+    random_seed : int or None
+        Seeds every bootstrap and the report's jitter (reproducible outputs); ``None`` draws
+        fresh entropy (numpy's meaning). The CLI always passes an int (``--random-seed``).
 
     Returns
     -------
     dict
         Output name -> path written.
     """
-    from bids_dfc.reports.group import build_group_report
 
     bids_dir, output_dir = Path(bids_dir).resolve(), Path(output_dir).resolve()
     if output_dir == bids_dir:

@@ -67,7 +67,7 @@ class _RegisterInputSpec(BaseInterfaceInputSpec):
     template = File(exists=True, mandatory=True, desc="template T1w")
     template_mask = File(exists=True, mandatory=True, desc="template brain mask")
     sloppy = traits.Bool(False, usedefault=True)
-    random_seed = traits.Either(None, traits.Int, default=None, usedefault=True)
+    random_seed = traits.Int(mandatory=True, desc="--random-seed (>= 0)")
     num_threads = traits.Int(1, usedefault=True)
 
 

@@ -24,6 +24,14 @@ from nipype.interfaces.base import (
 
 from bids_dfc.errors import InputError
 from bids_dfc.preproc.ants_utils import node_tmpdir
+from bids_dfc.preproc.boldreg import (
+    coregister,
+    epi_mask,
+    project_anat,
+    resample_to_template,
+    template_sampler,
+)
+from bids_dfc.preproc.motion import motion_correct, pick_reference
 from bids_dfc.preproc.validate import validate_bold_core
 
 
@@ -37,7 +45,7 @@ def _save(data, affine, name, dtype=np.float32, header=None) -> str:
 
 class _ValidateBoldInputSpec(BaseInterfaceInputSpec):
     bold_file = File(exists=True, mandatory=True, desc="raw 4-D BOLD run")
-    dummy_scans = traits.Either(traits.Int, traits.Str, default=4, usedefault=True,
+    dummy_scans = traits.Either(traits.Int, traits.Str, mandatory=True,
                                 desc="volumes to drop, or 'auto'")
     metadata = traits.Dict(desc="BIDS sidecar of the run")
 
@@ -74,7 +82,7 @@ class _MotionCorrectInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="dummy-dropped 4-D run")
     n_jobs = traits.Int(1, usedefault=True, desc="worker processes")
     sloppy = traits.Bool(False, usedefault=True)
-    seed = traits.Int(0, usedefault=True, desc="seed of the metric sampling")
+    seed = traits.Int(mandatory=True, desc="seed of the metric sampling (>= 0)")
 
 
 class _MotionCorrectOutputSpec(TraitedSpec):
@@ -97,9 +105,6 @@ class MotionCorrect(SimpleInterface):
 
     def _run_interface(self, runtime):
         from scipy import ndimage as ndi
-
-        from bids_dfc.preproc.boldreg import epi_mask
-        from bids_dfc.preproc.motion import motion_correct, pick_reference
 
         img = nb.load(self.inputs.in_file)
         data = np.asanyarray(img.dataobj)
@@ -134,7 +139,7 @@ class _CoregisterInputSpec(BaseInterfaceInputSpec):
     t1w_mask = File(exists=True, mandatory=True)
     source_file = traits.Str("BOLD", usedefault=True, desc="raw run, for messages")
     sloppy = traits.Bool(False, usedefault=True)
-    seed = traits.Int(0, usedefault=True)
+    seed = traits.Int(mandatory=True, desc="seed of the metric sampling (>= 0)")
 
 
 class _CoregisterOutputSpec(TraitedSpec):
@@ -152,7 +157,6 @@ class CoregisterBold(SimpleInterface):
     output_spec = _CoregisterOutputSpec
 
     def _run_interface(self, runtime):
-        from bids_dfc.preproc.boldreg import coregister
 
         ref = nb.load(self.inputs.boldref)
         t1 = nb.load(self.inputs.t1w_brain)
@@ -195,7 +199,6 @@ class AnatToBold(SimpleInterface):
     output_spec = _AnatToBoldOutputSpec
 
     def _run_interface(self, runtime):
-        from bids_dfc.preproc.boldreg import project_anat
 
         ref = nb.load(self.inputs.boldref)
         mask = nb.load(self.inputs.t1w_mask)
@@ -244,7 +247,6 @@ class ResampleToTemplate(SimpleInterface):
     output_spec = _ToTemplateOutputSpec
 
     def _run_interface(self, runtime):
-        from bids_dfc.preproc.boldreg import resample_to_template, template_sampler
 
         tpl = nb.load(self.inputs.template_ref)
         tmask = nb.load(self.inputs.template_mask)

@@ -25,8 +25,8 @@ class _ConfoundsInputSpec(BaseInterfaceInputSpec):
     csf_mask = File(exists=True, mandatory=True)
     matrices = File(exists=True, mandatory=True, desc="head-motion matrices (.npy)")
     tr = traits.Float(mandatory=True)
-    high_pass = traits.Either(None, traits.Float, default=0.01, usedefault=True)
-    n_components = traits.Float(5, usedefault=True)
+    high_pass = traits.Either(None, traits.Float, mandatory=True, desc="aCompCor high-pass, Hz")
+    n_components = traits.Float(mandatory=True, desc="aCompCor components, or variance < 1")
     fd_threshold = traits.Either(None, traits.Float, default=None, usedefault=True)
 
 

@@ -171,7 +171,7 @@ class _ExtractSeriesInputSpec(BaseInterfaceInputSpec):
     bold_file = File(exists=True, mandatory=True, desc="4D BOLD (denoised)")
     weights = File(exists=True, mandatory=True, desc="4D weights, or 3D atlas labels")
     region_info = File(exists=True, mandatory=True, desc="seed or region table")
-    network_weighting = traits.Enum("equal", "voxel", usedefault=True)
+    network_weighting = traits.Enum("equal", "voxel", mandatory=True)
 
 
 class _ExtractSeriesOutputSpec(TraitedSpec):
@@ -210,7 +210,7 @@ class _ComputeDCCInputSpec(BaseInterfaceInputSpec):
     timeseries = File(exists=True, mandatory=True, desc="output of ExtractSeries")
     region_info = File(exists=True, mandatory=True, desc="seed or region table")
     confounds = File(exists=True, desc="confounds TSV (framewise_displacement -> mean_fd)")
-    mode = traits.Enum("pairwise", "joint", usedefault=True, desc="DCC over pairs or jointly")
+    mode = traits.Enum("pairwise", "joint", mandatory=True, desc="DCC over pairs or jointly")
     level = traits.Enum("seed", "region", usedefault=True, desc="name of the region level")
     relmats = traits.Bool(False, usedefault=True, desc="also write relmat TSVs")
 

@@ -20,7 +20,6 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from bids_dfc.config import DEFAULT_CONFOUNDS
 from bids_dfc.preproc.denoise import denoise_core
 
 
@@ -29,12 +28,12 @@ class _DenoiseInputSpec(BaseInterfaceInputSpec):
     mask_file = File(exists=True, mandatory=True, desc="brain mask on the same grid")
     confounds_file = File(exists=True, mandatory=True, desc="confounds TSV")
     tr = traits.Float(mandatory=True)
-    groups = traits.List(traits.Str, list(DEFAULT_CONFOUNDS), usedefault=True)
+    groups = traits.List(traits.Str, mandatory=True, desc="confound groups to regress")
     band_pass = traits.Either(None, traits.Tuple(traits.Either(None, traits.Float),
                                                  traits.Either(None, traits.Float)),
-                              default=(0.01, 0.1), usedefault=True)
+                              mandatory=True, desc="band-pass edges, Hz (None: open)")
     fd_threshold = traits.Either(None, traits.Float, default=None, usedefault=True)
-    smoothing_fwhm = traits.Float(4.0, usedefault=True)
+    smoothing_fwhm = traits.Float(mandatory=True, desc="Gaussian FWHM, mm")
 
 
 class _DenoiseOutputSpec(TraitedSpec):

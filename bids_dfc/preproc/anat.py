@@ -88,7 +88,7 @@ def _params(sloppy: bool) -> dict:
 
 
 def register_core(t1w_file, template_t1w, template_mask, out_dir, *, sloppy: bool = False,
-                  random_seed: int | None = None) -> dict:
+                  random_seed: int) -> dict:
     """Register an N4-corrected T1w head to a template brain; derive the brain mask.
 
     1. Affine registration of the head (neck cut at ``FOV_MM`` below the top of the head)
@@ -111,15 +111,34 @@ def register_core(t1w_file, template_t1w, template_mask, out_dir, *, sloppy: boo
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    prm = _params(sloppy)
     head = ants.image_read(str(t1w_file), pixeltype="float")
     tpl = ants.image_read(str(template_t1w), pixeltype="float")
     tpl_mask = ants.image_read(str(template_mask), pixeltype="float")
     tpl_mask = (tpl_mask > 0.5).astype("float32")
+    syn = _affine_then_syn(head, tpl, tpl_mask, out_dir, _params(sloppy), random_seed)
+    anat2std, std2anat = _write_itk_transforms(syn, out_dir)
+    fg = head_mask(head)
+    soft, mask = _brain_mask_from_template(head, tpl_mask, fg, std2anat)
+    t1w_std = ants.apply_transforms(tpl, head, anat2std, interpolator="linear",
+                                    whichtoinvert=[False, False])
+    t1w_brain = head * mask
+    qc = _registration_qc(head, tpl, tpl_mask, fg, soft, mask, t1w_std)
+    out = {"anat2std_xfm": anat2std, "std2anat_xfm": std2anat, "qc": qc}
+    for key, img in (("t1w_std", t1w_std), ("brain_mask", mask.astype("uint8")),
+                     ("t1w_brain", t1w_brain)):
+        out[key] = str(out_dir / f"{key}.nii.gz")
+        ants.image_write(img, out[key])
+    return out
+
+
+def _affine_then_syn(head, tpl, tpl_mask, out_dir: Path, prm: dict, random_seed: int) -> dict:
+    """Steps 1-3 of :func:`register_core`: affine of the cropped head, then affine + SyN of
+    the head masked by the template's dilated mask; antspyx's result of the SyN stage."""
+    import ants
+
     tpl_brain = tpl * tpl_mask
     dil_vox = max(1, int(round(8.0 / min(tpl.spacing))))
     tpl_roi = ants.iMath(tpl_mask, "MD", dil_vox)
-    fg = head_mask(head)
     cropped = head * head_mask(head, fov_mm=FOV_MM)
     with ants_seed(random_seed):
         aff = ants.registration(
@@ -130,7 +149,7 @@ def register_core(t1w_file, template_t1w, template_mask, out_dir, *, sloppy: boo
             outprefix=str(out_dir / "affine_"))
         roi = ants.apply_transforms(head, tpl_roi, aff["fwdtransforms"],
                                     whichtoinvert=[True], interpolator="nearestNeighbor")
-        syn = ants.registration(
+        return ants.registration(
             tpl_brain, head * roi, type_of_transform="SyN",
             initial_transform=aff["fwdtransforms"], mask=tpl_roi, mask_all_stages=True,
             aff_metric="mattes", aff_random_sampling_rate=0.25,
@@ -138,6 +157,12 @@ def register_core(t1w_file, template_t1w, template_mask, out_dir, *, sloppy: boo
             aff_shrink_factors=prm["aff_shrink_factors"][1:],
             aff_smoothing_sigmas=prm["aff_smoothing_sigmas"][1:],
             reg_iterations=prm["reg_iterations"], outprefix=str(out_dir / "syn_"))
+
+
+def _write_itk_transforms(syn: dict, out_dir: Path) -> tuple[list[str], list[str]]:
+    """The SyN result as named files: (anat2std, std2anat) lists in apply order."""
+    import ants
+
     fwd = [str(p) for p in syn["fwdtransforms"]]
     warp = next(p for p in fwd if p.endswith(".nii.gz"))
     affine = next(p for p in fwd if p.endswith(".mat"))
@@ -155,8 +180,13 @@ def register_core(t1w_file, template_t1w, template_mask, out_dir, *, sloppy: boo
     ants.write_transform(forward.invert(), str(files["inv_affine"]))
     move_into_place(warp, files["warp"])
     move_into_place(inv_warp, files["inv_warp"])
-    anat2std = [str(files["warp"]), str(files["affine"])]
-    std2anat = [str(files["inv_affine"]), str(files["inv_warp"])]
+    return ([str(files["warp"]), str(files["affine"])],
+            [str(files["inv_affine"]), str(files["inv_warp"])])
+
+
+def _brain_mask_from_template(head, tpl_mask, fg, std2anat: list[str]):
+    """Step 4: the template mask on the T1w grid (soft, and the refined binary mask)."""
+    import ants
 
     soft = ants.apply_transforms(head, tpl_mask, std2anat, interpolator="linear",
                                  whichtoinvert=[False, False])
@@ -164,24 +194,19 @@ def register_core(t1w_file, template_t1w, template_mask, out_dir, *, sloppy: boo
     mask = ants.iMath(mask, "GetLargestComponent")
     mask = ants.iMath(mask, "FillHoles") * fg
     mask = ants.iMath(mask, "GetLargestComponent")
-    t1w_std = ants.apply_transforms(tpl, head, anat2std, interpolator="linear",
-                                    whichtoinvert=[False, False])
-    t1w_brain = head * mask
+    return soft, mask
 
+
+def _registration_qc(head, tpl, tpl_mask, fg, soft, mask, t1w_std) -> dict:
+    """Figures :func:`check_registration` judges: correlation, mask in head, brain volume."""
     sel = tpl_mask.numpy() > 0
     corr = float(np.corrcoef(t1w_std.numpy()[sel], tpl.numpy()[sel])[0, 1])
     m = mask.numpy() > 0
-    qc = {
+    return {
         "correlation": corr if np.isfinite(corr) else 0.0,
         "mask_in_head": float((fg.numpy()[soft.numpy() > 0.5] > 0).mean()) if m.any() else 0.0,
         "brain_volume_ml": float(m.sum() * np.prod(head.spacing) / 1000.0),
     }
-    out = {"anat2std_xfm": anat2std, "std2anat_xfm": std2anat, "qc": qc}
-    for key, img in (("t1w_std", t1w_std), ("brain_mask", mask.astype("uint8")),
-                     ("t1w_brain", t1w_brain)):
-        out[key] = str(out_dir / f"{key}.nii.gz")
-        ants.image_write(img, out[key])
-    return out
 
 
 def check_registration(qc: dict, source: str) -> None:

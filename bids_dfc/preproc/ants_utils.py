@@ -137,26 +137,25 @@ class ants_seed:  # noqa: N801
     """Make ``ants.registration`` pass ``--random-seed`` to antsRegistration.
 
     antspyx takes the seed from ``ants.config._random_seed`` (its ``registration`` function
-    silently ignores a ``random_seed`` keyword).  ``None`` leaves the current setting.
-    The value passed is :func:`ants_seed_value` of ``seed`` (never 0, which ANTs would treat
-    as unseeded).
+    silently ignores a ``random_seed`` keyword).  The value passed is :func:`ants_seed_value`
+    of ``seed`` (never 0, which ANTs would treat as unseeded): every bids_dfc seed is an int
+    >= 0 and means the same in the anatomical and the BOLD steps.
 
     Parameters
     ----------
-    seed : int or None
-        Seed for the metric's random sampling.
+    seed : int
+        Seed for the metric's random sampling (``--random-seed``).
     """
 
-    def __init__(self, seed: int | None):
+    def __init__(self, seed: int):
         import ants.config
 
         self._config = ants.config
-        self.seed = None if seed is None else ants_seed_value(seed)
+        self.seed = ants_seed_value(seed)
         self._old = ants.config._random_seed
 
-    def __enter__(self) -> int | None:
-        if self.seed is not None:
-            self._config._random_seed = self.seed
+    def __enter__(self) -> int:
+        self._config._random_seed = self.seed
         return self.seed
 
     def __exit__(self, *exc) -> None:

@@ -77,7 +77,7 @@ def boxes_overlap(shape_a, affine_a, shape_b, affine_b) -> bool:
 
 
 def coregister(boldref, bold_affine, bold_mask, t1w_brain, t1w_affine, t1w_mask, *,
-               out_dir, source: str = "BOLD", sloppy: bool = False, seed: int = 0,
+               out_dir, source: str = "BOLD", sloppy: bool = False, seed: int,
                min_dice: float = MIN_COREG_DICE) -> dict:
     """Rigid registration of the BOLD reference to the skull-stripped T1w (Mattes MI).
 

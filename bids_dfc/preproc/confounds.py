@@ -5,12 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bids_dfc.preproc.motion import grid_centre, matrix_to_params
+from bids_dfc.preproc.signal import acompcor, dvars, framewise_displacement
+
 MOTION_COLUMNS = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
 
 
 def confounds_core(data: np.ndarray, affine: np.ndarray, brain: np.ndarray, wm: np.ndarray,
                    csf: np.ndarray, matrices: np.ndarray, tr: float, *,
-                   high_pass: float | None = 0.01, n_components: float = 5,
+                   high_pass: float | None, n_components: float,
                    fd_threshold: float | None = None) -> tuple[pd.DataFrame, dict]:
     """Head-motion parameters, FD, DVARS and aCompCor of a motion-corrected run.
 
@@ -35,8 +38,6 @@ def confounds_core(data: np.ndarray, affine: np.ndarray, brain: np.ndarray, wm: 
     meta : dict
         JSON sidecar: per-column descriptions; aCompCor variance explained and mask sizes.
     """
-    from bids_dfc.preproc.motion import grid_centre, matrix_to_params
-    from bids_dfc.preproc.signal import acompcor, dvars, framewise_displacement
 
     centre = grid_centre(data.shape, affine)
     params = np.array([matrix_to_params(m, centre) for m in matrices])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
-from bids_dfc.config import DEFAULT_CONFOUNDS
 from bids_dfc.errors import InputError
+from bids_dfc.preproc.signal import censor_mask, denoise, smooth_within_mask
 
 #: confound groups that can be regressed, and the columns they select
 CONFOUND_GROUPS = {
@@ -27,15 +29,14 @@ def select_confounds(table: pd.DataFrame, groups) -> list[str]:
 
 
 def denoise_core(data: np.ndarray, mask: np.ndarray, zooms, table: pd.DataFrame, tr: float, *,
-                 groups=DEFAULT_CONFOUNDS, band=(0.01, 0.1),
-                 fd_threshold: float | None = None, fwhm: float = 4.0,
+                 groups: Sequence[str], band: tuple[float | None, float | None] | None,
+                 fwhm: float, fd_threshold: float | None = None,
                  out: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Denoise and smooth a 4-D run inside ``mask``.
 
     Returns the denoised 4-D array (zero outside the mask; ``out`` may be a preallocated
     (memory-mapped) array) and a dict describing what was done.
     """
-    from bids_dfc.preproc.signal import censor_mask, denoise, smooth_within_mask
 
     mask = np.asarray(mask, bool)
     if len(table) != data.shape[-1]:

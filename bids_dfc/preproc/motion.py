@@ -145,7 +145,7 @@ def pick_reference(data: np.ndarray, n_candidates: int = 20) -> int:
 
 def register_rigid(fixed, moving, *, prefix: str, metric: str = "MeanSquares",
                    setting: tuple = MC_SETTINGS["default"], fixed_mask=None,
-                   seed: int = 0, initial: str | None = None) -> np.ndarray:
+                   seed: int, initial: str | None = None) -> np.ndarray:
     """Rigid antsRegistration of ``moving`` to ``fixed``; returns the RAS fixed->moving matrix.
 
     ``initial`` is an ITK transform file to start from; by default the images' geometric
@@ -206,7 +206,7 @@ def _register_chunk(task: dict) -> tuple[list[int], np.ndarray, np.ndarray]:
 
 
 def motion_correct(bold_file, ref_file, mask_file, *, n_jobs: int = 1, sloppy: bool = False,
-                   seed: int = 0, tmpdir=None) -> tuple[np.ndarray, np.ndarray]:
+                   seed: int, tmpdir=None) -> tuple[np.ndarray, np.ndarray]:
     """Register every volume of ``bold_file`` rigidly to ``ref_file`` and resample it.
 
     Parameters

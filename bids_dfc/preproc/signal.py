@@ -153,8 +153,8 @@ def cosine_drifts(n: int, tr: float, cutoff: float) -> np.ndarray:
     return np.column_stack([np.cos(np.pi * (t + 0.5) * k / n) for k in range(1, order + 1)])
 
 
-def acompcor(series: np.ndarray, tr: float, *, high_pass: float | None = 0.01,
-             n_components: float = 5) -> tuple[np.ndarray, np.ndarray]:
+def acompcor(series: np.ndarray, tr: float, *, high_pass: float | None,
+             n_components: float) -> tuple[np.ndarray, np.ndarray]:
     """Anatomical CompCor (Behzadi et al. 2007): principal components of noise-ROI signals.
 
     Each voxel series has its mean, linear trend and cosine drifts below ``high_pass`` Hz
@@ -259,8 +259,9 @@ def _detrend(x: np.ndarray) -> np.ndarray:
     return x - design @ np.linalg.lstsq(design, x, rcond=None)[0]
 
 
-def denoise(series: np.ndarray, confounds: np.ndarray | None, tr: float, band=(0.01, 0.1),
-            keep: np.ndarray | None = None, chunk: int = 20000) -> np.ndarray:
+def denoise(series: np.ndarray, confounds: np.ndarray | None, tr: float,
+            band: tuple[float | None, float | None] | None, keep: np.ndarray | None = None,
+            chunk: int = 20000) -> np.ndarray:
     """Confound regression with the band-pass applied to data and confounds alike.
 
     Order (Lindquist et al. 2019; the same as ``nilearn.signal.clean``):

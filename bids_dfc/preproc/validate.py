@@ -6,6 +6,7 @@ import nibabel as nb
 import numpy as np
 
 from bids_dfc.errors import InputError
+from bids_dfc.preproc.signal import check_enough_volumes, detect_nonsteady, sanitise_bold
 
 
 def repetition_time(bold_file: str, metadata: dict | None) -> float:
@@ -27,7 +28,6 @@ def validate_bold_core(bold_file: str, dummy_scans, metadata: dict | None = None
     ``dummy_scans`` is a number of volumes or ``"auto"`` (detected from the global
     signal, :func:`bids_dfc.preproc.signal.detect_nonsteady`).
     """
-    from bids_dfc.preproc.signal import check_enough_volumes, detect_nonsteady, sanitise_bold
 
     img = nb.load(bold_file)
     if img.ndim != 4:

@@ -32,11 +32,16 @@ def _save(fig, path):
     return save_figure(fig, path, dpi=100, format="png")
 
 
+#: seed of the points' horizontal jitter in the by-group figures: fixed, so a report looks the
+#: same whatever --random-seed the statistics used
+JITTER_SEED = 0
+
+
 def _stars(p):
     return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "n.s."
 
 
-def fig_by_group(subj, var, gcol, order, posthoc, title, path, seed=0):
+def fig_by_group(subj, var, gcol, order, posthoc, title, path, *, seed):
     """Individual points, mean +- SD and bars for post hoc pairs with p < 0.05."""
     fig, ax = _subplots(figsize=(4.2, 4.0))
     fig.subplots_adjust(left=0.19, right=0.97, top=0.92, bottom=0.08)
@@ -44,7 +49,7 @@ def fig_by_group(subj, var, gcol, order, posthoc, title, path, seed=0):
     return _save(fig, path)
 
 
-def fig_compare(subj, columns, gcol, order, stats_rows, path, seed=0):
+def fig_compare(subj, columns, gcol, order, stats_rows, path, *, seed):
     """One :func:`fig_by_group` panel per compared column (ANOVA p in the title)."""
     width = 3.6 * len(columns)
     fig, axes = _subplots(1, len(columns), figsize=(width, 4.0), squeeze=False)
@@ -272,10 +277,17 @@ CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-col
        "figcaption{font-size:12px;max-width:560px}.skip{color:#a00}")
 
 
-def build_group_report(gdir, tables, results, options, *, random_seed=None):
+def build_group_report(gdir, tables, results, options, *, random_seed):
     """Draw the figures and write ``report.html`` in ``gdir``; return the report path."""
     gdir = Path(gdir)
-    fdir = gdir / "figures"
+    figs = _figures(gdir / "figures", tables, results, options)
+    path = gdir / "report.html"
+    atomic_write(path, _html(figs, tables, results, options, random_seed))
+    return path
+
+
+def _figures(fdir, tables, results, options) -> list[tuple[Path, str]]:
+    """Draw every figure the results allow (removing stale ones); (path, caption) pairs."""
     roles, subj = tables.roles, tables.subjects
     gcol, dfc, order = roles["group"], roles["dfc"], results["groups"]
     outcome, predictor = roles["outcome"], roles["predictor"]
@@ -286,19 +298,20 @@ def build_group_report(gdir, tables, results, options, *, random_seed=None):
         return [r for r in stats_rows if r["test"] == test and r["variable"] == var]
 
     figs.append((fig_by_group(subj, dfc, gcol, order, post("Tukey HSD", dfc),
-                              "dFC by group (ANOVA, Tukey HSD)", fdir / "dfc_by_group.png"),
+                              "dFC by group (ANOVA, Tukey HSD)", fdir / "dfc_by_group.png",
+                              seed=JITTER_SEED),
                  f"{dfc} by group: points are participants, black mean +- SD; bars mark "
                  "Tukey HSD pairs with adjusted p < 0.05."))
     if predictor:
         figs.append((fig_by_group(subj, predictor, gcol, order,
                                   post("Mann-Whitney U (two-sided)", predictor),
                                   f"{predictor} by group (Kruskal-Wallis, Mann-Whitney U)",
-                                  fdir / "predictor_by_group.png"),
+                                  fdir / "predictor_by_group.png", seed=JITTER_SEED),
                      f"{predictor} by group; bars mark Mann-Whitney U pairs with p < 0.05."))
     compare = roles.get("compare") or []
     if compare:
         figs.append((fig_compare(subj, compare, gcol, order, stats_rows,
-                                 fdir / "compare_by_group.png"),
+                                 fdir / "compare_by_group.png", seed=JITTER_SEED),
                      f"{', '.join(compare)} by group (one-way ANOVA; bars mark Tukey HSD pairs "
                      "with adjusted p < 0.05; black mean +- SD)."))
     patients = subj[subj[gcol].isin(roles["labels"][1:])]
@@ -321,6 +334,15 @@ def build_group_report(gdir, tables, results, options, *, random_seed=None):
     for stale in fdir.glob("*.png"):  # figures of an earlier run with other options
         if stale.name not in made:
             stale.unlink()
+    return figs
+
+
+def _html(figs, tables, results, options, random_seed) -> str:
+    """The report page around the figures."""
+    roles, subj = tables.roles, tables.subjects
+    gcol, outcome, predictor = roles["group"], roles["outcome"], roles["predictor"]
+    stats_rows = results["stats"].to_dict(orient="records")
+    compare = roles.get("compare") or []
     fig_html = "".join(
         f'<figure><img src="figures/{html.escape(Path(p).name)}" alt="{html.escape(c)}">'
         f"<figcaption>{html.escape(c)}</figcaption></figure>" for p, c in figs)
@@ -356,6 +378,4 @@ bootstrap resamples {options.n_boot}; random seed {html.escape(str(random_seed))
 <h2>Methods</h2><p>{html.escape(methods)}</p>
 </body></html>
 """
-    path = gdir / "report.html"
-    atomic_write(path, body)
-    return path
+    return body

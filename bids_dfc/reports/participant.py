@@ -28,6 +28,7 @@ from bids_dfc.io import atomic_write
 from bids_dfc.preproc.ants_utils import warp_to
 from bids_dfc.reports import participant_figures as figs
 from bids_dfc.reports.methods import collect_methods
+from bids_dfc.templates import get_template
 
 __all__ = ["build_participant_report", "find_participant_inputs"]
 
@@ -110,7 +111,6 @@ def find_participant_inputs(output_dir, subject) -> tuple[dict, list[dict]]:
 
 def _template_mask(space: str):
     try:
-        from bids_dfc.templates import get_template
 
         return Path(get_template(space).brain_mask)
     except Exception as exc:  # noqa: BLE001 - the figure then says why it is missing

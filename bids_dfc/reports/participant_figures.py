@@ -19,6 +19,7 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 
+from bids_dfc.connectivity.weights import weighted_centroid
 from bids_dfc.io import save_figure
 
 __all__ = ["plot_carpets", "plot_motion", "plot_networks", "plot_registration",
@@ -108,8 +109,6 @@ def plot_registration(background, contour_imgs, out_png, *, labels=None) -> Path
 def plot_seeds(bold_ref, weights, seed_info, out_png) -> Path:
     """One ortho panel per seed on the BOLD reference, cut at the seed's centroid."""
     from nilearn import plotting
-
-    from bids_dfc.connectivity.weights import weighted_centroid
 
     plt = _plt()
     info = pd.read_csv(seed_info, sep="\t", keep_default_na=False)
