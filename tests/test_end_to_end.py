@@ -8,6 +8,7 @@ report), and the test reads what it wrote.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,12 @@ def participant_run(tmp_path_factory):
     make_demo_dataset(bids, n_subjects=1, seed=5, n_volumes=64)
     before = _snapshot(bids)
     out, work = root / "derivatives", root / "work"
-    code = main([str(bids), str(out), "participant", "--sloppy", "--nprocs", "2",
-                 "-w", str(work), "--skip-bids-validation"])  # fmt: skip
+    old = os.umask(0o022)  # what a user's shell has; io.py must honour it explicitly
+    try:
+        code = main([str(bids), str(out), "participant", "--sloppy", "--nprocs", "2",
+                     "-w", str(work), "--skip-bids-validation"])  # fmt: skip
+    finally:
+        os.umask(old)
     return {"code": code, "bids": bids, "out": out, "work": work, "before": before}
 
 
@@ -58,6 +63,16 @@ def test_every_output_has_a_sidecar_and_no_temporary_files_remain(participant_ru
         stem = path.name.split(".")[0]
         assert (path.parent / f"{stem}.json").is_file(), f"no sidecar for {path.name}"
     assert not [p for p in out.rglob(".*") if p.name != ".bids_dfc.lock"], "leftover temp files"
+
+
+def test_every_output_file_is_0644_under_umask_022(participant_run):
+    """Images, tables, sidecars, figures, the report and dataset_description.json."""
+    out = participant_run["out"]
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.name.endswith(".png") for p in files) and any(p.suffix == ".html" for p in files)
+    wrong = {str(p.relative_to(out)): oct(p.stat().st_mode & 0o777) for p in files
+             if p.stat().st_mode & 0o777 != 0o644}
+    assert not wrong, wrong
 
 
 def test_dfc_summary_has_the_primary_row(participant_run):

@@ -9,6 +9,7 @@ participant level's format, with planted effects: TSP raises DMN-DeS dFC, dFC ra
 from __future__ import annotations
 
 import json
+import os
 import types
 from pathlib import Path
 
@@ -101,7 +102,11 @@ def dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def outputs(dataset):
     bids, out, truth = dataset
-    paths = run_group_level(bids, out, group_options(all_pairs=True), random_seed=3)
+    old = os.umask(0o022)  # what a user's shell has; io.py must honour it explicitly
+    try:
+        paths = run_group_level(bids, out, group_options(all_pairs=True), random_seed=3)
+    finally:
+        os.umask(old)
     return bids, out, truth, paths
 
 
@@ -126,6 +131,16 @@ def test_outputs_written_with_sidecars(outputs):
         cols = pd.read_csv(paths[key], sep="\t", nrows=0).columns
         assert set(cols) <= set(side), key
     assert not list((out / "group").glob(".*tmp"))
+
+
+def test_every_group_file_is_0644_under_umask_022(outputs):
+    """Tables, sidecars, figures and the report: 0o666 & ~0o022 (mkstemp alone gives 0600)."""
+    _, out, _, _ = outputs
+    files = [p for p in (out / "group").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".png" for p in files) and any(p.suffix == ".html" for p in files)
+    wrong = {str(p.relative_to(out)): oct(p.stat().st_mode & 0o777) for p in files
+             if p.stat().st_mode & 0o777 != 0o644}
+    assert not wrong, wrong
 
 
 def test_group_dfc_rows_and_exclusions(outputs):
