@@ -12,12 +12,32 @@ from __future__ import annotations
 import json
 import os
 import re
+from importlib import metadata
 from pathlib import Path
 
 from bids_dfc import __version__
 from bids_dfc.io import atomic_write, output_lock
 
 CODE_URL = "https://github.com/bids-dfc/bids_dfc"
+
+
+def software_versions(*names: str) -> dict[str, str]:
+    """Installed version of each distribution, in the order given (``bids_dfc`` is this
+    package's own ``__version__``; a missing one is ``"not installed"``).
+
+    Read from the installed metadata, so asking for nipype's or antspyx's version imports
+    neither (this module stays nipype-free).
+    """
+    out = {}
+    for name in names:
+        if name == "bids_dfc":
+            out[name] = __version__
+            continue
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
 
 
 def container_info() -> dict | None:

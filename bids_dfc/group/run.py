@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
+from bids_dfc import __version__
+from bids_dfc.derivatives import software_versions
 from bids_dfc.errors import InputError
 from bids_dfc.group.collect import collect_dfc, read_phenotype
 from bids_dfc.io import atomic_write, write_json
@@ -157,20 +156,14 @@ def run_group_level(bids_dir, output_dir, options, *, random_seed: int | None):
 
 
 def _summary(tables, results, options, random_seed, out):
-    import scipy
-    import statsmodels
-
-    import bids_dfc
-
     opts = {k: getattr(options, k) for k in (
         "group_column", "control_label", "responder_label", "nonresponder_label", "outcome",
         "predictor", "covariates", "compare_columns", "relief_from", "responder_threshold",
         "tsp_columns", "max_mean_fd", "n_boot", "all_pairs", "pair") if hasattr(options, k)}
     subj = tables.subjects
     return {
-        "GeneratedBy": {"Name": "bids_dfc", "Version": bids_dfc.__version__},
-        "software": {"numpy": np.__version__, "pandas": pd.__version__,
-                     "scipy": scipy.__version__, "statsmodels": statsmodels.__version__},
+        "GeneratedBy": {"Name": "bids_dfc", "Version": __version__},
+        "software": software_versions("numpy", "pandas", "scipy", "statsmodels"),
         "options": opts, "random_seed": random_seed, "roles": tables.roles,
         "notes": tables.notes,
         "n_by_group": subj[tables.roles["group"]].value_counts().to_dict(),
