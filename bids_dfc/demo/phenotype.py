@@ -1,6 +1,6 @@
 """Generative model of the demo cohort: groups, TSP, true dFC and pain relief.
 
-The chain follows the study (METHOD.md): temporal summation of pain (TSP) is drawn first,
+The chain follows the study (docs/demo.md): temporal summation of pain (TSP) is drawn first,
 the true DMN-DeS dFC is generated from TSP plus noise, and pain relief from dFC plus noise,
 so TSP acts on relief only through dFC (full mediation). Responders (R) are patients with
 relief >= 30 %, non-responders (NR) the others; healthy controls (HC) have TSP and dFC but

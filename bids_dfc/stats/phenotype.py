@@ -1,6 +1,6 @@
 """Phenotype checks and derived clinical variables (pure pandas, no I/O).
 
-Derived variables follow the study (METHOD.md, "Group statistics in the study"):
+Derived variables follow the study (docs/group.md):
 
 * pain relief % = 100 x (pre - post) / pre of a 0-10 "pain now" rating;
 * responder = relief >= a threshold (30 % in the study: ``GroupOptions.responder_threshold``);
