@@ -16,9 +16,9 @@ from pathlib import Path
 
 from bids_dfc.errors import InputError
 from bids_dfc.io import check_writable
+from bids_dfc.preproc.signal import MIN_VOLUMES
 
 LOGGER = logging.getLogger("bids_dfc")
-MIN_VOLUMES = 50
 
 
 @dataclass
