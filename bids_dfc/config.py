@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bids_dfc.io import atomic_write
 
-#: confounds regressed by default: aCompCor alone, the study's nuisance model (METHOD.md;
+#: confounds regressed by default: aCompCor alone, the study's nuisance model (docs/methods-bold.md;
 #: the 6 head-motion parameters are reported, and regressed only on request)
 DEFAULT_CONFOUNDS = ("acompcor",)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,6 +13,7 @@ import pytest
 
 from bids_dfc import __version__
 from bids_dfc.cli.parser import _build_parser, parse_args
+from bids_dfc.config import SECTIONS
 
 POS = ["/data/bids", "/data/out", "participant"]
 
@@ -206,3 +209,110 @@ def test_console_script_version_and_help():
     assert out.stdout.strip() == f"bids-dfc {__version__}"
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
     assert "--participant-label" in out.stdout and "NOT FOR RESEARCH USE" in out.stdout
+
+
+#: fields a minimal command line sets or parse_args computes (not the dataclass defaults)
+SET_BY_ARGV = {"bids_dir", "output_dir", "analysis_level", "work_dir", "nprocs", "omp_nthreads"}
+
+
+def test_minimal_argv_gives_the_config_defaults(tmp_path):
+    cfg = parse_args([str(tmp_path / "bids"), str(tmp_path / "out"), "participant"])
+    assert cfg.execution.bids_dir == tmp_path / "bids"
+    assert cfg.execution.output_dir == tmp_path / "out"
+    assert cfg.execution.work_dir == tmp_path / "out_work"
+    assert cfg.execution.analysis_level == "participant"
+    assert 1 <= cfg.execution.omp_nthreads <= cfg.execution.nprocs
+    compared = 0
+    for section in ("execution", "workflow", "group"):
+        options = getattr(cfg, section)
+        for f in dataclasses.fields(type(options)):
+            if f.default is not dataclasses.MISSING:
+                expected = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                expected = f.default_factory()
+            else:
+                assert f.name in SET_BY_ARGV, f"{section}.{f.name} has no default"
+                continue
+            if f.name in SET_BY_ARGV:
+                continue
+            value = getattr(options, f.name)
+            assert value == expected and type(value) is type(expected), (
+                f"{section}.{f.name}: parsed {value!r}, config.py default {expected!r}")
+            compared += 1
+    assert compared > 30
+
+
+PARSER_SOURCE = Path(__file__).resolve().parents[1] / "bids_dfc" / "cli" / "parser.py"
+
+
+def _config_fields() -> set[str]:
+    return {f.name for klass in SECTIONS.values() for f in dataclasses.fields(klass)}
+
+
+def _argument_dest(call: ast.Call) -> str | None:
+    """The dest argparse gives an ``add_argument`` call (None if not readable statically)."""
+    for kw in call.keywords:
+        if kw.arg == "dest":
+            return kw.value.value if isinstance(kw.value, ast.Constant) else None
+    names = [a.value for a in call.args if isinstance(a, ast.Constant)]
+    long = [n for n in names if n.startswith("--")]
+    name = (long or names or [None])[0]
+    return None if name is None else name.lstrip("-").replace("-", "_")
+
+
+def _literal_defaults(source: str) -> list[str]:
+    """``add_argument`` calls of config fields whose default is not ``_default("<field>")``."""
+    fields = _config_fields()
+    problems = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "add_argument"):
+            continue
+        dest = _argument_dest(node)
+        if dest not in fields:
+            continue
+        for kw in node.keywords:
+            if kw.arg != "default":
+                continue
+            value = kw.value
+            try:
+                ast.literal_eval(value)
+            except ValueError:
+                literal = False
+            else:
+                literal = True
+            from_config = (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+                           and value.func.id == "_default" and len(value.args) == 1
+                           and isinstance(value.args[0], ast.Constant)
+                           and value.args[0].value == dest)
+            if literal or not from_config:
+                problems.append(f"line {node.lineno}: --{dest.replace('_', '-')} "
+                                f"default={ast.unparse(value)}")
+    return problems
+
+
+def test_parser_has_no_literal_default_of_a_config_field():
+    """Study defaults live in config.py only; the parser reads them with ``_default``."""
+    problems = _literal_defaults(PARSER_SOURCE.read_text(encoding="utf-8"))
+    assert not problems, ("defaults written in parser.py instead of _default(<field>) "
+                          "(config.py holds them):\n" + "\n".join(problems))
+
+
+def test_literal_default_check_catches_what_it_claims():
+    bad = (
+        "g.add_argument('--smoothing-fwhm', dest='smoothing_fwhm', default=4.0)\n"
+        "g.add_argument('--band-pass', nargs=2, default=[0.01, 0.1])\n"
+        "g.add_argument('--random-seed', default=-1)\n"
+        "g.add_argument('--fd-threshold', default=None)\n"
+        "g.add_argument('--confounds', default=list(DEFAULT_CONFOUNDS))\n"
+        "g.add_argument('--responder-label', default=_default('control_label'))\n"
+        "g.add_argument('-v', '--verbose', action='count', default=0)\n"
+    )
+    assert len(_literal_defaults(bad)) == 7
+    good = (
+        "g.add_argument('--smoothing-fwhm', dest='smoothing_fwhm', "
+        "default=_default('smoothing_fwhm'))\n"
+        "g.add_argument('--sloppy', action='store_true')\n"
+        "g.add_argument('--not-a-field', default=3)\n"
+    )
+    assert _literal_defaults(good) == []

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from bids_dfc import __version__
+from bids_dfc.cli.types import correlation_threshold, finite_number, window_length
 from bids_dfc.dfc import (
     MIN_TIMEPOINTS,
     all_pairs,
@@ -33,38 +34,6 @@ from bids_dfc.dfc import (
 )
 from bids_dfc.errors import InputError
 from bids_dfc.io import commit_many
-
-
-def _window(text):
-    try:
-        val = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an integer number of samples, got {text!r}"
-        ) from None
-    if val < 3:
-        raise argparse.ArgumentTypeError(f"must be at least 3 samples, got {val}")
-    return val
-
-
-def _positive(text):
-    try:
-        val = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not val > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {val}")
-    return val
-
-
-def _threshold(text):
-    try:
-        val = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [-1, 1], got {text!r}") from None
-    if not -1.0 <= val <= 1.0:
-        raise argparse.ArgumentTypeError(f"must lie in [-1, 1], got {val}")
-    return val
 
 
 def _build_parser():
@@ -82,16 +51,18 @@ def _build_parser():
         default="pairwise",
         help="DCC only: one (a, b) per pair (default) or one for all regions",
     )
-    est.add_argument("--window", type=_window, help="sliding-window length in samples")
+    est.add_argument("--window", type=window_length, help="sliding-window length in samples")
     est.add_argument(
         "--taper", choices=["gaussian", "boxcar"], default="gaussian", help="sliding-window taper"
     )
     est.add_argument(
-        "--sigma", type=_positive, help="Gaussian taper SD in samples (default window/4)"
+        "--sigma",
+        type=finite_number(0.0, strict=True),
+        help="Gaussian taper SD in samples (default window/4)",
     )
     est.add_argument(
         "--thresholds",
-        type=_threshold,
+        type=correlation_threshold,
         nargs="+",
         metavar="C",
         help="also report the fraction of time with R above/below each C",

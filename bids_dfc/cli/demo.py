@@ -8,15 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+from bids_dfc.cli.types import positive_int
 
 
 def _default_jobs() -> int:
@@ -35,17 +27,17 @@ def _build_parser() -> argparse.ArgumentParser:
                     "its ground truth in a sibling folder. See docs/demo.md.")
     parser.add_argument("out_dir", type=Path, help="BIDS root to create (must be empty)")
     size = parser.add_argument_group("size")
-    size.add_argument("--n-subjects", type=_positive_int, default=12,
+    size.add_argument("--n-subjects", type=positive_int, default=12,
                       help="participants, balanced HC / R / NR (default: 12)")
-    size.add_argument("--n-volumes", type=_positive_int, default=None,
+    size.add_argument("--n-volumes", type=positive_int, default=None,
                       help="BOLD volumes per run incl. 4 non-steady-state ones "
                            "(default: 277, the study's run length)")
     size.add_argument("--full-size", action="store_true",
                       help="T1w 1 mm 256x256x180 and BOLD 3.125x3.125x4 mm 64x64x36 "
                            "(default: T1w 2 mm, BOLD 4 mm)")
-    size.add_argument("--sessions", type=_positive_int, default=1, dest="n_sessions",
+    size.add_argument("--sessions", type=positive_int, default=1, dest="n_sessions",
                       help="sessions per subject (default: 1, no ses- entity)")
-    size.add_argument("--runs", type=_positive_int, default=1, dest="n_runs",
+    size.add_argument("--runs", type=positive_int, default=1, dest="n_runs",
                       help="resting runs per session (default: 1, no run- entity)")
     other = parser.add_argument_group("other")
     other.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -53,7 +45,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="where to write the ground truth (default: <OUT_DIR>_truth)")
     other.add_argument("--overwrite", action="store_true",
                        help="replace an earlier demo output in OUT_DIR and the truth folder")
-    other.add_argument("--n-jobs", type=_positive_int, default=_default_jobs(),
+    other.add_argument("--n-jobs", type=positive_int, default=_default_jobs(),
                        help="subjects generated in parallel; the output does not depend on "
                             "it (default: min(2, available CPUs))")
     return parser

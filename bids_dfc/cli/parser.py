@@ -1,14 +1,28 @@
-"""Command-line parser of ``bids-dfc`` (BIDS-Apps convention), and the TOML config file."""
+"""Command-line parser of ``bids-dfc`` (BIDS-Apps convention), and the TOML config file.
+
+Option defaults come from the dataclasses of :mod:`bids_dfc.config` (:func:`_default`)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
 from bids_dfc import __version__
-from bids_dfc.config import DEFAULT_CONFOUNDS
+from bids_dfc.cli.types import (
+    acompcor_components,
+    bids_label,
+    dummy_scans,
+    existing_file,
+    finite_number,
+    json_object,
+    nonneg_int,
+    positive_int,
+)
+from bids_dfc.config import SECTIONS, Config, section_of
 
 NIPYPE_PLUGINS = (
     "MultiProc", "Linear", "LegacyMultiProc", "SLURM", "SLURMGraph", "SGE", "SGEGraph",
@@ -34,107 +48,21 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
+def _default(name: str):
+    """Default of option ``name`` from its :mod:`bids_dfc.config` field (``default_factory``
+    called: a fresh list each time; a tuple as the list argparse gives ``nargs`` options)."""
+    field = {f.name: f for f in dataclasses.fields(SECTIONS[section_of(name)])}[name]
+    if field.default is not dataclasses.MISSING:
+        value = field.default
+    elif field.default_factory is not dataclasses.MISSING:
+        value = field.default_factory()
+    else:
+        raise TypeError(f"config field {name!r} has no default")
+    return list(value) if isinstance(value, tuple) else value
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
-    return value
-
-
-def _float(minimum: float = 0.0, *, strict: bool = False):
-    def convert(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if value != value or value in (float("inf"), float("-inf")):
-            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-        if value < minimum or (strict and value == minimum):
-            sign = ">" if strict else ">="
-            raise argparse.ArgumentTypeError(f"expected a number {sign} {minimum}, got {value}")
-        return value
-
-    return convert
-
-
-def _dummy_scans(text: str) -> int | str:
-    if text == "auto":
-        return "auto"
-    try:
-        return _nonneg_int(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"expected 'auto' or a whole number >= 0, got {text!r}"
-        ) from None
-
-
-def _acompcor(text: str) -> float:
-    """A number of components (integer >= 1) or a fraction of variance in (0, 1)."""
-    value = _float(0.0, strict=True)(text)
-    if value >= 1 and value != int(value):
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number of components (>= 1) or a variance fraction in (0, 1), "
-            f"got {text!r}"
-        )
-    return int(value) if value >= 1 else value
-
-
-def _existing_file(text: str) -> Path:
-    path = Path(text).expanduser()
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"file not found: {text}")
-    return path.absolute()
-
-
-def _label(text: str) -> str:
-    value = text.strip()
-    for prefix in ("sub-", "ses-", "task-"):
-        if value.startswith(prefix):
-            value = value[len(prefix):]
-    if not value or not value.isalnum():
-        raise argparse.ArgumentTypeError(f"labels are alphanumeric, got {text!r}")
-    return value
-
-
-def _json_or_file(text: str) -> dict:
-    """JSON given inline, or the path of a JSON file."""
-    path = Path(text).expanduser()
-    try:
-        raw = path.read_text() if path.is_file() else text
-        value = json.loads(raw)
-    except (json.JSONDecodeError, OSError) as exc:
-        raise argparse.ArgumentTypeError(
-            f"expected a JSON object or the path of a JSON file, got {text!r} ({exc})"
-        ) from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {type(value).__name__}")
-    return value
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(
-        prog="bids-dfc",
-        description=(
-            "bids_dfc: resting-state fMRI -> dynamic conditional correlation (DCC) between the "
-            "default mode network (DMN) and the descending pain-modulatory pathway (DeS), "
-            "per participant; then group statistics against phenotype (pain relief, temporal "
-            "summation of pain). Run 'participant' first, then 'group'."
-        ),
-        formatter_class=_HelpFormatter,
-    )
+def _add_base_args(parser: argparse.ArgumentParser) -> None:
+    """Positional arguments (BIDS-Apps order), version, verbosity and the config file."""
     parser.add_argument("bids_dir", type=Path, help="root of the input BIDS dataset (read only)")
     parser.add_argument(
         "output_dir", type=Path,
@@ -148,30 +76,34 @@ def _build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"bids-dfc {__version__}")
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
-    )
+        "-v", "--verbose", action="count", default=_default("verbose"),
+        help="more log output (-vv: debug)",
+    )  # fmt: skip
     parser.add_argument(
-        "--config-file", type=_existing_file, metavar="TOML",
+        "--config-file", type=existing_file, metavar="TOML",
         help="TOML file with the same keys as these options (e.g. smoothing-fwhm = 4, or in "
         "sections [execution], [workflow], [group]); options on the command line win",
     )  # fmt: skip
 
+
+def _add_bids_args(parser: argparse.ArgumentParser) -> None:
+    """BIDS filtering: which subjects, sessions, tasks and files are processed."""
     g = parser.add_argument_group("Selecting data")
     g.add_argument(
         "--participant-label", "--participant_label", dest="participant_label", nargs="+",
-        type=_label, metavar="LABEL", help="subjects to process (with or without 'sub-'); "
+        type=bids_label, metavar="LABEL", help="subjects to process (with or without 'sub-'); "
         "default: all",
     )  # fmt: skip
     g.add_argument(
-        "--session-label", "--session_label", dest="session_label", nargs="+", type=_label,
+        "--session-label", "--session_label", dest="session_label", nargs="+", type=bids_label,
         metavar="LABEL", help="sessions to process (with or without 'ses-'); default: all",
     )  # fmt: skip
     g.add_argument(
-        "--task", "--task-id", dest="task", nargs="+", type=_label, metavar="TASK",
+        "--task", "--task-id", dest="task", nargs="+", type=bids_label, metavar="TASK",
         help="tasks to process; default: every task whose name contains 'rest', else all",
     )  # fmt: skip
     g.add_argument(
-        "--bids-filter-file", dest="bids_filters", type=_json_or_file, metavar="JSON",
+        "--bids-filter-file", dest="bids_filters", type=json_object, metavar="JSON",
         help="JSON with pybids filters per query, e.g. {\"bold\": {\"run\": 1}, \"t1w\": "
         "{\"acquisition\": null}} (keys: bold, t1w)",
     )  # fmt: skip
@@ -180,6 +112,9 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true", help="do not run the BIDS validator on bids_dir",
     )  # fmt: skip
 
+
+def _add_execution_args(parser: argparse.ArgumentParser) -> None:
+    """Execution and performance: work directory, processes, threads, plugin, seed."""
     g = parser.add_argument_group("Resources and execution")
     g.add_argument(
         "-w", "--work-dir", dest="work_dir", type=Path,
@@ -187,139 +122,179 @@ def _build_parser() -> argparse.ArgumentParser:
         "interrupted run); default: <output_dir>_work (a sibling of output_dir)",
     )  # fmt: skip
     g.add_argument(
-        "--nprocs", "--n-cpus", "--n_cpus", dest="nprocs", type=_positive_int, metavar="N",
+        "--nprocs", "--n-cpus", "--n_cpus", dest="nprocs", type=positive_int, metavar="N",
         help="processes run at once by MultiProc; default: all CPUs",
     )  # fmt: skip
     g.add_argument(
-        "--omp-nthreads", dest="omp_nthreads", type=_positive_int, metavar="N",
-        help="threads per process (ITK/ANTs, BLAS); default: min(nprocs, 8)",
-    )
-    g.add_argument(
-        "--mem-gb", "--mem_gb", dest="mem_gb", type=_float(0.0, strict=True), metavar="GB",
-        help="memory limit given to the nipype scheduler",
+        "--omp-nthreads", dest="omp_nthreads", type=positive_int, metavar="N",
+        help="worker processes of the BOLD head-motion correction, each with one ITK thread "
+        "(results do not depend on N), and the OpenMP/BLAS threads of each process unless "
+        "OMP_NUM_THREADS etc. are set; all registrations run single-threaded, for "
+        "reproducibility; default: min(nprocs, 8), at most nprocs",
     )  # fmt: skip
     g.add_argument(
-        "--plugin", choices=NIPYPE_PLUGINS, default="MultiProc",
+        "--mem-gb", "--mem_gb", dest="mem_gb", type=finite_number(0.0, strict=True),
+        metavar="GB", help="memory limit given to the nipype scheduler",
+    )  # fmt: skip
+    g.add_argument(
+        "--plugin", choices=NIPYPE_PLUGINS, default=_default("plugin"),
         help="nipype execution plugin (SLURM/SLURMGraph submit each node as a job)",
     )  # fmt: skip
     g.add_argument(
-        "--plugin-args", dest="plugin_args", type=_json_or_file, metavar="JSON",
+        "--plugin-args", dest="plugin_args", type=json_object, metavar="JSON",
         help="arguments of the plugin as JSON or a JSON file, e.g. "
         "'{\"sbatch_args\": \"-p debug --mem=4G\"}'",
     )  # fmt: skip
     g.add_argument(
-        "--random-seed", dest="random_seed", type=_nonneg_int, default=0, metavar="SEED",
-        help="seed of every random step (registration sampling, bootstrap): same seed, "
-        "same outputs",
+        "--random-seed", dest="random_seed", type=nonneg_int, default=_default("random_seed"),
+        metavar="SEED", help="seed of every random step (registration sampling, bootstrap): "
+        "same seed, same outputs",
     )  # fmt: skip
     g.add_argument(
         "--sloppy", action="store_true",
         help="fast, low-precision registration for tests and demos - NOT FOR RESEARCH USE",
     )
 
+
+def _add_preprocessing_args(parser: argparse.ArgumentParser) -> None:
+    """Preprocessing of the participant level: dummy scans, smoothing, filtering, nuisance."""
     g = parser.add_argument_group("Preprocessing (participant level; defaults are the study's)")
     g.add_argument(
-        "--dummy-scans", dest="dummy_scans", type=_dummy_scans, default=4, metavar="N|auto",
+        "--dummy-scans", dest="dummy_scans", type=dummy_scans, default=_default("dummy_scans"),
+        metavar="N|auto",
         help="non-steady-state volumes dropped at the start of each run ('auto': detected)",
     )  # fmt: skip
     g.add_argument(
-        "--smoothing-fwhm", dest="smoothing_fwhm", type=_float(0.0), default=4.0, metavar="MM",
+        "--smoothing-fwhm", dest="smoothing_fwhm", type=finite_number(0.0),
+        default=_default("smoothing_fwhm"), metavar="MM",
         help="Gaussian smoothing FWHM within the brain mask (0: none)",
     )  # fmt: skip
     g.add_argument(
-        "--band-pass", dest="band_pass", nargs=2, type=_float(0.0), default=[0.01, 0.1],
-        metavar=("LOW_HZ", "HIGH_HZ"), help="band-pass filter edges (Hz)",
+        "--band-pass", dest="band_pass", nargs=2, type=finite_number(0.0),
+        default=_default("band_pass"), metavar=("LOW_HZ", "HIGH_HZ"),
+        help="band-pass filter edges (Hz)",
     )  # fmt: skip
     g.add_argument(
-        "--acompcor-components", dest="acompcor_components", type=_acompcor, default=5,
-        metavar="N|FRACTION",
+        "--acompcor-components", dest="acompcor_components", type=acompcor_components,
+        default=_default("acompcor_components"), metavar="N|FRACTION",
         help="aCompCor components from eroded WM+CSF regressed out: a number (>= 1) or a "
         "fraction of variance to explain (0-1)",
     )  # fmt: skip
     g.add_argument(
-        "--confounds", nargs="+", choices=["acompcor", "motion"],
-        default=list(DEFAULT_CONFOUNDS),
+        "--confounds", nargs="+", choices=["acompcor", "motion"], default=_default("confounds"),
         metavar="GROUP",
         help="confounds regressed out: acompcor (the study's nuisance model), motion (the 6 "
         "head-motion parameters; add them with --confounds acompcor motion)",
     )  # fmt: skip
     g.add_argument(
-        "--fd-threshold", dest="fd_threshold", type=_float(0.0, strict=True), metavar="MM",
+        "--fd-threshold", dest="fd_threshold", type=finite_number(0.0, strict=True),
+        metavar="MM",
         help="censor volumes with framewise displacement above this (default: no censoring)",
     )  # fmt: skip
     g.add_argument(
         "--output-spaces", dest="output_spaces", nargs="+", metavar="SPACE",
-        choices=["native", "template", *TEMPLATES[1:]], default=["native"],
+        choices=["native", "template", *TEMPLATES[1:]], default=_default("output_spaces"),
         help="spaces of the denoised BOLD written: native (always), template",
     )  # fmt: skip
     g.add_argument(
-        "--template", choices=TEMPLATES, default="auto",
+        "--template", choices=TEMPLATES, default=_default("template"),
         help="standard space: 'auto' uses TemplateFlow's MNI152NLin6Asym 2 mm (the study's "
         "MNI152) when present locally, else the bundled MNI152NLin2009aSym",
     )  # fmt: skip
 
+
+def _add_connectivity_args(parser: argparse.ArgumentParser) -> None:
+    """Seeds (or atlas) and the dynamic connectivity estimated between them."""
     g = parser.add_argument_group("Seeds and dynamic connectivity")
     g.add_argument(
-        "--seeds", type=_existing_file, metavar="TSV",
+        "--seeds", type=existing_file, metavar="TSV",
         help="seeds table (columns name, x, y, z, radius_mm, network; MNI mm); default: the "
         "study's PCC, mPFC (DMN), PAG, RVM (DeS)",
     )  # fmt: skip
     g.add_argument(
-        "--atlas", type=_existing_file, metavar="NIFTI",
+        "--atlas", type=existing_file, metavar="NIFTI",
         help="labelled atlas in template space for region-to-region dFC (needs --atlas-labels)",
     )  # fmt: skip
     g.add_argument(
-        "--atlas-labels", dest="atlas_labels", type=_existing_file, metavar="TSV",
+        "--atlas-labels", dest="atlas_labels", type=existing_file, metavar="TSV",
         help="atlas labels table (columns index, name)",
     )  # fmt: skip
     g.add_argument(
-        "--seed-space", dest="seed_space", choices=["native", "template"], default="native",
+        "--seed-space", dest="seed_space", choices=["native", "template"],
+        default=_default("seed_space"),
         help="native: seeds warped into each subject's BOLD space (the study); template: "
         "extracted from template-space BOLD",
     )  # fmt: skip
     g.add_argument(
         "--network-weighting", dest="network_weighting", choices=["equal", "voxel"],
-        default="equal", help="network series = mean of seed series (equal) or of all voxels",
+        default=_default("network_weighting"),
+        help="network series = mean of seed series (equal) or of all voxels",
     )  # fmt: skip
     g.add_argument(
-        "--dcc-mode", dest="dcc_mode", choices=["pairwise", "joint"], default="pairwise",
-        help="DCC (a, b) per pair of series, or one (a, b) for all",
+        "--dcc-mode", dest="dcc_mode", choices=["pairwise", "joint"],
+        default=_default("dcc_mode"), help="DCC (a, b) per pair of series, or one (a, b) for all",
     )  # fmt: skip
 
+
+def _add_group_args(parser: argparse.ArgumentParser) -> None:
+    """Group level: column names of the phenotype, derived columns and statistics."""
     g = parser.add_argument_group("Group level (column names are yours)")
-    g.add_argument("--group-column", dest="group_column", default="group", metavar="COLUMN",
-                   help="participants.tsv/phenotype column with the group labels")
-    g.add_argument("--control-label", dest="control_label", default="HC", metavar="LABEL",
-                   help="group label of healthy controls")
-    g.add_argument("--responder-label", dest="responder_label", default="R", metavar="LABEL",
+    g.add_argument("--group-column", dest="group_column", default=_default("group_column"),
+                   metavar="COLUMN", help="participants.tsv/phenotype column with the group labels")
+    g.add_argument("--control-label", dest="control_label", default=_default("control_label"),
+                   metavar="LABEL", help="group label of healthy controls")
+    g.add_argument("--responder-label", dest="responder_label",
+                   default=_default("responder_label"), metavar="LABEL",
                    help="group label of responders")
-    g.add_argument("--nonresponder-label", dest="nonresponder_label", default="NR",
-                   metavar="LABEL", help="group label of non-responders")
+    g.add_argument("--nonresponder-label", dest="nonresponder_label",
+                   default=_default("nonresponder_label"), metavar="LABEL",
+                   help="group label of non-responders")
     g.add_argument("--outcome", metavar="COLUMN",
                    help="outcome column (e.g. relief_pct, derived by --relief-from)")
     g.add_argument("--predictor", metavar="COLUMN",
                    help="predictor column (e.g. tsp, derived by --tsp-columns)")
-    g.add_argument("--covariates", nargs="+", default=[], metavar="COLUMN",
+    g.add_argument("--covariates", nargs="+", default=_default("covariates"), metavar="COLUMN",
                    help="covariates of the regressions (e.g. age sex mean_fd)")
-    g.add_argument("--compare-columns", dest="compare_columns", nargs="+", default=[],
-                   metavar="COLUMN",
+    g.add_argument("--compare-columns", dest="compare_columns", nargs="+",
+                   default=_default("compare_columns"), metavar="COLUMN",
                    help="numeric columns compared across the groups as dFC is (Shapiro-Wilk, "
                    "one-way ANOVA, Tukey HSD), e.g. hads_anxiety hads_depression pcs")
     g.add_argument("--relief-from", dest="relief_from", nargs=2, metavar=("PRE", "POST"),
                    help="derive relief_pct = 100 (PRE - POST) / PRE from these rating columns")
-    g.add_argument("--responder-threshold", dest="responder_threshold", type=_float(0.0),
-                   default=30.0, metavar="PCT", help="responder = relief >= this (%%)")
+    g.add_argument("--responder-threshold", dest="responder_threshold",
+                   type=finite_number(0.0), default=_default("responder_threshold"),
+                   metavar="PCT", help="responder = relief >= this (%%)")
     g.add_argument("--tsp-columns", dest="tsp_columns", nargs="+", metavar="COLUMN",
                    help="temporal summation ratings in order (or one glob such as 'tsp_*'); "
                    "derives tsp = %% change of the peak from the first rating")
-    g.add_argument("--max-mean-fd", dest="max_mean_fd", type=_float(0.0, strict=True),
-                   default=0.5, metavar="MM", help="exclude runs with mean FD above this")
-    g.add_argument("--n-boot", dest="n_boot", type=_positive_int, default=5000, metavar="N",
-                   help="bootstrap resamples (mediation, AUC)")
+    g.add_argument("--max-mean-fd", dest="max_mean_fd", type=finite_number(0.0, strict=True),
+                   default=_default("max_mean_fd"), metavar="MM",
+                   help="exclude runs with mean FD above this")
+    g.add_argument("--n-boot", dest="n_boot", type=positive_int, default=_default("n_boot"),
+                   metavar="N", help="bootstrap resamples (mediation, AUC)")
     g.add_argument("--all-pairs", dest="all_pairs", action="store_true",
                    help="also test every secondary pair (FDR-corrected)")
-    g.add_argument("--pair", nargs=2, default=["DMN", "DeS"], metavar=("A", "B"),
+    g.add_argument("--pair", nargs=2, default=_default("pair"), metavar=("A", "B"),
                    help="the primary pair of the dFC summary")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="bids-dfc",
+        description=(
+            "bids_dfc: resting-state fMRI -> dynamic conditional correlation (DCC) between the "
+            "default mode network (DMN) and the descending pain-modulatory pathway (DeS), "
+            "per participant; then group statistics against phenotype (pain relief, temporal "
+            "summation of pain). Run 'participant' first, then 'group'."
+        ),
+        formatter_class=_HelpFormatter,
+    )
+    _add_base_args(parser)
+    _add_bids_args(parser)
+    _add_execution_args(parser)
+    _add_preprocessing_args(parser)
+    _add_connectivity_args(parser)
+    _add_group_args(parser)
     return parser
 
 
@@ -380,10 +355,6 @@ def _toml_tokens(parser: argparse.ArgumentParser, path: Path) -> list[str]:
 
 def parse_args(argv: list[str] | None = None):
     """Parse the command line (and ``--config-file``) into a :class:`bids_dfc.config.Config`."""
-    import os
-
-    from bids_dfc.config import SECTIONS, Config, section_of
-
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _build_parser()
     ns = parser.parse_args(argv)
