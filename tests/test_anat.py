@@ -75,7 +75,7 @@ def anat_run(demo, template, tmp_path_factory):
 
     base = tmp_path_factory.mktemp("anat")
     wf = pe.Workflow(name="top", base_dir=str(base / "work"))
-    anat = init_anat_wf(template=template, sloppy=True, omp_nthreads=2, random_seed=42)
+    anat = init_anat_wf(template=template, sloppy=True, random_seed=42)
     anat.inputs.inputnode.t1w = str(demo["t1w"])
     ds = init_anat_derivatives_wf(output_dir=str(base / "out"), template=template, sloppy=True)
     ds.inputs.inputnode.source_file = str(demo["t1w"])
@@ -276,7 +276,7 @@ def test_workflow_graph_without_tissue_priors(template):
     spec = TemplateSpec(name="MNI152NLin6Asym", resolution=2, t1w=template.t1w,
                         brain_mask=template.brain_mask, gm=None, wm=None, csf=None,
                         source="templateflow")
-    wf = init_anat_wf(template=spec, sloppy=False, omp_nthreads=3, random_seed=1)
+    wf = init_anat_wf(template=spec, sloppy=False, random_seed=1)
     assert set(wf.get_node("outputnode").inputs.copyable_trait_names()) == set(OUTPUT_FIELDS)
     assert "k-means" in wf.__desc__ and "sloppy" not in wf.__desc__
     seg = wf.get_node("segment")

@@ -9,6 +9,7 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 import pytest
+from _study import bold_kwargs  # noqa: E402
 
 from bids_dfc.errors import InputError
 from bids_dfc.interfaces.bold import validate_bold_core
@@ -46,9 +47,10 @@ def _run_workflow(bids, truth, out_dir, work_dir):
     anat2std = write_ants_affine(tru["pose"], work_dir / "anat2std.mat")
     template = get_template("auto", 2)
     wf = pe.Workflow(name="test_wf", base_dir=str(work_dir))
-    bold_wf = init_bold_wf(bold_file=str(bold), metadata=meta, fd_threshold=FD_THRESHOLD,
+    bold_wf = init_bold_wf(bold_file=str(bold), metadata=meta,
                            output_spaces=("native", "template"), template=template,
-                           sloppy=True, omp_nthreads=2, random_seed=7)
+                           sloppy=True, omp_nthreads=2,
+                           **bold_kwargs(fd_threshold=FD_THRESHOLD, random_seed=7))
     inputs = bold_wf.get_node("inputnode").inputs
     inputs.t1w_brain = str(work_dir / "t1w_brain.nii.gz")
     inputs.t1w_mask = str(mask_file)
@@ -183,7 +185,7 @@ def test_template_space_output(run):
     from bids_dfc.templates import get_template
 
     tpl = get_template("auto", 2)
-    img = nb.load(run["work"] / "denoise_std" / "bold_denoised.nii")
+    img = nb.load(run["work"] / "bold_std_wf" / "denoise_std" / "bold_denoised.nii")
     mask = nb.load(tpl.brain_mask).get_fdata() > 0
     assert img.shape == nb.load(tpl.t1w).shape + (N_VOLUMES - 4,)
     data = img.get_fdata(dtype=np.float32)
@@ -276,7 +278,7 @@ def test_workflow_graph_without_template():
     from bids_dfc.workflows.bold import init_bold_wf
     from bids_dfc.workflows.fields import BOLD_OUTPUTS as OUTPUT_FIELDS
 
-    wf = init_bold_wf(bold_file="sub-01_task-rest_bold.nii.gz", metadata={})
+    wf = init_bold_wf(bold_file="sub-01_task-rest_bold.nii.gz", metadata={}, **bold_kwargs())
     assert "to_std" not in wf.list_node_names()
     assert set(OUTPUT_FIELDS) <= set(wf.get_node("outputnode").inputs.copyable_trait_names())
     assert "sloppy" not in wf.__desc__

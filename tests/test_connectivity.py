@@ -9,6 +9,7 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 import pytest
+from _study import connectivity_kwargs  # noqa: E402
 from scipy.ndimage import map_coordinates
 from scipy.spatial.transform import Rotation
 
@@ -154,7 +155,7 @@ def test_connectivity_workflow_end_to_end(data, tmp_path):
     d = data["dir"]
     s_dmn, s_des, fd = _planted_bold(data, tmp_path)
     raw = _raw_bold(tmp_path)
-    wf = init_connectivity_wf(seeds_file=d / "seeds.tsv")
+    wf = init_connectivity_wf(seeds_file=d / "seeds.tsv", **connectivity_kwargs())
     inputs = wf.get_node("inputnode").inputs
     inputs.bold_file = str(raw)
     inputs.bold_denoised = str(tmp_path / "bold.nii.gz")
@@ -165,7 +166,8 @@ def test_connectivity_workflow_end_to_end(data, tmp_path):
     inputs.std2anat_xfm = []
     inputs.confounds_tsv = str(tmp_path / "confounds.tsv")
     out = tmp_path / "out"
-    _run_with_derivatives(wf, init_connectivity_derivatives_wf(output_dir=out), tmp_path)
+    _run_with_derivatives(wf, init_connectivity_derivatives_wf(
+        output_dir=out, seed_space=connectivity_kwargs()["seed_space"]), tmp_path)
 
     func = out / "sub-01" / "func"
     stem = "sub-01_task-rest_run-2_seg-seeds"
@@ -218,7 +220,8 @@ def test_template_space_and_atlas(data, tmp_path):
     pd.DataFrame({"index": [1, 2, 3], "name": ["r1", "r2", "r3"]}).to_csv(
         tmp_path / "labels.tsv", sep="\t", index=False)
     wf = init_connectivity_wf(atlas=tmp_path / "tpl-X_atlas-Toy_dseg.nii.gz",
-                              atlas_labels=tmp_path / "labels.tsv", seed_space="template")
+                              atlas_labels=tmp_path / "labels.tsv",
+                              **connectivity_kwargs(seed_space="template"))
     inputs = wf.get_node("inputnode").inputs
     inputs.bold_file = str(_raw_bold(tmp_path))
     inputs.bold_std = str(tmp_path / "bold_std.nii.gz")

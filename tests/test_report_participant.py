@@ -22,6 +22,7 @@ from bids_dfc.reports.participant import build_participant_report, find_particip
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _browser import CHROMIUM, CHROMIUM_MISSING, render_in_chromium  # noqa: E402
+from _study import connectivity_kwargs  # noqa: E402
 
 N_VOL = 90
 PREFIX = "sub-01_task-rest_run-1"
@@ -133,7 +134,8 @@ def test_report_renders_every_figure_in_chromium(derivatives, tmp_path):
 
     parent = pe.Workflow(name="sub_01_wf")
     parent.__desc__ = "Results were generated with bids_dfc."
-    parent.add_nodes([init_connectivity_wf(name="bold_run1_connectivity_wf")])
+    parent.add_nodes([init_connectivity_wf(name="bold_run1_connectivity_wf",
+                                           **connectivity_kwargs())])
     methods = collect_methods(parent)
     html_path = build_participant_report(derivatives, "01", methods=methods,
                                          anat={"template_mask": derivatives /

@@ -2,72 +2,37 @@
 
 :func:`collect_methods` walks a nipype workflow and its sub-workflows (in execution order),
 joins their ``__desc__`` (and ``__postdesc__``) texts once each, then adds the software
-versions actually installed and the references the text cites.
+versions actually installed and the references the text cites. Each builder declares the
+works its text cites as keys of the bibliography (``bids_dfc/data/references.json``) in
+``workflow.__citations__``, next to its ``__desc__``; ``tests/test_citations.py`` checks that
+every key has an entry and every entry is cited.
 """
 
 from __future__ import annotations
 
-import re
-from importlib import metadata
+import json
+from functools import cache
+from importlib import resources
 
-__all__ = ["REFERENCES", "collect_methods", "package_versions", "workflow_descriptions"]
+from bids_dfc.derivatives import software_versions
 
-_DCC = r"\bdcc\b|conditional correlation"
-
-#: (regular expression that triggers the reference, reference), matched on lower-case text
-REFERENCES = (
-    ("nipype", "Gorgolewski K, et al. Nipype: a flexible, lightweight and extensible "
-               "neuroimaging data processing framework in Python. Front Neuroinform. 2011;5:13."),
-    (r"\bants", "Avants BB, Epstein CL, Grossman M, Gee JC. Symmetric diffeomorphic image "
-             "registration with cross-correlation. Med Image Anal. 2008;12(1):26-41."),
-    (r"\bants", "Tustison NJ, et al. The ANTsX ecosystem for quantitative biological "
-             "and medical imaging. Sci Rep. 2021;11:9068."),
-    (r"\bn4\b", "Tustison NJ, et al. N4ITK: improved N3 bias correction. IEEE Trans "
-           "Med Imaging. 2010;29(6):1310-1320."),
-    ("atropos", "Avants BB, Tustison NJ, Wu J, Cook PA, Gee JC. An open source multivariate "
-                "framework for n-tissue segmentation with evaluation on public data. "
-                "Neuroinformatics. 2011;9(4):381-400."),
-    ("compcor", "Behzadi Y, Restom K, Liau J, Liu TT. A component based noise correction "
-                "method (CompCor) for BOLD and perfusion based fMRI. NeuroImage. "
-                "2007;37(1):90-101."),
-    ("compcor", "Muschelli J, et al. Reduction of motion-related artifacts in resting state "
-                "fMRI using aCompCor. NeuroImage. 2014;96:22-35."),
-    ("framewise displacement", "Power JD, Barnes KA, Snyder AZ, Schlaggar BL, Petersen SE. "
-                               "Spurious but systematic correlations in functional "
-                               "connectivity MRI networks arise from subject motion. "
-                               "NeuroImage. 2012;59(3):2142-2154."),
-    ("garch", "Bollerslev T. Generalized autoregressive conditional heteroskedasticity. "
-              "J Econometrics. 1986;31(3):307-327."),
-    (_DCC, "Engle R. Dynamic conditional correlation: a simple class of multivariate "
-            "generalized autoregressive conditional heteroskedasticity models. J Bus Econ "
-            "Stat. 2002;20(3):339-350."),
-    (_DCC, "Lindquist MA, Xu Y, Nebel MB, Caffo BS. Evaluating dynamic bivariate "
-            "correlations in resting-state fMRI: a comparison study and a new approach. "
-            "NeuroImage. 2014;101:531-546."),
-    ("nilearn", "Abraham A, et al. Machine learning for neuroimaging with scikit-learn. Front "
-                "Neuroinform. 2014;8:14."),
-    (r"mni152|2009", "Fonov V, et al. Unbiased average age-appropriate atlases for pediatric "
-               "studies. NeuroImage. 2011;54(1):313-327."),
-)
+__all__ = ["bibliography", "collect_methods", "package_versions", "workflow_citations",
+           "workflow_descriptions"]
 
 #: distributions whose versions the methods text reports, in this order
 PACKAGES = ("bids_dfc", "nipype", "antspyx", "nilearn", "nibabel", "numpy", "scipy", "pandas")
 
 
+@cache
+def bibliography() -> dict[str, dict[str, str]]:
+    """Every citable work: key -> ``{"cite": in-text form, "reference": formatted entry}``."""
+    path = resources.files("bids_dfc") / "data" / "references.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def package_versions(packages=PACKAGES) -> dict[str, str]:
     """Installed version of each distribution (``"not installed"`` when absent)."""
-    out = {}
-    for name in packages:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            if name == "bids_dfc":
-                from bids_dfc import __version__
-
-                out[name] = __version__
-            else:
-                out[name] = "not installed"
-    return out
+    return software_versions(*packages)
 
 
 def _ordered_children(workflow):
@@ -83,25 +48,37 @@ def _ordered_children(workflow):
     return [n for n in order if isinstance(n, Workflow)]
 
 
+def _visit(workflow, texts: list[str], keys: list[str]) -> None:
+    """Depth-first: ``__desc__``, the sub-workflows in execution order, ``__postdesc__``;
+    each text once, each cited key once (in first-cited order)."""
+
+    def add(text) -> None:
+        text = (text or "").strip()
+        if text and text not in texts:
+            texts.append(text)
+
+    add(getattr(workflow, "__desc__", None))
+    keys += [k for k in getattr(workflow, "__citations__", ()) if k not in keys]
+    for child in _ordered_children(workflow):
+        _visit(child, texts, keys)
+    add(getattr(workflow, "__postdesc__", None))
+
+
+def _walk(workflow) -> tuple[list[str], list[str]]:
+    texts: list[str] = []
+    keys: list[str] = []
+    _visit(workflow, texts, keys)
+    return texts, keys
+
+
 def workflow_descriptions(workflow) -> list[str]:
     """``__desc__`` texts of ``workflow`` and all its sub-workflows, each text once."""
-    seen, texts = set(), []
+    return _walk(workflow)[0]
 
-    def visit(wf):
-        for attr in ("__desc__",):
-            text = getattr(wf, attr, None)
-            if text and text.strip() not in seen:
-                seen.add(text.strip())
-                texts.append(text.strip())
-        for child in _ordered_children(wf):
-            visit(child)
-        text = getattr(wf, "__postdesc__", None)
-        if text and text.strip() not in seen:
-            seen.add(text.strip())
-            texts.append(text.strip())
 
-    visit(workflow)
-    return texts
+def workflow_citations(workflow) -> list[str]:
+    """Bibliography keys cited by ``workflow`` and its sub-workflows, in first-cited order."""
+    return _walk(workflow)[1]
 
 
 def collect_methods(workflow) -> str:
@@ -110,31 +87,39 @@ def collect_methods(workflow) -> str:
     Parameters
     ----------
     workflow : nipype.pipeline.engine.Workflow
-        Typically one participant's workflow; every builder sets ``__desc__``.
+        Typically one participant's workflow; every builder sets ``__desc__`` and the keys
+        of the works it cites, ``__citations__``.
 
     Returns
     -------
     str
         Paragraphs separated by blank lines: the joined descriptions, a software-versions
-        paragraph, then ``References:`` with one cited reference per line.
+        paragraph, then ``References:`` with one cited reference per line, in first-cited
+        order.
+
+    Raises
+    ------
+    KeyError
+        When a cited key has no entry in the bibliography.
 
     Examples
     --------
     >>> from nipype.pipeline import engine as pe
     >>> wf = pe.Workflow(name="a")
-    >>> wf.__desc__ = "Series were correlated with DCC."
+    >>> wf.__desc__ = "Series were correlated with DCC (Engle 2002)."
+    >>> wf.__citations__ = ("engle2002",)
     >>> text = collect_methods(wf)
-    >>> text.startswith("Series were correlated with DCC.") and "Engle R." in text
+    >>> text.startswith("Series were correlated with DCC") and "Engle R." in text
     True
     """
-    texts = workflow_descriptions(workflow)
+    texts, keys = _walk(workflow)
     versions = package_versions()
     software = "Software versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + "."
-    joined = " ".join(texts).lower() + " nipype"
-    refs = []
-    for key, ref in REFERENCES:
-        if re.search(key, joined) and ref not in refs:
-            refs.append(ref)
+    entries = bibliography()
+    missing = [k for k in keys if k not in entries]
+    if missing:
+        raise KeyError(f"cited keys without a bibliography entry: {missing}")
+    refs = [entries[k]["reference"] for k in keys]
     parts = texts + [software]
     if refs:
         parts.append("References:\n" + "\n".join(refs))

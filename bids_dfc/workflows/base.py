@@ -8,11 +8,16 @@ from pathlib import Path
 from nipype.pipeline import engine as pe
 
 from bids_dfc import __version__
+from bids_dfc.templates import get_template
+from bids_dfc.workflows.anat import init_anat_derivatives_wf, init_anat_wf
+from bids_dfc.workflows.bold import init_bold_derivatives_wf, init_bold_wf
+from bids_dfc.workflows.connectivity import (
+    init_connectivity_derivatives_wf,
+    init_connectivity_wf,
+)
 from bids_dfc.workflows.fields import ANAT_FIELDS
 
 LOGGER = logging.getLogger("bids_dfc")
-
-
 
 def init_bids_dfc_wf(config, subjects):
     """Top-level workflow: one sub-workflow per participant.
@@ -24,8 +29,6 @@ def init_bids_dfc_wf(config, subjects):
     subjects : list of bids_dfc.inputs.raw.SubjectData
         The checked raw files of each participant.
     """
-    from bids_dfc.templates import get_template
-
     wf = pe.Workflow(name=f"bids_dfc_{__version__.replace('.', '_')}_wf")
     template = get_template(config.workflow.template, config.workflow.template_resolution)
     LOGGER.info("template: %s (%s, %s mm)", template.name, template.source, template.resolution)
@@ -51,13 +54,6 @@ def init_single_subject_wf(data, *, config, template):
     template : bids_dfc.templates.TemplateSpec
         The standard space.
     """
-    from bids_dfc.workflows.anat import init_anat_derivatives_wf, init_anat_wf
-    from bids_dfc.workflows.bold import init_bold_derivatives_wf, init_bold_wf
-    from bids_dfc.workflows.connectivity import (
-        init_connectivity_derivatives_wf,
-        init_connectivity_wf,
-    )
-
     ex, opts = config.execution, config.workflow
     output_dir = str(ex.output_dir)
     spaces = list(opts.output_spaces)
@@ -66,13 +62,11 @@ def init_single_subject_wf(data, *, config, template):
     wf = pe.Workflow(name=f"sub_{data.subject}_wf")
     wf.__desc__ = (
         f"Results included in this report were generated with *bids_dfc* {__version__}, "
-        "which is based on *Nipype* (Gorgolewski et al. 2011) and *ANTsPy* (Avants et al.; "
-        "Tustison et al. 2021)."
+        "which is based on *Nipype* (Gorgolewski et al. 2011) and *ANTsPy* (Avants et al. "
+        "2008; Tustison et al. 2021)."
     )
-    anat_wf = init_anat_wf(
-        template=template, sloppy=ex.sloppy, omp_nthreads=ex.omp_nthreads,
-        random_seed=ex.random_seed,
-    )  # fmt: skip
+    wf.__citations__ = ("gorgolewski2011", "avants2008", "tustison2021")
+    anat_wf = init_anat_wf(template=template, sloppy=ex.sloppy, random_seed=ex.random_seed)
     anat_wf.inputs.inputnode.t1w = str(data.t1w)
     anat_ds = init_anat_derivatives_wf(output_dir=output_dir, template=template, sloppy=ex.sloppy)
     anat_ds.inputs.inputnode.source_file = str(data.t1w)

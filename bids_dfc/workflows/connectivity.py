@@ -16,16 +16,16 @@ from bids_dfc.interfaces.connectivity import (
     WarpAtlas,
     WarpSeedMaps,
 )
-from bids_dfc.workflows.fields import CONNECTIVITY_INPUTS
+from bids_dfc.workflows.fields import (
+    ATLAS_DFC_INPUTS,
+    ATLAS_OUTPUTS,
+    CONNECTIVITY_INPUTS,
+    SEED_OUTPUTS,
+    Derivative,
+)
 
-__all__ = ["atlas_entity", "init_connectivity_derivatives_wf",
+__all__ = ["atlas_entity", "init_atlas_dfc_wf", "init_connectivity_derivatives_wf",
            "init_connectivity_wf"]
-
-_SEED_OUT = ["seed_timeseries", "seed_dcc", "seed_dfc", "seed_weights", "seed_info",
-             "dfc_meta"]
-_ATLAS_OUT = ["atlas_timeseries", "atlas_dcc", "atlas_dfc", "atlas_dseg", "atlas_info",
-              "atlas_relmats", "atlas_relmat_stats", "atlas_meta"]
-
 
 def atlas_entity(atlas) -> str:
     """``seg-`` value for an atlas file: its ``atlas-`` entity, else its alphanumeric stem.
@@ -43,48 +43,11 @@ def atlas_entity(atlas) -> str:
     return re.sub(r"[^a-zA-Z0-9]", "", stem) or "atlas"
 
 
-def init_connectivity_wf(*, seeds_file=None, atlas=None, atlas_labels=None,
-                         seed_space="native", network_weighting="equal", dcc_mode="pairwise",
-                         name="connectivity_wf"):
-    """Seeds (and optionally an atlas) -> region and network series -> DCC.
-
-    Parameters
-    ----------
-    seeds_file : str or Path, optional
-        Seeds TSV (``name, x, y, z, radius_mm, network``); default: the study's four seeds.
-    atlas, atlas_labels : str or Path, optional
-        Labelled atlas in template space and its labels TSV (``index, name[, network]``).
-    seed_space : {"native", "template"}
-        ``native``: seed weight maps are warped into the subject's BOLD space through the
-        inverse nonlinear transforms (``anat2boldref_xfm + std2anat_xfm``, the study's
-        approach); ``template``: extracted from the template-space BOLD (``bold_std``).
-    network_weighting : {"equal", "voxel"}
-        How seed series are averaged into network series.
-    dcc_mode : {"pairwise", "joint"}
-        DCC of every pair on its own, or one joint DCC of all seeds/regions.
-    name : str
-        Workflow name.
-
-    Inputs (inputnode)
-    ------------------
-    bold_file : raw BOLD (names the outputs); bold_denoised, bold_mask, bold_ref : native
-    BOLD grid; bold_std : template-space BOLD (``seed_space="template"`` only);
-    template_ref, template_mask : template; anat2boldref_xfm, std2anat_xfm : transform lists;
-    confounds_tsv : for the mean framewise displacement.
-
-    Outputs (outputnode)
-    --------------------
-    seed_timeseries, seed_dcc, seed_dfc, seed_weights, seed_info, dfc_meta and, with an
-    atlas, atlas_timeseries, atlas_dcc, atlas_dfc, atlas_dseg, atlas_info, atlas_relmats,
-    atlas_relmat_stats, atlas_meta.
-    """
-    if seed_space not in ("native", "template"):
-        raise ValueError(f"seed_space must be 'native' or 'template', got {seed_space!r}")
-    if (atlas is None) != (atlas_labels is None):
-        raise ValueError("an atlas needs its labels table (and labels need an atlas)")
-    workflow = pe.Workflow(name=name)
+def _connectivity_desc(*, seeds_file, atlas, seed_space, network_weighting,
+                       dcc_mode) -> tuple[str, tuple[str, ...]]:
+    """Methods text of :func:`init_connectivity_wf` and the bibliography keys it cites."""
     n_seeds = "the four seeds of the study" if seeds_file is None else "user-given seeds"
-    workflow.__desc__ = (
+    text = (
         f"Seed time series were extracted for {n_seeds} (spheres in template space, "
         "posterior cingulate and medial prefrontal cortex for the default mode network, "
         "periaqueductal grey and rostral ventral medulla for the descending pain-modulatory "
@@ -104,15 +67,89 @@ def init_connectivity_wf(*, seeds_file=None, atlas=None, atlas_labels=None,
         + "Dynamic functional connectivity between the networks and between every seed pair "
         f"{'(and every atlas region pair) ' if atlas else ''}was estimated with dynamic "
         "conditional correlation (DCC; Engle 2002, Lindquist et al. 2014): a Gaussian "
-        "GARCH(1,1) model per standardised series, then a DCC(1,1) model "
+        "GARCH(1,1) model (Bollerslev 1986) per standardised series, then a DCC(1,1) model "
         f"({'jointly for all series' if dcc_mode == 'joint' else 'for each pair'}) fitted by "
         "deterministic maximisation of the quasi-likelihood. The dFC summary is the "
         "standard deviation over time of the DCC series."
     )
-    inputnode = pe.Node(niu.IdentityInterface(fields=CONNECTIVITY_INPUTS), name="inputnode")
-    outputnode = pe.Node(niu.IdentityInterface(fields=_SEED_OUT + _ATLAS_OUT),
-                         name="outputnode")
+    return text, ("engle2002", "lindquist2014", "bollerslev1986")
 
+
+def init_connectivity_wf(*, seed_space, network_weighting, dcc_mode, seeds_file=None,
+                         atlas=None, atlas_labels=None, name="connectivity_wf"):
+    """Seeds (and optionally an atlas) -> region and network series -> DCC.
+
+    docs/seeds.md describes the seeds, weights and atlases, docs/dcc.md the estimator.
+
+    Parameters
+    ----------
+    seed_space : {"native", "template"}
+        ``native``: seed weight maps are warped into the subject's BOLD space through the
+        inverse nonlinear transforms (``anat2boldref_xfm + std2anat_xfm``, the study's
+        approach); ``template``: extracted from the template-space BOLD (``bold_std``).
+    network_weighting : {"equal", "voxel"}
+        How seed series are averaged into network series.
+    dcc_mode : {"pairwise", "joint"}
+        DCC of every pair on its own, or one joint DCC of all seeds/regions.
+    seeds_file : str or Path, optional
+        Seeds TSV (``name, x, y, z, radius_mm, network``); default: the study's four seeds.
+    atlas, atlas_labels : str or Path, optional
+        Labelled atlas in template space and its labels TSV (``index, name[, network]``):
+        adds :func:`init_atlas_dfc_wf`.
+    name : str
+        Workflow name.
+
+    Inputs (inputnode)
+    ------------------
+    bold_file : raw BOLD (names the outputs); bold_denoised, bold_mask, bold_ref : native
+    BOLD grid; bold_std : template-space BOLD (``seed_space="template"`` only);
+    template_ref, template_mask : template; anat2boldref_xfm, std2anat_xfm : transform lists;
+    confounds_tsv : for the mean framewise displacement.
+
+    Outputs (outputnode)
+    --------------------
+    seed_timeseries, seed_dcc, seed_dfc, seed_weights, seed_info, dfc_meta and, with an
+    atlas, atlas_timeseries, atlas_dcc, atlas_dfc, atlas_dseg, atlas_info, atlas_relmats,
+    atlas_relmat_stats, atlas_meta.
+    """
+    _check_space(seed_space)
+    if (atlas is None) != (atlas_labels is None):
+        raise ValueError("an atlas needs its labels table (and labels need an atlas)")
+    workflow = pe.Workflow(name=name)
+    workflow.__desc__, workflow.__citations__ = _connectivity_desc(
+        seeds_file=seeds_file, atlas=atlas, seed_space=seed_space,
+        network_weighting=network_weighting, dcc_mode=dcc_mode)
+    inputnode = pe.Node(niu.IdentityInterface(fields=CONNECTIVITY_INPUTS), name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=SEED_OUTPUTS + ATLAS_OUTPUTS),
+                         name="outputnode")
+    xfms = _add_seed_branch(workflow, inputnode, outputnode, seeds_file=seeds_file,
+                            seed_space=seed_space, network_weighting=network_weighting,
+                            dcc_mode=dcc_mode)
+    if atlas is None:
+        return workflow
+
+    atlas_wf = init_atlas_dfc_wf(atlas=atlas, atlas_labels=atlas_labels, seed_space=seed_space,
+                                 network_weighting=network_weighting, dcc_mode=dcc_mode)
+    workflow.connect([
+        (inputnode, atlas_wf, [(f, f"inputnode.{f}") for f in ATLAS_DFC_INPUTS]),
+        (atlas_wf, outputnode, [(f"outputnode.{f}", f) for f in ATLAS_OUTPUTS]),
+    ])  # fmt: skip
+    if seed_space == "native":
+        workflow.connect(xfms, "out", atlas_wf, "inputnode.transforms")
+    return workflow
+
+
+def _check_space(seed_space) -> None:
+    if seed_space not in ("native", "template"):
+        raise ValueError(f"seed_space must be 'native' or 'template', got {seed_space!r}")
+
+
+def _add_seed_branch(workflow, inputnode, outputnode, *, seeds_file, seed_space,
+                     network_weighting, dcc_mode):
+    """Seed maps -> warp -> seed and network series -> DCC, in ``workflow`` itself.
+
+    Returns the node merging the two transform lists (the atlas branch warps with it too).
+    """
     make_maps = pe.Node(MakeSeedMaps(), name="make_seed_maps")
     if seeds_file is not None:
         make_maps.inputs.seeds_file = str(seeds_file)
@@ -147,9 +184,33 @@ def init_connectivity_wf(*, seeds_file=None, atlas=None, atlas_labels=None,
                            ("meta", "dfc_meta")]),
         (warp, outputnode, [("out_file", "seed_weights"), ("seed_info", "seed_info")]),
     ])
-    if atlas is None:
-        return workflow
+    return xfms
 
+
+def init_atlas_dfc_wf(*, atlas, atlas_labels, seed_space, network_weighting, dcc_mode,
+                      name="atlas_dfc_wf"):
+    """Atlas -> BOLD grid -> region series -> DCC of every region pair and relmats.
+
+    Parameters
+    ----------
+    atlas, atlas_labels : str or Path
+        Labelled atlas in template space and its labels TSV (docs/seeds.md).
+    seed_space, network_weighting, dcc_mode
+        As :func:`init_connectivity_wf` (the atlas follows the seeds).
+    name : str
+        Workflow name.
+
+    Returns
+    -------
+    nipype Workflow
+        ``inputnode``: ``ATLAS_DFC_INPUTS`` + ``transforms`` (native space only);
+        ``outputnode``: the ``atlas_*`` fields of :func:`init_connectivity_wf`.
+    """
+    _check_space(seed_space)
+    workflow = pe.Workflow(name=name)
+    inputnode = pe.Node(niu.IdentityInterface(fields=[*ATLAS_DFC_INPUTS, "transforms"]),
+                        name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=ATLAS_OUTPUTS), name="outputnode")
     warp_atlas = pe.Node(WarpAtlas(atlas=str(atlas), labels=str(atlas_labels)),
                          name="warp_atlas")
     extract_atlas = pe.Node(ExtractSeries(network_weighting=network_weighting),
@@ -159,8 +220,7 @@ def init_connectivity_wf(*, seeds_file=None, atlas=None, atlas_labels=None,
     if seed_space == "native":
         workflow.connect([
             (inputnode, warp_atlas, [("template_ref", "template"), ("bold_ref", "reference"),
-                                     ("bold_mask", "mask")]),
-            (xfms, warp_atlas, [("out", "transforms")]),
+                                     ("bold_mask", "mask"), ("transforms", "transforms")]),
             (inputnode, extract_atlas, [("bold_denoised", "bold_file")]),
         ])
     else:
@@ -214,13 +274,85 @@ def _connect_meta(workflow, inputnode, field, sink):
                       (merge, sink, [("meta", "meta_dict")])])
 
 
-def _sink(name, output_dir, **kwargs):
-    return pe.Node(DerivativesDataSink(base_directory=str(output_dir), **kwargs),
-                   name=name, run_without_submitting=True)
+def _seed_outputs(space: str | None) -> list[Derivative]:
+    """The seed outputs (docs/outputs-connectivity.md); ``space`` labels the maps when the
+    seeds were drawn in template space."""
+    seg = {"seg": "seeds"}
+    where = {"space": space} if space else {}
+    return [
+        Derivative("seed_timeseries", "ds_seed_timeseries",
+                   {"suffix": "timeseries", "extension": ".tsv",
+                    "extra_entities": {**seg, "stat": "mean"}},
+                   {"Description": "Weighted mean BOLD series of each seed, then of each "
+                                   "network (mean of its seeds)."}),
+        Derivative("seed_dcc", "ds_seed_dcc",
+                   {"suffix": "timeseries", "desc": "dcc", "extension": ".tsv",
+                    "extra_entities": seg},
+                   {"Description": "DCC series, one column per pair 'A__B'."}),
+        Derivative("seed_dfc", "ds_seed_dfc",
+                   {"suffix": "dfc", "extension": ".tsv", "extra_entities": seg}, _DFC_META),
+        Derivative("seed_weights", "ds_seed_weights",
+                   {"suffix": "probseg", "extension": ".nii.gz", "extra_entities": seg,
+                    **where},
+                   {"Description": "Partial-volume seed weights, one volume per row of the "
+                                   "matching probseg.tsv."}),
+        # the table shares the image's name (and so its JSON sidecar), as a dseg.tsv does
+        Derivative("seed_info", "ds_seed_info",
+                   {"suffix": "probseg", "extension": ".tsv", "extra_entities": seg,
+                    "write_sidecar": False, **where}),
+    ]
 
 
-def init_connectivity_derivatives_wf(*, output_dir, seed_space="native", atlas=None,
-                                     template_name=None, name="connectivity_derivatives_wf"):
+#: one relmat per statistic, in ComputeDCC's order
+RELMAT_STATS = ("dccsd", "dccmean", "pearsoncorrelation")
+
+
+def _atlas_outputs(aseg: str, space: str | None) -> list[Derivative]:
+    """The atlas outputs; ``aseg``: the ``seg-`` entity of the atlas (the relmats apart)."""
+    seg = {"seg": aseg}
+    where = {"space": space} if space else {}
+    return [
+        Derivative("atlas_timeseries", "ds_atlas_timeseries",
+                   {"suffix": "timeseries", "extension": ".tsv",
+                    "extra_entities": {**seg, "stat": "mean"}}),
+        Derivative("atlas_dcc", "ds_atlas_dcc",
+                   {"suffix": "timeseries", "desc": "dcc", "extension": ".tsv",
+                    "extra_entities": seg}),
+        # not "_dfc.tsv": the group level globs those for the primary (seed) result
+        Derivative("atlas_dfc", "ds_atlas_dfc",
+                   {"suffix": "edges", "extension": ".tsv", "extra_entities": seg}, _DFC_META),
+        Derivative("atlas_dseg", "ds_atlas_dseg",
+                   {"suffix": "dseg", "extension": ".nii.gz", "extra_entities": seg, **where},
+                   {"Description": "Atlas labels on the BOLD grid (generic-label "
+                                   "interpolation); regions in dseg.tsv."}),
+        Derivative("atlas_info", "ds_atlas_info",
+                   {"suffix": "dseg", "extension": ".tsv", "extra_entities": seg,
+                    "write_sidecar": False, **where}),
+    ]
+
+
+#: sidecars completed by the run's own fit information: stored field -> its inputnode field
+_FIT_META = {"seed_dfc": "dfc_meta", "atlas_dfc": "atlas_meta"}
+
+
+def _add_sink(workflow, inputnode, output_dir, row: Derivative, in_file=None):
+    """A ``DerivativesDataSink`` for ``row``; ``in_file``: (node, output) giving the file
+    instead of the inputnode field ``row.field``."""
+    kwargs = dict(row.sink)
+    if row.meta is not None:
+        kwargs["meta_dict"] = row.meta
+    node = pe.Node(DerivativesDataSink(base_directory=str(output_dir), **kwargs),
+                   name=row.node, run_without_submitting=True)
+    src, out = in_file or (inputnode, row.field)
+    workflow.connect([(inputnode, node, [("source_file", "source_file")]),
+                      (src, node, [(out, "in_file")])])
+    if row.field in _FIT_META:
+        _connect_meta(workflow, inputnode, _FIT_META[row.field], node)
+    return node
+
+
+def init_connectivity_derivatives_wf(*, output_dir, seed_space, atlas=None, template_name=None,
+                                     name="connectivity_derivatives_wf"):
     """Write the connectivity outputs as BIDS-Derivatives (see ``docs/outputs-connectivity.md``).
 
     Parameters
@@ -240,72 +372,25 @@ def init_connectivity_derivatives_wf(*, output_dir, seed_space="native", atlas=N
     :func:`init_connectivity_wf`.
     """
     workflow = pe.Workflow(name=name)
-    inputnode = pe.Node(niu.IdentityInterface(fields=["source_file"] + _SEED_OUT + _ATLAS_OUT),
-                        name="inputnode")
+    inputnode = pe.Node(niu.IdentityInterface(
+        fields=["source_file", *SEED_OUTPUTS, *ATLAS_OUTPUTS]), name="inputnode")
     space = template_name if seed_space == "template" and template_name else None
-    seg = {"seg": "seeds"}
-    sinks = [
-        ("seed_timeseries", dict(suffix="timeseries", extension=".tsv",
-                                 extra_entities={**seg, "stat": "mean"}, meta_dict={
-                                     "Description": "Weighted mean BOLD series of each seed, "
-                                     "then of each network (mean of its seeds)."})),
-        ("seed_dcc", dict(suffix="timeseries", desc="dcc", extension=".tsv",
-                          extra_entities=seg, meta_dict={
-                              "Description": "DCC series, one column per pair 'A__B'."})),
-        ("seed_dfc", dict(suffix="dfc", extension=".tsv", extra_entities=seg,
-                          meta_dict=_DFC_META)),
-        ("seed_weights", dict(suffix="probseg", extension=".nii.gz", extra_entities=seg,
-                              meta_dict={"Description": "Partial-volume seed weights, one "
-                                         "volume per row of the matching probseg.tsv."})),
-        # the table shares the image's name (and so its JSON sidecar), as a dseg.tsv does
-        ("seed_info", dict(suffix="probseg", extension=".tsv", extra_entities=seg,
-                           write_sidecar=False)),
-    ]
-    for field, kwargs in sinks:
-        if space and field in ("seed_weights", "seed_info"):
-            kwargs["space"] = space
-        node = _sink(f"ds_{field}", output_dir, **kwargs)
-        workflow.connect(inputnode, "source_file", node, "source_file")
-        workflow.connect(inputnode, field, node, "in_file")
-        if field == "seed_dfc":
-            _connect_meta(workflow, inputnode, "dfc_meta", node)
+    for row in _seed_outputs(space):
+        _add_sink(workflow, inputnode, output_dir, row)
     if atlas is None:
         return workflow
 
-    aseg = {"seg": atlas_entity(atlas)}
-    atlas_sinks = [
-        ("atlas_timeseries", dict(suffix="timeseries", extension=".tsv",
-                                  extra_entities={**aseg, "stat": "mean"})),
-        ("atlas_dcc", dict(suffix="timeseries", desc="dcc", extension=".tsv",
-                           extra_entities=aseg)),
-        # not "_dfc.tsv": the group level globs those for the primary (seed) result
-        ("atlas_dfc", dict(suffix="edges", extension=".tsv", extra_entities=aseg,
-                           meta_dict=_DFC_META)),
-        ("atlas_dseg", dict(suffix="dseg", extension=".nii.gz", extra_entities=aseg,
-                            meta_dict={"Description": "Atlas labels on the BOLD grid "
-                                       "(generic-label interpolation); regions in dseg.tsv."})),
-        ("atlas_info", dict(suffix="dseg", extension=".tsv", extra_entities=aseg,
-                            write_sidecar=False)),
-    ]
-    for field, kwargs in atlas_sinks:
-        if space and field in ("atlas_dseg", "atlas_info"):
-            kwargs["space"] = space
-        node = _sink(f"ds_{field}", output_dir, **kwargs)
-        workflow.connect(inputnode, "source_file", node, "source_file")
-        workflow.connect(inputnode, field, node, "in_file")
-        if field == "atlas_dfc":
-            _connect_meta(workflow, inputnode, "atlas_meta", node)
-    # one relmat per statistic: dccsd, dccmean, pearsoncorrelation (ComputeDCC order)
-    for k, stat in enumerate(("dccsd", "dccmean", "pearsoncorrelation")):
+    aseg = atlas_entity(atlas)
+    for row in _atlas_outputs(aseg, space):
+        _add_sink(workflow, inputnode, output_dir, row)
+    for k, stat in enumerate(RELMAT_STATS):
         pick = pe.Node(niu.Select(index=k), name=f"select_relmat_{stat}",
                        run_without_submitting=True)
-        node = _sink(f"ds_relmat_{stat}", output_dir, suffix="relmat", extension=".tsv",
-                     extra_entities={**aseg, "stat": stat}, meta_dict={
-                         "Description": f"Region x region matrix of {stat}; row/column "
-                         "order as the dseg.tsv."})
-        workflow.connect([
-            (inputnode, pick, [("atlas_relmats", "inlist")]),
-            (pick, node, [("out", "in_file")]),
-            (inputnode, node, [("source_file", "source_file")]),
-        ])
+        workflow.connect(inputnode, "atlas_relmats", pick, "inlist")
+        row = Derivative("atlas_relmats", f"ds_relmat_{stat}",
+                         {"suffix": "relmat", "extension": ".tsv",
+                          "extra_entities": {"seg": aseg, "stat": stat}},
+                         {"Description": f"Region x region matrix of {stat}; row/column "
+                                         "order as the dseg.tsv."})
+        _add_sink(workflow, inputnode, output_dir, row, in_file=(pick, "out"))
     return workflow

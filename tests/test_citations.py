@@ -1,0 +1,132 @@
+"""The methods text's references: each builder declares the keys of the works its
+``__desc__`` cites (``workflow.__citations__``), and ``bids_dfc/data/references.json`` holds
+one entry per key. The real participant graph is built (not run) with every branch on."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from nipype.pipeline import engine as pe
+
+from bids_dfc.cli.parser import parse_args
+from bids_dfc.inputs.raw import SubjectData
+from bids_dfc.reports.methods import bibliography, collect_methods, workflow_citations
+from bids_dfc.workflows.anat import TEMPLATE_CITATIONS, _anat_desc
+from bids_dfc.workflows.base import init_bids_dfc_wf
+
+#: an in-text citation: "Name 2002" or "Name et al. 2014"
+IN_TEXT = re.compile(r"\b[A-Z][A-Za-z'-]+(?: et al\.)? (?:19|20)\d{2}\b")
+
+
+def _subject(root: Path) -> SubjectData:
+    bold = [root / f"sub-01/func/sub-01_task-rest_run-{r}_bold.nii.gz" for r in ("1", "2")]
+    return SubjectData(subject="01", t1w=root / "sub-01/anat/sub-01_T1w.nii.gz", bold=bold,
+                       bold_metadata={str(b): {"RepetitionTime": 2.0} for b in bold})
+
+
+def _options(root: Path) -> dict[str, list[str]]:
+    """Command lines covering every builder and branch (atlas, own seeds, both seed spaces,
+    template-space BOLD, censoring, detected dummies, sloppy or not)."""
+    for name in ("atlas.nii.gz", "labels.tsv", "seeds.tsv"):
+        (root / name).touch()
+    extra = ["--atlas", str(root / "atlas.nii.gz"), "--atlas-labels", str(root / "labels.tsv"),
+             "--seeds", str(root / "seeds.tsv")]
+    return {
+        "default": [],
+        "native_all": extra + ["--output-spaces", "native", "template", "--fd-threshold", "0.5",
+                               "--dummy-scans", "auto", "--dcc-mode", "joint", "--sloppy"],
+        "template_all": extra + ["--seed-space", "template", "--network-weighting", "voxel"],
+    }
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory) -> dict[str, pe.Workflow]:
+    root = tmp_path_factory.mktemp("bids")
+    out = {}
+    for label, args in _options(root).items():
+        cfg = parse_args([str(root), str(root / "out"), "participant", *args])
+        out[label] = init_bids_dfc_wf(cfg, [_subject(root)]).get_node("sub_01_wf")
+    return out
+
+
+def _workflows(wf: pe.Workflow):
+    """``wf`` and every sub-workflow below it."""
+    yield wf
+    for node in wf._graph.nodes():
+        if isinstance(node, pe.Workflow):
+            yield from _workflows(node)
+
+
+def test_bibliography_entries_are_well_formed():
+    for key, entry in bibliography().items():
+        year = key[-4:]
+        assert re.fullmatch(r"[a-z]+(19|20)\d{2}", key), key
+        assert set(entry) == {"cite", "reference"}, key
+        assert entry["cite"].endswith(f" {year}") and f"{year};" in entry["reference"], key
+        assert entry["cite"].split()[0] in entry["reference"].split(",")[0], key
+
+
+def test_every_cited_key_has_an_entry(graphs):
+    entries = bibliography()
+    for label, wf in graphs.items():
+        missing = [k for k in workflow_citations(wf) if k not in entries]
+        assert not missing, f"{label}: cited keys without a bibliography entry: {missing}"
+
+
+def _templateflow_anat_keys() -> set[str]:
+    """Keys of the anatomical text for each named TemplateFlow template (the test machine
+    has no TemplateFlow files, so the graphs above always use the bundled template)."""
+    keys = set()
+    for name in TEMPLATE_CITATIONS:
+        spec = SimpleNamespace(name=name, resolution=2, source="templateflow",
+                               has_tissue_priors=False)
+        text, cited = _anat_desc(spec, sloppy=False)
+        assert [bibliography()[k]["cite"] for k in cited] == IN_TEXT.findall(text), name
+        keys |= set(cited)
+    return keys
+
+
+def test_every_entry_is_cited_by_some_builder(graphs):
+    cited = {k for wf in graphs.values() for k in workflow_citations(wf)}
+    cited |= _templateflow_anat_keys()
+    assert not set(bibliography()) - cited, f"never cited: {sorted(set(bibliography()) - cited)}"
+
+
+def test_each_text_cites_exactly_its_keys(graphs):
+    """The keys of a builder are the works its own text cites, in the text's order: a
+    citation in the prose without a key (or a key the prose does not cite) fails."""
+    entries = bibliography()
+    seen = 0
+    for wf in (w for g in graphs.values() for w in _workflows(g)):
+        text = getattr(wf, "__desc__", None) or ""
+        keys = tuple(getattr(wf, "__citations__", ()))
+        assert not re.search(r"et al\.(?! (?:19|20)\d{2})", text), f"{wf.name}: year missing"
+        in_text = list(dict.fromkeys(IN_TEXT.findall(text)))
+        assert [entries[k]["cite"] for k in keys] == in_text, wf.name
+        seen += bool(keys)
+    assert seen >= 4  # participant, anat, bold and connectivity workflows cite works
+
+
+def test_references_follow_first_citation_without_repeats(graphs):
+    wf = graphs["native_all"]
+    text = collect_methods(wf)
+    refs = text.split("References:\n", 1)[1].splitlines()
+    keys = workflow_citations(wf)
+    assert refs == [bibliography()[k]["reference"] for k in keys]
+    assert len(set(refs)) == len(refs)
+    assert keys[:3] == ["gorgolewski2011", "avants2008", "tustison2021"]  # the participant's
+    assert "lindquist2019" in keys and "engle2002" in keys
+    body = text.split("\n\nSoftware versions:", 1)[0]
+    positions = [body.find(bibliography()[k]["cite"]) for k in keys]
+    assert -1 not in positions and positions == sorted(positions)
+
+
+def test_a_key_without_entry_is_an_error():
+    wf = pe.Workflow(name="a")
+    wf.__desc__ = "Series were correlated (Nobody 1999)."
+    wf.__citations__ = ("nobody1999",)
+    with pytest.raises(KeyError, match="nobody1999"):
+        collect_methods(wf)
