@@ -54,7 +54,8 @@ def container_info() -> dict | None:
 
 def dataset_description(bids_dir: Path) -> dict:
     """Content of the derivatives' dataset_description.json."""
-    generated = {"Name": "bids_dfc", "Version": __version__, "CodeURL": CODE_URL}
+    generated: dict[str, str | dict] = {"Name": "bids_dfc", "Version": __version__,
+                                        "CodeURL": CODE_URL}
     container = container_info()
     if container:
         generated["Container"] = container
@@ -160,6 +161,7 @@ def build_path(
     unknown = set(entities) - set(DERIV_ENTITIES) - set(SOURCE_ENTITIES)
     if unknown:
         raise ValueError(f"unknown BIDS-Derivatives entities {sorted(unknown)}")
+    value: str | None
     for key, value in entities.items():
         if not re.fullmatch(r"[a-zA-Z0-9+]+", str(value)):
             raise ValueError(f"entity {key}-{value}: values must be alphanumeric")

@@ -33,7 +33,7 @@ from typing import IO, Any
 #: takes seconds, even of a large run on a slow shared file system)
 ABANDONED_AFTER_S = 3600.0
 
-PathLike = str | os.PathLike
+PathLike = str | os.PathLike[str]
 
 
 def current_umask() -> int:

@@ -20,9 +20,13 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bids_dfc.errors import InputError
 from bids_dfc.io import atomic_save, check_writable
+
+if TYPE_CHECKING:
+    import nibabel as nib
 
 __all__ = ["TemplateSpec", "get_template", "templateflow_home", "cache_root"]
 
@@ -116,7 +120,8 @@ def _tf_local(name: str, resolution: int) -> TemplateSpec | None:
             continue
         tissues = [Path(f"{prefix}_label-{t}_probseg.nii.gz") for t in ("GM", "WM", "CSF")]
         priors = [str(p) for p in tissues] if all(_usable(p) for p in tissues) else [None] * 3
-        return TemplateSpec(name, resolution, str(t1w), str(mask), *priors,
+        # mypy cannot count a list's items: priors always holds the 3 tissue maps
+        return TemplateSpec(name, resolution, str(t1w), str(mask), *priors,  # type: ignore[misc]
                             source="templateflow")
     return None
 
@@ -147,7 +152,9 @@ def _tf_download(name: str, resolution: int) -> TemplateSpec:
     priors = [_one(label=t, suffix="probseg", desc=None) for t in ("GM", "WM", "CSF")]
     if None in priors:
         priors = [None] * 3
-    return TemplateSpec(name, resolution, t1w, mask, *priors, source="templateflow")
+    # mypy cannot count a list's items: priors always holds the 3 tissue maps
+    return TemplateSpec(name, resolution, t1w, mask, *priors,  # type: ignore[misc]
+                        source="templateflow")
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -175,13 +182,13 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     )
 
 
-def _atomic_save(img, dst: Path) -> None:
+def _atomic_save(img: nib.Nifti1Image, dst: Path) -> None:
     import nibabel as nib
 
     atomic_save(dst, lambda tmp: nib.save(img, tmp), suffix=".nii.gz")
 
 
-def _bundled(resolution: int, cache_dir) -> TemplateSpec:
+def _bundled(resolution: int, cache_dir: str | os.PathLike | None) -> TemplateSpec:
     """Write nilearn's MNI152 2009a symmetric template into the cache (once) and return it."""
     import nibabel as nib
     import nilearn
@@ -224,7 +231,8 @@ def _bundled(resolution: int, cache_dir) -> TemplateSpec:
                   "gm": (gm, np.float32), "wm": (wm, np.float32), "csf": (csf, np.float32)}
         for key, (data, dtype) in arrays.items():
             _atomic_save(_img(data, dtype), paths[key])
-    return TemplateSpec(BUNDLED, resolution, *(str(paths[k]) for k in names),
+    # mypy cannot count a generator's items: one path per field, t1w to csf
+    return TemplateSpec(BUNDLED, resolution, *(str(paths[k]) for k in names),  # type: ignore[misc]
                         source="nilearn-bundled")
 
 

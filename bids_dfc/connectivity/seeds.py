@@ -20,14 +20,20 @@ Conventions
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import nibabel as nb
 import numpy as np
 import pandas as pd
 
 from bids_dfc.errors import InputError
+
+if TYPE_CHECKING:
+    #: what ``DataFrame.iterrows`` yields on the RangeIndex of a table read from a file
+    _Rows = Iterator[tuple[int, pd.Series]]
 
 __all__ = [
     "PAIR_SEP",
@@ -113,8 +119,8 @@ def _parse_rows(table: pd.DataFrame, path: Path) -> pd.DataFrame:
     out = table.copy()
     for col in ("name", "network"):
         out[col] = out[col].str.strip()
-    numbers = {col: [] for col in ("x", "y", "z", "radius_mm")}
-    for i, row in out.iterrows():
+    numbers: dict[str, list[float]] = {col: [] for col in ("x", "y", "z", "radius_mm")}
+    for i, row in cast("_Rows", out.iterrows()):
         name = row["name"]
         if not name:
             raise InputError(f"Seeds table {path}, {_row_label(i)}: the seed name is empty.")
@@ -174,7 +180,7 @@ def check_seeds_in_fov(seeds: pd.DataFrame, img: nb.spatialimages.SpatialImage,
     """
     shape = np.asarray(img.shape[:3])
     inv = np.linalg.inv(img.affine)
-    for i, row in seeds.iterrows():
+    for i, row in cast("_Rows", seeds.iterrows()):
         ijk = inv @ np.array([row["x"], row["y"], row["z"], 1.0])
         if np.any(ijk[:3] < -0.5) or np.any(ijk[:3] > shape - 0.5):
             raise InputError(
@@ -204,7 +210,7 @@ def read_atlas_labels(path: str | Path) -> pd.DataFrame:
             f"{list(table.columns)}); it needs tab-separated 'index' and 'name' columns."
         )
     idx = []
-    for i, row in table.iterrows():
+    for i, row in cast("_Rows", table.iterrows()):
         try:
             value = int(str(row["index"]).strip())
         except ValueError:
@@ -234,7 +240,7 @@ def read_atlas_labels(path: str | Path) -> pd.DataFrame:
     return out.sort_values("index").reset_index(drop=True)
 
 
-def primary_pair(network_names) -> tuple[str, str] | None:
+def primary_pair(network_names: Iterable[str]) -> tuple[str, str] | None:
     """The network pair reported first: (DMN, DeS) when both exist, else the first two."""
     names = list(network_names)
     if "DMN" in names and "DeS" in names:

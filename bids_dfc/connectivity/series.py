@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
+from typing import cast
+
 import numpy as np
 import pandas as pd
 
@@ -15,7 +18,7 @@ def _check_data(data: np.ndarray) -> np.ndarray:
 
 
 def weighted_mean_series(data: np.ndarray, weights: np.ndarray, *,
-                         names=None) -> np.ndarray:
+                         names: Iterable[str] | None = None) -> np.ndarray:
     """Weighted mean time series of several regions.
 
     Voxels whose series is constant over time (zero outside the data's brain mask, for
@@ -61,7 +64,8 @@ def weighted_mean_series(data: np.ndarray, weights: np.ndarray, *,
     return (ts.T @ w) / total
 
 
-def label_mean_series(data: np.ndarray, labels: np.ndarray, indices) -> np.ndarray:
+def label_mean_series(data: np.ndarray, labels: np.ndarray,
+                      indices: Collection[int]) -> np.ndarray:
     """Mean series of each label of a discrete image (constant voxels left out).
 
     Parameters
@@ -116,6 +120,8 @@ def network_series(series: pd.DataFrame, networks: dict, *, weighting: str = "eq
     out = {}
     for net in dict.fromkeys(networks[s] for s in series.columns):
         members = [s for s in series.columns if networks[s] == net]
-        w = np.array([seed_weights[s] if weighting == "voxel" else 1.0 for s in members])
+        # seed_weights is not None for "voxel" (checked above)
+        w = np.array([cast(dict, seed_weights)[s] if weighting == "voxel" else 1.0
+                      for s in members])
         out[net] = series[members].to_numpy() @ (w / w.sum())
     return pd.DataFrame(out, index=series.index)

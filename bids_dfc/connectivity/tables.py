@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Hashable
+
 import numpy as np
 import pandas as pd
 
@@ -10,7 +13,7 @@ from bids_dfc.dfc import dcc, dfc_summary
 from bids_dfc.errors import InputError
 
 
-def mean_fd(confounds_tsv) -> float:
+def mean_fd(confounds_tsv: str | os.PathLike | None) -> float:
     """Mean framewise displacement (mm) of a confounds table (NaN if the column is absent)."""
     if not confounds_tsv:
         return float("nan")
@@ -79,7 +82,7 @@ def dfc_core(series: pd.DataFrame, groups: list[tuple[str, list[str]]], *, mode:
 
 def relmat(summary: pd.DataFrame, names: list[str], column: str, diag: float) -> pd.DataFrame:
     """Square region x region matrix of one summary column (XCP-D ``relmat`` layout)."""
-    pos = {n: k for k, n in enumerate(names)}
+    pos: dict[Hashable, int] = {n: k for k, n in enumerate(names)}
     values = np.full((len(names), len(names)), np.nan)
     np.fill_diagonal(values, diag)
     for row in summary.itertuples():

@@ -14,19 +14,25 @@ voxel, and taking its maximum) and ``fallback`` is set in the seed table.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import nibabel as nb
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from bids_dfc.connectivity.seeds import check_seeds_in_fov
 from bids_dfc.errors import InputError
 from bids_dfc.preproc.ants_utils import node_tmpdir
 
+PathLike = str | os.PathLike
 
-def sphere_weights(center_mm, radius_mm: float, affine: np.ndarray, shape,
-                   *, supersample: int = 7) -> np.ndarray:
+
+def sphere_weights(center_mm: npt.ArrayLike, radius_mm: float, affine: np.ndarray,
+                   shape: Sequence[int], *, supersample: int = 7) -> np.ndarray:
     """Partial-volume weights of a sphere on a voxel grid.
 
     Each voxel's weight is the fraction of ``supersample**3`` regularly spaced points
@@ -87,7 +93,8 @@ def sphere_weights(center_mm, radius_mm: float, affine: np.ndarray, shape,
     return weights
 
 
-def seed_weight_maps(seeds: pd.DataFrame, ref_img, *, supersample: int = 7) -> nb.Nifti1Image:
+def seed_weight_maps(seeds: pd.DataFrame, ref_img: nb.spatialimages.SpatialImage, *,
+                     supersample: int = 7) -> nb.Nifti1Image:
     """4D image of partial-volume sphere weights, one volume per seed, on ``ref_img``'s grid.
 
     Parameters
@@ -108,14 +115,15 @@ def seed_weight_maps(seeds: pd.DataFrame, ref_img, *, supersample: int = 7) -> n
     maps = [
         sphere_weights((r.x, r.y, r.z), r.radius_mm, ref_img.affine, ref_img.shape[:3],
                        supersample=supersample)
-        for r in seeds.itertuples()
+        for r in cast("Iterable[Any]", seeds.itertuples())  # fields of float columns
     ]
     out = nb.Nifti1Image(np.stack(maps, axis=-1), ref_img.affine)
     out.set_data_dtype(np.float32)
     return out
 
 
-def atlas_to_grid(atlas_img, labels: pd.DataFrame, ref_img) -> tuple[nb.Nifti1Image, bool]:
+def atlas_to_grid(atlas_img: nb.spatialimages.SpatialImage, labels: pd.DataFrame,
+                  ref_img: nb.spatialimages.SpatialImage) -> tuple[nb.Nifti1Image, bool]:
     """Bring a labelled atlas onto the template grid, checking it against its labels.
 
     The atlas is resampled with nearest-neighbour interpolation when its grid (shape or
@@ -179,11 +187,12 @@ def weighted_centroid(weights: np.ndarray, affine: np.ndarray) -> np.ndarray:
 MIN_WEIGHT = 0.05
 
 
-def _warp_volume(vol: np.ndarray, src_affine, reference: str, transforms, interp: str, cwd):
+def _warp_volume(vol: np.ndarray, src_affine: np.ndarray, reference: PathLike,
+                 transforms: Sequence[PathLike], interp: str, cwd: PathLike) -> np.ndarray:
     """Warp one 3D array (on ``src_affine``'s grid) onto ``reference`` with antspyx."""
     import ants
 
-    ref = nb.load(reference)
+    ref = cast(nb.Nifti1Image, nb.load(reference))
     if not transforms:  # same space: resample only (nothing to do on the same grid)
         if vol.shape == ref.shape[:3] and np.allclose(src_affine, ref.affine, atol=1e-3):
             return vol.astype(np.float64)
@@ -206,24 +215,28 @@ def _warp_volume(vol: np.ndarray, src_affine, reference: str, transforms, interp
         return warped.numpy().astype(np.float64)
 
 
-def _mask_on(mask_file, ref, cwd) -> np.ndarray:
+def _mask_on(mask_file: PathLike, ref: nb.Nifti1Image, cwd: PathLike) -> np.ndarray:
     """Boolean brain mask on ``ref``'s grid (nearest-neighbour resampled when needed)."""
-    img = nb.load(mask_file)
+    img = cast(nb.Nifti1Image, nb.load(mask_file))
     data = np.asarray(img.dataobj)
     if data.shape[:3] != ref.shape[:3] or not np.allclose(img.affine, ref.affine, atol=1e-3):
-        data = _warp_volume(data > 0, img.affine, ref.get_filename(), [], "nearest", cwd)
+        # ref was loaded from a file, so it has a file name
+        data = _warp_volume(data > 0, img.affine, cast(str, ref.get_filename()), [],
+                            "nearest", cwd)
     return data > 0
 
 
-def _gaussian_blob(center, sigma_mm, img) -> np.ndarray:
+def _gaussian_blob(center: npt.ArrayLike, sigma_mm: float,
+                   img: nb.spatialimages.SpatialImage) -> np.ndarray:
     shape = img.shape[:3]
     ijk = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1)
     world = ijk @ img.affine[:3, :3].T + img.affine[:3, 3]
     return np.exp(-np.sum((world - np.asarray(center)) ** 2, axis=-1) / (2 * sigma_mm**2))
 
 
-def warp_weights_core(maps_file, seeds: pd.DataFrame, reference, transforms, mask_file,
-                      cwd) -> tuple[nb.Nifti1Image, pd.DataFrame]:
+def warp_weights_core(maps_file: PathLike, seeds: pd.DataFrame, reference: PathLike,
+                      transforms: Sequence[PathLike], mask_file: PathLike,
+                      cwd: PathLike) -> tuple[nb.Nifti1Image, pd.DataFrame]:
     """Bring template-space seed weight maps onto the BOLD grid and describe each seed.
 
     Returns the 4D BOLD-grid weight image and a table with, per seed, ``n_voxels``
@@ -231,8 +244,8 @@ def warp_weights_core(maps_file, seeds: pd.DataFrame, reference, transforms, mas
     ``fraction_in_mask`` (weight inside the BOLD brain mask / total), ``fallback`` and the
     weighted centroid on the BOLD grid (``centre_x/y/z``, scanner mm).
     """
-    maps = nb.load(maps_file)
-    ref = nb.load(reference)
+    maps = cast(nb.Nifti1Image, nb.load(maps_file))
+    ref = cast(nb.Nifti1Image, nb.load(reference))
     data = np.asarray(maps.dataobj, dtype=np.float32)
     if data.ndim == 3:
         data = data[..., None]
@@ -240,7 +253,7 @@ def warp_weights_core(maps_file, seeds: pd.DataFrame, reference, transforms, mas
     zooms = np.asarray(ref.header.get_zooms()[:3], dtype=float)
     out = np.zeros(ref.shape[:3] + (data.shape[3],), dtype=np.float32)
     rows = []
-    for k, seed in enumerate(seeds.itertuples()):
+    for k, seed in enumerate(cast("Iterable[Any]", seeds.itertuples())):  # seeds table rows
         w = np.clip(_warp_volume(data[..., k], maps.affine, reference, transforms, "linear",
                                  cwd), 0, None)
         fallback = bool(w.sum() < MIN_WEIGHT)

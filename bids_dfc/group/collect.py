@@ -4,6 +4,7 @@ phenotype of the raw dataset (participants.tsv + phenotype/*.tsv)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ def _read_tsv(path, source):
     return frame
 
 
-def collect_dfc(output_dir):
+def collect_dfc(output_dir: str | os.PathLike) -> pd.DataFrame:
     """Read every participant ``*_dfc.tsv`` under ``output_dir`` into one long table.
 
     Entities (sub, ses, task, acq, run) are parsed from the file names. Raises
@@ -69,7 +70,8 @@ def collect_dfc(output_dir):
     return pd.concat(frames, ignore_index=True)
 
 
-def read_phenotype(bids_dir):
+def read_phenotype(bids_dir: str | os.PathLike,
+                   ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], dict[str, str]]:
     """participants.tsv and phenotype/*.tsv of a BIDS dataset (strings, with ``_line``).
 
     Returns

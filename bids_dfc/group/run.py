@@ -7,7 +7,12 @@ under ``output_dir/group/`` with atomic replaces (temporary file in the same fol
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
 
 from bids_dfc import __version__
 from bids_dfc.derivatives import software_versions
@@ -20,6 +25,17 @@ from bids_dfc.stats.analysis import run_group_statistics
 from bids_dfc.stats.tests_classic import STATS_COLUMNS
 
 __all__ = ["run_group_level", "write_tsv"]
+
+PathLike = str | os.PathLike
+
+
+class _GroupOptionsLike(tb.GroupOptionsLike, Protocol):
+    """What :func:`run_group_level` reads of ``bids_dfc.config.GroupOptions``."""
+
+    @property
+    def n_boot(self) -> int: ...
+    @property
+    def all_pairs(self) -> bool: ...
 
 
 SIDECARS = {
@@ -82,19 +98,21 @@ SIDECARS = {
 }
 
 
-def write_tsv(path, frame, description, extra=None):
+def write_tsv(path: PathLike, frame: pd.DataFrame, description: str,
+              extra: Mapping[str, str] | None = None) -> None:
     """Atomic TSV (``n/a`` for missing) plus a JSON sidecar describing every column."""
     path = Path(path)
     atomic_write(path, frame.to_csv(sep="\t", index=False, na_rep="n/a", float_format="%.10g",
                                   lineterminator="\n"))
     known = {**SIDECARS.get(path.stem, {}), **(extra or {})}
-    side = {"Description": description}
+    side: dict[str, object] = {"Description": description}
     side.update({c: {"Description": known.get(c, "phenotype column (see its BIDS sidecar)")}
                  for c in frame.columns})
     write_json(path.with_suffix(".json"), side)
 
 
-def run_group_level(bids_dir, output_dir, options, *, random_seed: int | None):
+def run_group_level(bids_dir: PathLike, output_dir: PathLike, options: _GroupOptionsLike, *,
+                    random_seed: int | None) -> dict[str, Path]:
     """Run the whole group level and write ``output_dir/group/``.
 
     Parameters

@@ -13,12 +13,46 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, cast
 
 from bids_dfc.errors import InputError
 from bids_dfc.io import check_writable
 from bids_dfc.preproc.signal import MIN_VOLUMES
 
+if TYPE_CHECKING:
+    import nibabel as nb
+    from bids import BIDSLayout
+
 LOGGER = logging.getLogger("bids_dfc")
+
+
+class _ExecutionLike(Protocol):
+    """What :func:`collect_data` reads of ``bids_dfc.config.ExecutionOptions``."""
+
+    @property
+    def bids_dir(self) -> Path: ...
+    @property
+    def participant_label(self) -> list[str] | None: ...
+    @property
+    def session_label(self) -> list[str] | None: ...
+    @property
+    def task(self) -> list[str] | None: ...
+    @property
+    def bids_filters(self) -> dict: ...
+
+
+class _WorkflowLike(Protocol):
+    @property
+    def dummy_scans(self) -> int | str: ...
+
+
+class _ConfigLike(Protocol):
+    """A ``bids_dfc.config.Config`` (this package may not import config, rule R9)."""
+
+    @property
+    def execution(self) -> _ExecutionLike: ...
+    @property
+    def workflow(self) -> _WorkflowLike: ...
 
 
 @dataclass
@@ -119,13 +153,13 @@ def validate_bids(bids_dir: Path) -> None:
         )
 
 
-def load_nifti_checked(path: Path, *, what: str, read_data: bool = True):
+def load_nifti_checked(path: Path, *, what: str, read_data: bool = True) -> nb.Nifti1Image:
     """Load a NIfTI image, turning any read failure into a clear error naming the file."""
     import nibabel as nb
     import numpy as np
 
     try:
-        img = nb.load(str(path))
+        img = cast("nb.Nifti1Image", nb.load(str(path)))
         if read_data:
             np.asanyarray(img.dataobj)
     except Exception as exc:  # nibabel raises many types for corrupt files
@@ -170,7 +204,7 @@ def check_t1w(path: Path) -> None:
         raise InputError(f"T1w image {path} has shape {img.shape}: expected a 3D image")
 
 
-def _choose_tasks(layout, requested: list[str] | None) -> list[str]:
+def _choose_tasks(layout: BIDSLayout, requested: list[str] | None) -> list[str]:
     available = sorted(layout.get_tasks())
     if requested:
         missing = sorted(set(requested) - set(available))
@@ -184,7 +218,7 @@ def _choose_tasks(layout, requested: list[str] | None) -> list[str]:
     return rest or available
 
 
-def collect_data(config) -> list[SubjectData]:
+def collect_data(config: _ConfigLike) -> list[SubjectData]:
     """Index ``bids_dir`` with pybids and return the selected subjects' checked files.
 
     Subjects without a T1w or without BOLD for the chosen tasks are skipped with a warning when

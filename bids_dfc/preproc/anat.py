@@ -11,7 +11,10 @@ never leave a function.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +25,11 @@ from bids_dfc.preproc.ants_utils import (
     head_mask,
     read_finite_image,
 )
+
+if TYPE_CHECKING:
+    import ants
+
+PathLike = str | os.PathLike
 
 #: Field of view kept above the top of the head for the first (affine) registration, mm.
 FOV_MM = 180.0
@@ -41,7 +49,8 @@ BRAIN_VOLUME_ML = (500.0, 3000.0)
 SEG_MIN_SPACING_MM = 1.0
 
 
-def n4_core(in_file, out_file, *, sloppy: bool = False, sanitise: bool = False) -> str:
+def n4_core(in_file: PathLike, out_file: PathLike, *, sloppy: bool = False,
+            sanitise: bool = False) -> str:
     """N4 bias-field correction of a T1w (intensities clipped to [0, 99.9th percentile]).
 
     Parameters
@@ -87,8 +96,8 @@ def _params(sloppy: bool) -> dict:
             "aff_smoothing_sigmas": (4, 2, 1, 0), "reg_iterations": (70, 50, 20)}
 
 
-def register_core(t1w_file, template_t1w, template_mask, out_dir, *, sloppy: bool = False,
-                  random_seed: int) -> dict:
+def register_core(t1w_file: PathLike, template_t1w: PathLike, template_mask: PathLike,
+                  out_dir: PathLike, *, sloppy: bool = False, random_seed: int) -> dict:
     """Register an N4-corrected T1w head to a template brain; derive the brain mask.
 
     1. Affine registration of the head (neck cut at ``FOV_MM`` below the top of the head)
@@ -131,7 +140,8 @@ def register_core(t1w_file, template_t1w, template_mask, out_dir, *, sloppy: boo
     return out
 
 
-def _affine_then_syn(head, tpl, tpl_mask, out_dir: Path, prm: dict, random_seed: int) -> dict:
+def _affine_then_syn(head: ants.ANTsImage, tpl: ants.ANTsImage, tpl_mask: ants.ANTsImage,
+                     out_dir: Path, prm: dict, random_seed: int) -> dict:
     """Steps 1-3 of :func:`register_core`: affine of the cropped head, then affine + SyN of
     the head masked by the template's dilated mask; antspyx's result of the SyN stage."""
     import ants
@@ -184,7 +194,9 @@ def _write_itk_transforms(syn: dict, out_dir: Path) -> tuple[list[str], list[str
             [str(files["inv_affine"]), str(files["inv_warp"])])
 
 
-def _brain_mask_from_template(head, tpl_mask, fg, std2anat: list[str]):
+def _brain_mask_from_template(head: ants.ANTsImage, tpl_mask: ants.ANTsImage,
+                              fg: ants.ANTsImage, std2anat: list[str],
+                              ) -> tuple[ants.ANTsImage, ants.ANTsImage]:
     """Step 4: the template mask on the T1w grid (soft, and the refined binary mask)."""
     import ants
 
@@ -197,7 +209,9 @@ def _brain_mask_from_template(head, tpl_mask, fg, std2anat: list[str]):
     return soft, mask
 
 
-def _registration_qc(head, tpl, tpl_mask, fg, soft, mask, t1w_std) -> dict:
+def _registration_qc(head: ants.ANTsImage, tpl: ants.ANTsImage, tpl_mask: ants.ANTsImage,
+                     fg: ants.ANTsImage, soft: ants.ANTsImage, mask: ants.ANTsImage,
+                     t1w_std: ants.ANTsImage) -> dict:
     """Figures :func:`check_registration` judges: correlation, mask in head, brain volume."""
     sel = tpl_mask.numpy() > 0
     corr = float(np.corrcoef(t1w_std.numpy()[sel], tpl.numpy()[sel])[0, 1])
@@ -236,7 +250,9 @@ def check_registration(qc: dict, source: str) -> None:
         )
 
 
-def segment_core(t1w_file, mask_file, out_dir, *, priors=None, std2anat_xfm=None,
+def segment_core(t1w_file: PathLike, mask_file: PathLike, out_dir: PathLike, *,
+                 priors: Sequence[PathLike] | None = None,
+                 std2anat_xfm: Sequence[PathLike] | None = None,
                  sloppy: bool = False) -> dict:
     """GM/WM/CSF probability maps and a discrete segmentation inside the brain mask.
 
@@ -296,7 +312,7 @@ def segment_core(t1w_file, mask_file, out_dir, *, priors=None, std2anat_xfm=None
     probs[2] = np.where(inside & (total == 0), 1.0, probs[2])  # lost voxels: call them CSF
     t1w = native
     dseg = np.where(inside, np.argmax(probs, axis=0) + 1, 0).astype("uint8")
-    out = {"tpms": []}
+    out: dict[str, Any] = {"tpms": []}
     for name, prob in zip(("GM", "WM", "CSF"), probs):
         path = out_dir / f"label-{name}_probseg.nii.gz"
         ants.image_write(t1w.new_image_like(prob.astype("float32")), str(path))

@@ -19,12 +19,18 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from scipy import ndimage
 
 from bids_dfc.errors import InputError
+
+if TYPE_CHECKING:
+    import ants
+    import nibabel as nib
 
 __all__ = [
     "node_tmpdir",
@@ -58,7 +64,7 @@ class node_tmpdir:  # noqa: N801 - used like a function, as contextlib managers 
     True
     """
 
-    def __init__(self, path: str | os.PathLike | None = None):
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = str(Path(path if path is not None else os.getcwd()).absolute())
         self._old_env: str | None = None
         self._old_cached: str | None = None
@@ -71,7 +77,7 @@ class node_tmpdir:  # noqa: N801 - used like a function, as contextlib managers 
         tempfile.tempdir = self.path
         return self.path
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._old_env is None:
             os.environ.pop("TMPDIR", None)
         else:
@@ -101,7 +107,7 @@ class ants_threads:  # noqa: N801
     '1'
     """
 
-    def __init__(self, n: int):
+    def __init__(self, n: int) -> None:
         n = int(n)
         if n < 1:
             raise InputError(f"The number of ANTs threads must be >= 1, got {n}.")
@@ -112,7 +118,7 @@ class ants_threads:  # noqa: N801
     def __enter__(self) -> int:
         return self.n
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._old is None:
             os.environ.pop(_THREADS_VAR, None)
         else:
@@ -147,7 +153,7 @@ class ants_seed:  # noqa: N801
         Seed for the metric's random sampling (``--random-seed``).
     """
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int) -> None:
         import ants.config
 
         self._config = ants.config
@@ -158,11 +164,11 @@ class ants_seed:  # noqa: N801
         self._config._random_seed = self.seed
         return self.seed
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._config._random_seed = self._old
 
 
-def read_finite_image(path: str | os.PathLike, *, sanitise: bool = False):
+def read_finite_image(path: str | os.PathLike, *, sanitise: bool = False) -> ants.ANTsImage:
     """Read an image with antspyx and check it holds only finite values.
 
     Parameters
@@ -188,7 +194,7 @@ def read_finite_image(path: str | os.PathLike, *, sanitise: bool = False):
     import nibabel as nib
 
     try:
-        raw = np.asanyarray(nib.load(str(path)).dataobj)
+        raw = np.asanyarray(cast("nib.Nifti1Image", nib.load(str(path))).dataobj)
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types for bad files
         raise InputError(f"Cannot read {path} as a NIfTI image: {exc}") from exc
     if raw.ndim != 3:
@@ -210,7 +216,7 @@ def read_finite_image(path: str | os.PathLike, *, sanitise: bool = False):
     return img
 
 
-def superior_mm(img) -> np.ndarray:
+def superior_mm(img: ants.ANTsImage) -> np.ndarray:
     """Superior coordinate (mm, ITK/LPS physical space: +z is superior) of every voxel.
 
     Built by broadcasting one axis at a time: a single float32 volume, no (3, N) grids.
@@ -221,7 +227,7 @@ def superior_mm(img) -> np.ndarray:
             + axes[2][None, None, :])
 
 
-def head_mask(img, *, fov_mm: float | None = None):
+def head_mask(img: ants.ANTsImage, *, fov_mm: float | None = None) -> ants.ANTsImage:
     """Foreground (head) mask of a T1w by Otsu thresholding, largest component, holes filled.
 
     With ``fov_mm`` the mask keeps only the ``fov_mm`` mm below the top of the head (drops
@@ -292,7 +298,9 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     return float(centres[int(np.argmax(between))])
 
 
-def warp_to(moving, fixed, transforms, out_file, *, interpolator="linear") -> Path:
+def warp_to(moving: str | os.PathLike, fixed: str | os.PathLike,
+            transforms: Sequence[str | os.PathLike] | None, out_file: str | os.PathLike, *,
+            interpolator: str = "linear") -> Path:
     """Resample ``moving`` into ``fixed``'s grid through ``transforms`` (apply order)."""
     import ants
 

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage as ndi
 
 from bids_dfc.errors import BidsDfcError, RegistrationError
@@ -28,6 +31,11 @@ from bids_dfc.preproc.motion import (
     write_ants_affine,
 )
 from bids_dfc.preproc.workers import spawn_pool
+
+if TYPE_CHECKING:
+    import nibabel as nb
+
+PathLike = str | os.PathLike
 
 #: coregistration settings: iterations, shrink factors, smoothing sigmas, sampling, step
 COREG_SETTINGS = {
@@ -62,22 +70,24 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2.0 * (a & b).sum() / total) if total else 0.0
 
 
-def _world_box(shape, affine) -> tuple[np.ndarray, np.ndarray]:
+def _world_box(shape: Sequence[int], affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     corners = np.array([[i, j, k] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1)
                         for k in (0, shape[2] - 1)], dtype=float)
     world = corners @ affine[:3, :3].T + affine[:3, 3]
     return world.min(0), world.max(0)
 
 
-def boxes_overlap(shape_a, affine_a, shape_b, affine_b) -> bool:
+def boxes_overlap(shape_a: Sequence[int], affine_a: np.ndarray, shape_b: Sequence[int],
+                  affine_b: np.ndarray) -> bool:
     """Whether the world bounding boxes of two grids intersect."""
     lo_a, hi_a = _world_box(shape_a, affine_a)
     lo_b, hi_b = _world_box(shape_b, affine_b)
     return bool(np.all(hi_a >= lo_b) and np.all(hi_b >= lo_a))
 
 
-def coregister(boldref, bold_affine, bold_mask, t1w_brain, t1w_affine, t1w_mask, *,
-               out_dir, source: str = "BOLD", sloppy: bool = False, seed: int,
+def coregister(boldref: np.ndarray, bold_affine: np.ndarray, bold_mask: np.ndarray,
+               t1w_brain: np.ndarray, t1w_affine: np.ndarray, t1w_mask: np.ndarray, *,
+               out_dir: PathLike, source: str = "BOLD", sloppy: bool = False, seed: int,
                min_dice: float = MIN_COREG_DICE) -> dict:
     """Rigid registration of the BOLD reference to the skull-stripped T1w (Mattes MI).
 
@@ -138,7 +148,8 @@ def _coreg_worker(task: dict) -> np.ndarray:
     import nibabel as nb
     from ants.internal import get_pointer_string
 
-    fixed_img, moving_img = nb.load(task["fixed"]), nb.load(task["moving"])
+    fixed_img, moving_img = (cast("nb.Nifti1Image", nb.load(task["fixed"])),
+                             cast("nb.Nifti1Image", nb.load(task["moving"])))
     fixed = to_ants(fixed_img.get_fdata(dtype=np.float32), fixed_img.affine)
     moving = to_ants(moving_img.get_fdata(dtype=np.float32), moving_img.affine)
     iters, shrink, sigmas, rate, step = task["setting"]
@@ -159,7 +170,8 @@ def _coreg_worker(task: dict) -> np.ndarray:
     return mat
 
 
-def resample_to_grid(data, affine, transforms, shape, ref_affine,
+def resample_to_grid(data: np.ndarray, affine: np.ndarray, transforms: Sequence[PathLike],
+                     shape: Sequence[int], ref_affine: np.ndarray,
                      interpolator: str = "linear") -> np.ndarray:
     """Resample a 3-D array onto another grid with ``ants.apply_transforms``."""
     import ants
@@ -170,7 +182,7 @@ def resample_to_grid(data, affine, transforms, shape, ref_affine,
     return out.numpy()
 
 
-def _erode_mm(mask: np.ndarray, zooms, mm: float) -> np.ndarray:
+def _erode_mm(mask: np.ndarray, zooms: npt.ArrayLike, mm: float) -> np.ndarray:
     """Voxels farther than ``mm`` from the mask's edge (distance transform on its box)."""
     if mm <= 0 or not mask.any():
         return mask
@@ -185,7 +197,9 @@ def _erode_mm(mask: np.ndarray, zooms, mm: float) -> np.ndarray:
     return out
 
 
-def project_anat(t1w_mask, tpms, t1w_affine, anat2boldref: list, shape, bold_affine, *,
+def project_anat(t1w_mask: np.ndarray, tpms: Sequence[np.ndarray | None],
+                 t1w_affine: np.ndarray, anat2boldref: list, shape: Sequence[int],
+                 bold_affine: np.ndarray, *,
                  wm_erode_mm: float = 3.0, csf_erode_mm: float = 1.5,
                  gm_exclude_mm: float = 2.0, min_voxels: int = 5) -> dict:
     """T1w brain mask and eroded WM / CSF masks on the BOLD grid.
@@ -214,7 +228,7 @@ def project_anat(t1w_mask, tpms, t1w_affine, anat2boldref: list, shape, bold_aff
     if tpms[0] is not None and gm_exclude_mm > 0:
         near_gm = ndi.distance_transform_edt(np.asarray(tpms[0]) <= 0.05,
                                              sampling=zooms) <= gm_exclude_mm
-    out = {"brain": brain}
+    out: dict[str, np.ndarray | float] = {"brain": brain}
     for name, tpm, erode in (("wm", tpms[1], wm_erode_mm), ("csf", tpms[2], csf_erode_mm)):
         tissue = _erode_mm(np.asarray(tpm) > 0.9, zooms, erode)
         if near_gm is not None:
@@ -230,8 +244,9 @@ def project_anat(t1w_mask, tpms, t1w_affine, anat2boldref: list, shape, bold_aff
     return out
 
 
-def template_sampler(template_ref, template_affine, boldref_affine, transforms, out_dir,
-                     template_mask=None) -> dict:
+def template_sampler(template_ref: np.ndarray, template_affine: np.ndarray,
+                     boldref_affine: np.ndarray, transforms: Sequence[PathLike],
+                     out_dir: PathLike, template_mask: np.ndarray | None = None) -> dict:
     """BOLD-reference world coordinates of the template voxels (one composed field).
 
     ``transforms`` are the ``ants.apply_transforms`` list from template to BOLD reference
@@ -255,7 +270,8 @@ def template_sampler(template_ref, template_affine, boldref_affine, transforms, 
     return {"points": world + disp, "mask": inside}
 
 
-def resample_to_template(bold, bold_affine, matrices, points, order: int = 3) -> np.ndarray:
+def resample_to_template(bold: np.ndarray, bold_affine: np.ndarray, matrices: np.ndarray,
+                         points: np.ndarray, order: int = 3) -> np.ndarray:
     """Sample every volume at the template points moved by that volume's head motion.
 
     Parameters

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from bids_dfc.errors import InputError
@@ -17,7 +18,7 @@ CONFOUND_GROUPS = {
 }
 
 
-def select_confounds(table: pd.DataFrame, groups) -> list[str]:
+def select_confounds(table: pd.DataFrame, groups: Iterable[str]) -> list[str]:
     """Columns of ``table`` selected by the confound ``groups`` ("motion", "acompcor")."""
     cols: list[str] = []
     for group in groups:
@@ -28,7 +29,8 @@ def select_confounds(table: pd.DataFrame, groups) -> list[str]:
     return cols
 
 
-def denoise_core(data: np.ndarray, mask: np.ndarray, zooms, table: pd.DataFrame, tr: float, *,
+def denoise_core(data: np.ndarray, mask: np.ndarray, zooms: npt.ArrayLike, table: pd.DataFrame,
+                 tr: float, *,
                  groups: Sequence[str], band: tuple[float | None, float | None] | None,
                  fwhm: float, fd_threshold: float | None = None,
                  out: np.ndarray | None = None) -> tuple[np.ndarray, dict]:

@@ -19,12 +19,21 @@ the result does not depend on ``n_jobs``.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from bids_dfc.preproc.ants_utils import ants_seed_value
 from bids_dfc.preproc.workers import spawn_pool
+
+if TYPE_CHECKING:
+    import ants
+    import nibabel as nb
+
+PathLike = str | os.PathLike
 
 _LPS = np.diag([-1.0, -1.0, 1.0])
 
@@ -51,7 +60,7 @@ def rotation_matrix(rx: float, ry: float, rz: float) -> np.ndarray:
     return rot_z @ rot_y @ rot_x
 
 
-def params_to_matrix(params, centre) -> np.ndarray:
+def params_to_matrix(params: npt.ArrayLike, centre: npt.ArrayLike) -> np.ndarray:
     """4x4 matrix of ``p -> R (p - c) + c + t`` from ``(tx, ty, tz, rx, ry, rz)``."""
     params = np.asarray(params, dtype=float)
     rot = rotation_matrix(*params[3:])
@@ -61,7 +70,7 @@ def params_to_matrix(params, centre) -> np.ndarray:
     return mat
 
 
-def matrix_to_params(matrix, centre) -> np.ndarray:
+def matrix_to_params(matrix: npt.ArrayLike, centre: npt.ArrayLike) -> np.ndarray:
     """The six parameters of a rigid 4x4 matrix about ``centre`` (inverse of
     :func:`params_to_matrix`, for ``|rot_y| < pi/2``).
 
@@ -81,13 +90,13 @@ def matrix_to_params(matrix, centre) -> np.ndarray:
     return np.concatenate([trans, [rx, ry, rz]])
 
 
-def grid_centre(shape, affine) -> np.ndarray:
+def grid_centre(shape: Sequence[int], affine: np.ndarray) -> np.ndarray:
     """World (RAS mm) coordinates of the centre of a grid."""
     centre = (np.asarray(shape[:3], dtype=float) - 1.0) / 2.0
     return affine[:3, :3] @ centre + affine[:3, 3]
 
 
-def to_ants(data: np.ndarray, affine: np.ndarray):
+def to_ants(data: np.ndarray, affine: np.ndarray) -> ants.ANTsImage:
     """An ``ants.ANTsImage`` (float32) holding ``data`` on the grid of a NIfTI ``affine``."""
     import ants
 
@@ -98,7 +107,7 @@ def to_ants(data: np.ndarray, affine: np.ndarray):
                            spacing=[float(v) for v in spacing], direction=direction)
 
 
-def ants_to_ras(parameters, fixed_parameters) -> np.ndarray:
+def ants_to_ras(parameters: npt.ArrayLike, fixed_parameters: npt.ArrayLike) -> np.ndarray:
     """RAS 4x4 matrix of an ITK affine (``y = A (x - c) + c + t`` in LPS)."""
     par = np.asarray(parameters, dtype=float)
     mat = np.eye(4)
@@ -109,7 +118,7 @@ def ants_to_ras(parameters, fixed_parameters) -> np.ndarray:
     return flip @ mat @ flip
 
 
-def write_ants_affine(matrix: np.ndarray, path) -> str:
+def write_ants_affine(matrix: np.ndarray, path: PathLike) -> str:
     """Write a RAS 4x4 matrix (fixed-world -> moving-world point map) as an ITK ``.mat``."""
     import ants
 
@@ -122,7 +131,7 @@ def write_ants_affine(matrix: np.ndarray, path) -> str:
     return str(path)
 
 
-def read_ants_affine(path) -> np.ndarray:
+def read_ants_affine(path: PathLike) -> np.ndarray:
     """Read an ITK affine ``.mat`` file as a RAS 4x4 matrix."""
     import ants
 
@@ -143,8 +152,9 @@ def pick_reference(data: np.ndarray, n_candidates: int = 20) -> int:
     return int(np.argmin(cost))
 
 
-def register_rigid(fixed, moving, *, prefix: str, metric: str = "MeanSquares",
-                   setting: tuple = MC_SETTINGS["default"], fixed_mask=None,
+def register_rigid(fixed: ants.ANTsImage, moving: ants.ANTsImage, *, prefix: str,
+                   metric: str = "MeanSquares", setting: tuple = MC_SETTINGS["default"],
+                   fixed_mask: ants.ANTsImage | None = None,
                    seed: int, initial: str | None = None) -> np.ndarray:
     """Rigid antsRegistration of ``moving`` to ``fixed``; returns the RAS fixed->moving matrix.
 
@@ -186,10 +196,12 @@ def _register_chunk(task: dict) -> tuple[list[int], np.ndarray, np.ndarray]:
     import nibabel as nb
 
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
-    img = nb.load(task["bold_file"])
+    img = cast("nb.Nifti1Image", nb.load(task["bold_file"]))
     affine = img.affine
-    ref = to_ants(np.asanyarray(nb.load(task["ref_file"]).dataobj), affine)
-    mask = to_ants(np.asanyarray(nb.load(task["mask_file"]).dataobj) > 0, affine)
+    ref = to_ants(np.asanyarray(cast("nb.Nifti1Image", nb.load(task["ref_file"])).dataobj),
+                  affine)
+    mask = to_ants(
+        np.asanyarray(cast("nb.Nifti1Image", nb.load(task["mask_file"])).dataobj) > 0, affine)
     mats, vols = [], []
     for idx in task["indices"]:
         data = np.asarray(img.dataobj[..., idx], dtype=np.float32)
@@ -205,8 +217,9 @@ def _register_chunk(task: dict) -> tuple[list[int], np.ndarray, np.ndarray]:
     return list(task["indices"]), np.stack(mats), np.stack(vols, axis=-1)
 
 
-def motion_correct(bold_file, ref_file, mask_file, *, n_jobs: int = 1, sloppy: bool = False,
-                   seed: int, tmpdir=None) -> tuple[np.ndarray, np.ndarray]:
+def motion_correct(bold_file: PathLike, ref_file: PathLike, mask_file: PathLike, *,
+                   n_jobs: int = 1, sloppy: bool = False, seed: int,
+                   tmpdir: PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Register every volume of ``bold_file`` rigidly to ``ref_file`` and resample it.
 
     Parameters
@@ -229,7 +242,7 @@ def motion_correct(bold_file, ref_file, mask_file, *, n_jobs: int = 1, sloppy: b
     """
     import nibabel as nb
 
-    n_vol = nb.load(bold_file).shape[3]
+    n_vol = cast("nb.Nifti1Image", nb.load(bold_file)).shape[3]
     tmpdir = str(tmpdir or os.getcwd())
     setting = MC_SETTINGS["sloppy" if sloppy else "default"]
     n_jobs = max(1, min(int(n_jobs), n_vol))
@@ -241,7 +254,7 @@ def motion_correct(bold_file, ref_file, mask_file, *, n_jobs: int = 1, sloppy: b
     # so running in this process could use more threads and change the last digits
     with spawn_pool(n_jobs, initializer=_init_worker, initargs=(1,)) as pool:
         results = list(pool.map(_register_chunk, tasks))
-    shape = nb.load(ref_file).shape[:3]
+    shape = cast("nb.Nifti1Image", nb.load(ref_file)).shape[:3]
     matrices = np.empty((n_vol, 4, 4))
     corrected = np.empty(tuple(shape) + (n_vol,), np.float32)
     for indices, mats, vols in results:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage as ndi
 from scipy import signal as sps
 from scipy.interpolate import CubicSpline
@@ -209,7 +210,8 @@ def acompcor(series: np.ndarray, tr: float, *, high_pass: float | None,
     return comps, frac[:k]
 
 
-def butterworth(x: np.ndarray, tr: float, band, order: int = BUTTER_ORDER) -> np.ndarray:
+def butterworth(x: np.ndarray, tr: float, band: tuple[float | None, float | None],
+                order: int = BUTTER_ORDER) -> np.ndarray:
     """Zero-phase Butterworth band-pass of ``(T, ...)`` series along time.
 
     ``band = (low, high)`` in Hz; ``low`` None/0 makes it a low-pass, ``high`` None or at or
@@ -225,6 +227,8 @@ def butterworth(x: np.ndarray, tr: float, band, order: int = BUTTER_ORDER) -> np
     low = low if low else None
     if low is None and high is None:
         return np.asarray(x, dtype=np.float64)
+    # never None (both edges None returned above), which mypy cannot tell
+    wn: tuple[float, float] | float | None
     if low is not None and high is not None:
         if low >= high:
             raise InputError(f"--band-pass low edge {low} Hz must be below the high edge "
@@ -333,7 +337,8 @@ def censor_mask(fd: np.ndarray, threshold: float | None) -> np.ndarray:
     return ~(np.nan_to_num(fd, nan=0.0) > threshold)
 
 
-def smooth_within_mask(data: np.ndarray, mask: np.ndarray, zooms, fwhm: float) -> np.ndarray:
+def smooth_within_mask(data: np.ndarray, mask: np.ndarray, zooms: npt.ArrayLike,
+                       fwhm: float) -> np.ndarray:
     """Gaussian smoothing restricted to a mask (normalised convolution).
 
     Each volume is smoothed together with the mask and divided by the smoothed mask, so

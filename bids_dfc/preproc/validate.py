@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import nibabel as nb
 import numpy as np
 
@@ -13,7 +15,7 @@ def repetition_time(bold_file: str, metadata: dict | None) -> float:
     """TR in seconds from the BIDS metadata, else from the NIfTI header."""
     if metadata and metadata.get("RepetitionTime"):
         return float(metadata["RepetitionTime"])
-    hdr = nb.load(bold_file).header
+    hdr = cast(nb.Nifti1Image, nb.load(bold_file)).header
     zooms = hdr.get_zooms()
     units = hdr.get_xyzt_units()[1]
     if len(zooms) > 3 and zooms[3] > 0:
@@ -22,14 +24,15 @@ def repetition_time(bold_file: str, metadata: dict | None) -> float:
                      "NIfTI header; add RepetitionTime (seconds) to the sidecar.")
 
 
-def validate_bold_core(bold_file: str, dummy_scans, metadata: dict | None = None) -> dict:
+def validate_bold_core(bold_file: str, dummy_scans: int | str,
+                       metadata: dict | None = None) -> dict:
     """Load a run, check it, drop the non-steady-state volumes.
 
     ``dummy_scans`` is a number of volumes or ``"auto"`` (detected from the global
     signal, :func:`bids_dfc.preproc.signal.detect_nonsteady`).
     """
 
-    img = nb.load(bold_file)
+    img = cast(nb.Nifti1Image, nb.load(bold_file))
     if img.ndim != 4:
         raise InputError(f"{bold_file}: a BOLD run must be 4-D, this image has shape "
                          f"{img.shape}.")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing import get_context
+from typing import Any
 
 
 @contextmanager
-def unguarded_main_hidden():
+def unguarded_main_hidden() -> Iterator[None]:
     """Keep spawned workers from re-running the parent's ``__main__`` script.
 
     A spawned worker re-imports the parent's main module (by ``__spec__`` or ``__file__``).
@@ -18,7 +20,8 @@ def unguarded_main_hidden():
     breaks. The workers only need importable bids_dfc functions, so the main module is hidden
     while they start.
     """
-    main = sys.modules.get("__main__")
+    # Any: None only when there is no __main__, and then nothing is saved or touched
+    main: Any = sys.modules.get("__main__")
     saved = {key: getattr(main, key) for key in ("__file__", "__spec__") if hasattr(main, key)}
     if "__file__" in saved:
         del main.__file__
@@ -32,7 +35,8 @@ def unguarded_main_hidden():
 
 
 @contextmanager
-def spawn_pool(max_workers: int, initializer=None, initargs=()):
+def spawn_pool(max_workers: int, initializer: Callable[..., object] | None = None,
+               initargs: tuple[Any, ...] = ()) -> Iterator[ProcessPoolExecutor]:
     """A ``spawn`` process pool that also works under nipype's SLURM job scripts.
 
     Fresh (spawned, not forked) processes are used because ITK fixes its thread count at a
