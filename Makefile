@@ -1,6 +1,7 @@
 # bids_dfc: two commands set up everything on a fresh Debian/Ubuntu machine with Python >= 3.10
 #   make demo   virtual environment + install + demo dataset + participant and group levels
-#   make test   virtual environment + test extras + the test suite
+#   make test   virtual environment + test extras + the whole test suite (what .ci/run calls)
+# and for the edit loop: make test-fast (no slow/container/SLURM/browser tests), make lint
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,7 +12,7 @@ BIDS_VALIDATOR_VERSION ?= 1.15.0
 export NIPYPE_NO_ET := 1
 export MPLBACKEND := Agg
 
-.PHONY: demo test install tools sysdeps lint clean-demo image
+.PHONY: demo test test-fast install tools sysdeps lint clean-demo image
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "bids_dfc needs Python >= 3.10"' \
@@ -57,8 +58,15 @@ demo: install tools
 test: install tools
 	$(BIN)/python -m pytest -q
 
+# the edit loop: every test but the four slow tiers (markers in setup.cfg, tests/conftest.py)
+FAST_TIERS ?= not slow and not container and not slurm and not browser
+test-fast: install tools
+	$(BIN)/python -m pytest -q -m "$(FAST_TIERS)"
+
+# ruff over the code; mypy (mypy.ini) over the nipype-free packages' type hints
 lint: install
-	$(BIN)/ruff check bids_dfc tests benchmarks validation
+	$(BIN)/ruff check bids_dfc tests benchmarks validation scripts
+	$(BIN)/mypy
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

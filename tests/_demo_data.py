@@ -1,4 +1,5 @@
-"""Demo data shared by the container, SLURM and fault tests (imported, not a test module)."""
+"""Demo data shared by the container, SLURM and fault tests through conftest's
+``shared_demo_bids`` fixture (imported, not a test module)."""
 
 from __future__ import annotations
 

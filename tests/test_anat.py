@@ -45,6 +45,8 @@ from bids_dfc.workflows.anat import (  # noqa: E402
 )
 from bids_dfc.workflows.fields import ANAT_OUTPUTS as OUTPUT_FIELDS  # noqa: E402
 
+pytestmark = pytest.mark.slow  # tier: tests/conftest.py
+
 #: Template points (MNI mm): the study's four seeds and a spread of cortical points.
 LANDMARKS = np.array([[-2, -46, 28], [4, 54, 2], [0, -32, -10], [0, -34, -50],
                       [40, -20, 50], [-40, 10, 0], [20, -80, 10], [-30, -60, 45]], float)

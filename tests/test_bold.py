@@ -9,7 +9,7 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 import pytest
-from _study import bold_kwargs  # noqa: E402
+from _study import bold_kwargs
 
 from bids_dfc.errors import InputError
 from bids_dfc.interfaces.bold import validate_bold_core
@@ -78,6 +78,7 @@ def run(tmp_path_factory):
     return {"truth": tru, "work": work, "out": root / "out", "bold": bold}
 
 
+@pytest.mark.slow
 def test_motion_parameters_recovered(run):
     """RMS error of the 6 parameters <= 0.3 mm / 0.3 deg (truth relative to the first
     steady-state volume; ours re-expressed relative to it)."""
@@ -99,6 +100,7 @@ def test_motion_parameters_recovered(run):
                                framewise_displacement(own)[1:], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_masks_match_truth(run):
     tru, work = run["truth"], run["work"]
     true_brain = nb.load(tru["files"]["brain_mask"]).get_fdata()
@@ -109,6 +111,7 @@ def test_masks_match_truth(run):
     assert wm.sum() > 50 and wm_true[wm].mean() > 0.9
 
 
+@pytest.mark.slow
 def test_denoising_recovers_planted_correlation(run):
     """DMN-DeS correlation of the seed means: far closer to the planted one after denoising
     than in the raw (dummy-dropped) run, and each network series tracks its true signal."""
@@ -137,6 +140,7 @@ def test_denoising_recovers_planted_correlation(run):
     assert np.corrcoef(des, sig["des"])[0, 1] > 0.6
 
 
+@pytest.mark.slow
 def test_confounds_table_and_sidecar(run):
     work = run["work"]
     conf = pd.read_csv(work / "confounds" / "confounds.tsv", sep="\t", na_values="n/a")
@@ -157,6 +161,7 @@ def test_confounds_table_and_sidecar(run):
     assert den_meta["Confounds"] == [f"a_comp_cor_{k:02d}" for k in range(5)]
 
 
+@pytest.mark.slow
 def test_derivatives_written(run):
     func = run["out"] / "sub-01" / "func"
     stem = "sub-01_task-rest_"
@@ -181,6 +186,7 @@ def test_derivatives_written(run):
     assert den.shape[3] == N_VOLUMES - 4 and den.header.get_zooms()[3] == 2.0
 
 
+@pytest.mark.slow
 def test_template_space_output(run):
     from bids_dfc.templates import get_template
 
@@ -193,6 +199,7 @@ def test_template_space_output(run):
     assert (data[mask].std(1) > 0).mean() > 0.8
 
 
+@pytest.mark.slow
 def test_motion_correction_is_deterministic(run, tmp_path):
     """Same seed, 1 or 2 worker processes: identical matrices."""
     work = run["work"]
@@ -206,6 +213,7 @@ def test_motion_correction_is_deterministic(run, tmp_path):
     np.testing.assert_array_equal(one, two)
 
 
+@pytest.mark.slow
 def test_coregistration_failure_is_reported(run, tmp_path):
     """A 'BOLD' showing a non-brain object far from the T1w in world space: the mask-overlap
     check refuses the result instead of writing it."""
@@ -268,6 +276,7 @@ def test_bad_runs_are_refused(tmp_path):
         validate_bold_core(str(short), "some", {})
 
 
+@pytest.mark.slow
 def test_auto_dummy_detection_on_demo(run):
     """The demo's 4 bright non-steady-state volumes are found by --dummy-scans auto."""
     out = validate_bold_core(str(run["bold"]), "auto", {"RepetitionTime": 2.0})
@@ -322,6 +331,7 @@ def test_compcor_masks_keep_away_from_grey_matter(tmp_path):
     assert legacy["csf"][11:13, 5:25, 5:25].all()
 
 
+@pytest.mark.slow
 def test_coregistration_recovers_far_apart_headers(run, tmp_path):
     """BOLD header moved 300 mm away from the T1w (no overlap in world space): the
     centre-of-mass start still finds the brain, warns, and records the header problem."""

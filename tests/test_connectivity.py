@@ -9,7 +9,7 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 import pytest
-from _study import connectivity_kwargs  # noqa: E402
+from _study import connectivity_kwargs
 from scipy.ndimage import map_coordinates
 from scipy.spatial.transform import Rotation
 

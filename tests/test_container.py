@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from _demo_data import demo_dataset, dmn_des_sd
+from _demo_data import dmn_des_sd
 
 REPO = Path(__file__).resolve().parents[1]
 BASE_IMAGE = "localhost/debian:bookworm-slim"
@@ -38,6 +38,8 @@ RUN_TIMEOUT = 900
 PODMAN = shutil.which("podman")
 
 pytestmark = [
+    pytest.mark.container,
+    pytest.mark.slow,
     pytest.mark.skipif(
         PODMAN is None,
         reason="podman is not installed (apt-get install podman runc fuse-overlayfs "
@@ -176,9 +178,9 @@ def _open_dir(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
+def demo(shared_demo_bids, tmp_path_factory) -> Path:
     """Demo BIDS dataset with 2 participants, readable by any UID (the container's)."""
-    bids = demo_dataset(tmp_path_factory)
+    bids = shared_demo_bids
     top = tmp_path_factory.getbasetemp().parent  # pytest's base temp is private to its user
     for folder in [bids, *bids.parents]:
         folder.chmod(folder.stat().st_mode | 0o055)

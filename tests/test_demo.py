@@ -73,6 +73,7 @@ def test_layout_sidecars_and_headers(small):
     assert t1.shape == (120, 128, 90) and np.allclose(t1.header.get_zooms(), 2.0)
 
 
+@pytest.mark.slow
 def test_bids_validator_reports_no_errors(small, multi):
     exe = VALIDATOR if VALIDATOR.exists() else shutil.which("bids-validator")
     if exe is None:
@@ -332,6 +333,7 @@ def test_motion_truth_agrees_with_ants_registration(small):
     assert true_shift > 0.2 and err < 0.3, (true_shift, err)
 
 
+@pytest.mark.slow
 def test_same_seed_same_data(tmp_path, small):
     """Generate, keep a copy, regenerate over it with overwrite: identical content."""
     make_demo_dataset(tmp_path / "a", n_subjects=1, seed=3, n_volumes=54)
@@ -359,6 +361,7 @@ def test_same_seed_same_data(tmp_path, small):
     assert not np.allclose(this["pose"], other["pose"])
 
 
+@pytest.mark.slow
 def test_sessions_and_runs(multi):
     bids, truth_dir = multi["bids_dir"], multi["truth_dir"]
     assert truth_dir.name == "elsewhere"

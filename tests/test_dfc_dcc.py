@@ -74,6 +74,7 @@ def battery_fits():
     return out
 
 
+@pytest.mark.slow
 def test_battery_reaches_dense_grid_multistart_optimum(battery_fits):
     n_series = 0
     for x, _, pairs, res in battery_fits.values():
@@ -89,6 +90,7 @@ def test_battery_reaches_dense_grid_multistart_optimum(battery_fits):
     assert n_series >= 200
 
 
+@pytest.mark.slow
 def test_battery_recovers_truth(battery_fits):
     checked = 0
     for n_t in (400, 1200):
@@ -106,6 +108,7 @@ def test_battery_recovers_truth(battery_fits):
     assert checked >= 10
 
 
+@pytest.mark.slow
 def test_all_converged_and_in_feasible_set(battery_fits):
     for _, _, _, res in battery_fits.values():
         assert res.converged.all()

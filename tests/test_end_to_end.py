@@ -19,6 +19,8 @@ from bids_dfc import __version__
 from bids_dfc.cli.run import main
 from bids_dfc.demo import make_demo_dataset
 
+pytestmark = pytest.mark.slow  # tier: tests/conftest.py
+
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)

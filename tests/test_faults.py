@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
-from _demo_data import demo_dataset
+
+pytestmark = pytest.mark.slow  # tier: tests/conftest.py
 
 BIN = Path(sys.executable).parent
 RUN_TIMEOUT = 600
@@ -42,9 +43,9 @@ def bids_dfc(*args, **kwargs) -> subprocess.Popen:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
+def demo(shared_demo_bids) -> Path:
     """Demo dataset with 2 participants."""
-    return demo_dataset(tmp_path_factory)
+    return shared_demo_bids
 
 
 def _subjects(bids: Path) -> list[str]:

@@ -12,7 +12,7 @@ from test_group_workflow import group_options, make_group_dataset
 
 from bids_dfc.group.run import run_group_level
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=CHROMIUM_MISSING)
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(CHROMIUM is None, reason=CHROMIUM_MISSING)]
 
 
 def test_report_renders_with_all_figures(tmp_path):

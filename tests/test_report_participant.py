@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import nibabel as nb
 import numpy as np
 import pandas as pd
 import pytest
+from _browser import CHROMIUM, CHROMIUM_MISSING, render_in_chromium
+from _study import connectivity_kwargs
 from nilearn import datasets, image
 
 from bids_dfc.connectivity import seeds as sd
@@ -19,10 +19,6 @@ from bids_dfc.connectivity.tables import dfc_core
 from bids_dfc.connectivity.weights import warp_weights_core
 from bids_dfc.reports.methods import collect_methods
 from bids_dfc.reports.participant import build_participant_report, find_participant_inputs
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _browser import CHROMIUM, CHROMIUM_MISSING, render_in_chromium  # noqa: E402
-from _study import connectivity_kwargs  # noqa: E402
 
 N_VOL = 90
 PREFIX = "sub-01_task-rest_run-1"
@@ -126,6 +122,7 @@ def test_inputs_are_found_from_derivative_names(derivatives):
     assert missing == ["bold_t1w"]  # drawn by resampling bold_ref with the transform
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason=CHROMIUM_MISSING)
 def test_report_renders_every_figure_in_chromium(derivatives, tmp_path):
     from nipype.pipeline import engine as pe

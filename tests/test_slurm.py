@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _demo_data import demo_dataset, dmn_des_sd
+from _demo_data import dmn_des_sd
 
 from bids_dfc.io import pid_alive
 
@@ -40,6 +40,8 @@ MISSING = [t for t in TOOLS if shutil.which(t) is None and not Path("/usr/sbin",
 JOB_TIMEOUT = 420
 
 pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.slow,
     pytest.mark.skipif(
         bool(MISSING),
         reason=f"SLURM is not installed (missing {', '.join(MISSING)}): apt-get install -y "
@@ -88,9 +90,9 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
+def demo(shared_demo_bids) -> Path:
     """Demo dataset with 2 participants (both run at once on the 2-CPU node)."""
-    return demo_dataset(tmp_path_factory)
+    return shared_demo_bids
 
 
 def _wait_for_jobs(job_ids, env, timeout=JOB_TIMEOUT) -> None:
