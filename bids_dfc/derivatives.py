@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -194,3 +195,76 @@ def raw_relpath(path: Path) -> str:
         if part.startswith("sub-"):
             return "/".join(parts[i:])
     return path.name
+
+
+@dataclass(frozen=True)
+class OutputName:
+    """How one kind of output is named after its source file's entities.
+
+    ``entities`` holds the fixed derivative entities; those set per run (``space-`` of a
+    template, ``seg-`` of an atlas, ``from-``/``to-`` of a template transform) are given
+    to :meth:`sink` and :meth:`pattern`.
+    """
+
+    suffix: str
+    extension: str | None = None
+    entities: tuple[tuple[str, str], ...] = ()
+
+    def sink(self, **values: str) -> dict:
+        """The ``DerivativesDataSink`` inputs of this output (``values``: per-run entities)."""
+        entities = {**dict(self.entities), **values}
+        out: dict = {"suffix": self.suffix}
+        if self.extension:
+            out["extension"] = self.extension
+        for key in ("desc", "space", "label"):
+            if key in entities:
+                out[key] = entities.pop(key)
+        if entities:
+            out["extra_entities"] = entities
+        return out
+
+    def pattern(self, **values: str) -> str:
+        """The file-name tail after the source entities, e.g. ``_seg-seeds_dfc.tsv``; a value
+        ``"*"`` makes it a glob pattern."""
+        entities = {**dict(self.entities), **values}
+        parts = [f"{key}-{entities[key]}" for key in DERIV_ENTITIES if key in entities]
+        return "_" + "_".join([*parts, self.suffix]) + (self.extension or ".*")
+
+
+_NII = ".nii.gz"
+_XFM = (("mode", "image"),)
+#: every participant output (docs/outputs-*.md), by the workflow field that holds it: the
+#: derivatives workflows name their files from it, the report and the group level find them
+OUTPUT_NAMES: dict[str, OutputName] = {
+    # anatomical (init_anat_derivatives_wf)
+    "t1w_preproc": OutputName("T1w", _NII, (("desc", "preproc"),)),
+    "t1w_mask": OutputName("mask", _NII, (("desc", "brain"),)),
+    "t1w_dseg": OutputName("dseg", _NII),
+    "t1w_tpms": OutputName("probseg", _NII),  # label- per map
+    "t1w_std": OutputName("T1w", _NII, (("desc", "preproc"),)),  # space- of the template
+    "anat2std_xfm": OutputName("xfm", None, (("from", "T1w"), *_XFM)),  # to-, desc-
+    "std2anat_xfm": OutputName("xfm", None, (("to", "T1w"), *_XFM)),  # from-, desc-
+    # functional (init_bold_derivatives_wf)
+    "bold_preproc": OutputName("bold", _NII, (("desc", "preproc"),)),
+    "bold_denoised": OutputName("bold", _NII, (("desc", "denoised"),)),
+    "bold_ref": OutputName("boldref", _NII),
+    "bold_mask": OutputName("mask", _NII, (("desc", "brain"),)),
+    "confounds_tsv": OutputName("timeseries", ".tsv", (("desc", "confounds"),)),
+    "boldref2anat_xfm": OutputName("xfm", ".mat", (("from", "boldref"), ("to", "T1w"), *_XFM)),
+    "anat2boldref_xfm": OutputName("xfm", ".mat", (("from", "T1w"), ("to", "boldref"), *_XFM)),
+    "bold_std": OutputName("bold", _NII, (("desc", "denoised"),)),  # space- of the template
+    # connectivity (init_connectivity_derivatives_wf): seg-seeds, or seg- of the atlas
+    "seed_timeseries": OutputName("timeseries", ".tsv", (("seg", "seeds"), ("stat", "mean"))),
+    "seed_dcc": OutputName("timeseries", ".tsv", (("seg", "seeds"), ("desc", "dcc"))),
+    "seed_dfc": OutputName("dfc", ".tsv", (("seg", "seeds"),)),
+    "seed_weights": OutputName("probseg", _NII, (("seg", "seeds"),)),
+    # the table shares the image's name (and so its JSON sidecar), as a dseg.tsv does
+    "seed_info": OutputName("probseg", ".tsv", (("seg", "seeds"),)),
+    "atlas_timeseries": OutputName("timeseries", ".tsv", (("stat", "mean"),)),
+    "atlas_dcc": OutputName("timeseries", ".tsv", (("desc", "dcc"),)),
+    # not "dfc": the group level reads the seed result (seed_dfc) only
+    "atlas_dfc": OutputName("edges", ".tsv"),
+    "atlas_dseg": OutputName("dseg", _NII),
+    "atlas_info": OutputName("dseg", ".tsv"),
+    "atlas_relmats": OutputName("relmat", ".tsv"),  # stat- per matrix
+}

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bids_dfc.derivatives import parse_entities
+from bids_dfc.derivatives import OUTPUT_NAMES, parse_entities
 from bids_dfc.errors import InputError
 from bids_dfc.stats import table as tb
 
@@ -31,17 +31,18 @@ def _read_tsv(path, source):
 
 
 def collect_dfc(output_dir: str | os.PathLike) -> pd.DataFrame:
-    """Read every participant ``*_dfc.tsv`` under ``output_dir`` into one long table.
+    """Read every participant ``*_seg-seeds_dfc.tsv`` under ``output_dir`` into one long table.
 
     Entities (sub, ses, task, acq, run) are parsed from the file names. Raises
     :class:`InputError` when no file exists (run the participant level first) or a file
     lacks the required columns.
     """
     output_dir = Path(output_dir)
-    files = sorted(p for p in output_dir.glob("sub-*/**/*_dfc.tsv") if p.is_file())
+    pattern = "sub-*/**/*" + OUTPUT_NAMES["seed_dfc"].pattern()
+    files = sorted(p for p in output_dir.glob(pattern) if p.is_file())
     if not files:
         raise InputError(
-            f"no participant outputs (sub-*/**/*_dfc.tsv) found in {output_dir}; run the "
+            f"no participant outputs ({pattern}) found in {output_dir}; run the "
             "participant level first: bids-dfc <bids_dir> <output_dir> participant")
     frames = []
     for path in files:

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from bids_dfc import __version__
+from bids_dfc.derivatives import OUTPUT_NAMES
 from bids_dfc.io import atomic_write
 from bids_dfc.preproc.ants_utils import warp_to
 from bids_dfc.reports import participant_figures as figs
@@ -69,41 +70,35 @@ def find_participant_inputs(output_dir, subject) -> tuple[dict, list[dict]]:
     root = Path(output_dir) / f"sub-{subject}"
     anat_dirs = sorted(root.glob("anat")) + sorted(root.glob("ses-*/anat"))
     anat = dict.fromkeys(("t1w_preproc", "t1w_mask", "t1w_dseg", "t1w_std", "template_mask"))
+    name = OUTPUT_NAMES
     for folder in anat_dirs:
-        anat["t1w_preproc"] = anat["t1w_preproc"] or _glob1(folder, "*_desc-preproc_T1w.nii*")
-        anat["t1w_mask"] = anat["t1w_mask"] or _glob1(folder, "*_desc-brain_mask.nii*")
-        anat["t1w_dseg"] = anat["t1w_dseg"] or _glob1(folder, "*_dseg.nii*",
+        for key in ("t1w_preproc", "t1w_mask"):
+            anat[key] = anat[key] or _glob1(folder, "*" + name[key].pattern())
+        anat["t1w_dseg"] = anat["t1w_dseg"] or _glob1(folder, "*" + name["t1w_dseg"].pattern(),
                                                       exclude=("space-", "seg-"))
-        std = [p for p in sorted(folder.glob("*_space-*_desc-preproc_T1w.nii*"))
+        std = [p for p in sorted(folder.glob("*" + name["t1w_std"].pattern(space="*")))
                if "space-T1w" not in p.name]
         anat["t1w_std"] = anat["t1w_std"] or (std[0] if std else None)
         if anat["t1w_std"] is not None and anat["template_mask"] is None:
             space = re.search(r"space-([a-zA-Z0-9]+)", anat["t1w_std"].name).group(1)
             anat["template_mask"] = _template_mask(space)
     runs = []
-    for dfc in sorted(root.glob("**/func/*_seg-seeds_dfc.tsv")):
-        prefix = dfc.name[: -len("_seg-seeds_dfc.tsv")]
+    seed_dfc = name["seed_dfc"].pattern()
+    for dfc in sorted(root.glob("**/func/*" + seed_dfc)):
+        prefix = dfc.name[: -len(seed_dfc)]
         folder = dfc.parent
         run = {"name": prefix, "seed_dfc": dfc}
-        for key, pattern, exclude in (
-            ("seed_timeseries", "_seg-seeds_stat-mean_timeseries.tsv", ()),
-            ("seed_dcc", "_seg-seeds_desc-dcc_timeseries.tsv", ()),
-            ("seed_weights", "_seg-seeds_probseg.nii*", ("space-",)),
-            ("seed_info", "_seg-seeds_probseg.tsv", ("space-",)),
-            ("bold_ref", "*_boldref.nii*", ("space-", "seg-")),
-            ("bold_mask", "_desc-brain_mask.nii*", ("space-",)),
-            ("confounds_tsv", "_desc-confounds_timeseries.tsv", ()),
-            ("bold_preproc", "_desc-preproc_bold.nii*", ("space-",)),
-            ("bold_denoised", "_desc-denoised_bold.nii*", ("space-",)),
-            ("bold_t1w", "_space-T1w*_boldref.nii*", ()),
-            ("boldref2anat_xfm", "_from-boldref_to-T1w_mode-image_xfm.*", ()),
-        ):
-            run[key] = _glob1(folder, prefix + pattern, exclude=exclude)
+        for key, exclude in (("seed_timeseries", ()), ("seed_dcc", ()),
+                             ("seed_weights", ("space-",)), ("seed_info", ("space-",)),
+                             ("bold_ref", ("space-", "seg-")), ("bold_mask", ("space-",)),
+                             ("confounds_tsv", ()), ("bold_preproc", ("space-",)),
+                             ("bold_denoised", ("space-",)), ("boldref2anat_xfm", ())):
+            run[key] = _glob1(folder, prefix + name[key].pattern(), exclude=exclude)
+        # a boldref already in T1w space (fMRIPrep's name; bids_dfc writes the transform)
+        run["bold_t1w"] = _glob1(folder, prefix + "_space-T1w*_boldref.nii*", exclude=())
         if run["seed_weights"] is None:  # template seed space: maps carry space-
-            run["seed_weights"] = _glob1(folder, prefix + "_space-*_seg-seeds_probseg.nii*",
-                                         exclude=())
-            run["seed_info"] = _glob1(folder, prefix + "_space-*_seg-seeds_probseg.tsv",
-                                      exclude=())
+            for key in ("seed_weights", "seed_info"):
+                run[key] = _glob1(folder, prefix + name[key].pattern(space="*"), exclude=())
         run["tr"] = _repetition_time(run)
         runs.append(run)
     return anat, runs

@@ -10,7 +10,7 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from bids_dfc.derivatives import software_versions
+from bids_dfc.derivatives import OUTPUT_NAMES, software_versions
 from bids_dfc.interfaces.anat import N4BiasCorrection, TemplateRegistration, TissueSegmentation
 from bids_dfc.interfaces.bids import DerivativesDataSink
 from bids_dfc.workflows.fields import ANAT_OUTPUTS, Derivative
@@ -155,35 +155,28 @@ _MASK_META = {"Type": "Brain", "Description": "template brain mask warped to the
 
 def _anat_outputs(tpl: str) -> list[Derivative]:
     """The anatomical derivatives (docs/outputs-anat.md), for template name ``tpl``."""
-    nii = ".nii.gz"
+    names = OUTPUT_NAMES
     return [
-        Derivative("t1w_preproc", "ds_t1w_preproc",
-                   {"desc": "preproc", "suffix": "T1w", "extension": nii},
+        Derivative("t1w_preproc", "ds_t1w_preproc", names["t1w_preproc"].sink(),
                    {"Description": "N4 bias-corrected T1w (ANTsPy n4_bias_field_correction), "
                                    "native grid, head not stripped", "SkullStripped": False}),
         # its sidecar is completed by the mask_meta node (registration quality figures)
-        Derivative("t1w_mask", "ds_t1w_mask",
-                   {"desc": "brain", "suffix": "mask", "extension": nii}, {}),
-        Derivative("t1w_dseg", "ds_t1w_dseg", {"suffix": "dseg", "extension": nii},
+        Derivative("t1w_mask", "ds_t1w_mask", names["t1w_mask"].sink(), {}),
+        Derivative("t1w_dseg", "ds_t1w_dseg", names["t1w_dseg"].sink(),
                    {"Labels": {str(k): v for k, v in DSEG_LABELS.items()},
                     "Description": "argmax of the Atropos posteriors inside the brain mask"}),
-        Derivative("t1w_tpms", "ds_t1w_tpms", {"suffix": "probseg", "extension": nii},
+        Derivative("t1w_tpms", "ds_t1w_tpms", names["t1w_tpms"].sink(),
                    {"Description": "Atropos posterior probability"},
                    map_over={"label": ["GM", "WM", "CSF"]}),
-        Derivative("t1w_std", "ds_t1w_std",
-                   {"space": tpl, "desc": "preproc", "suffix": "T1w", "extension": nii},
+        Derivative("t1w_std", "ds_t1w_std", names["t1w_std"].sink(space=tpl),
                    {"Description": f"preprocessed T1w resampled on the {tpl} grid (linear) "
                                    "through the forward transforms", "SkullStripped": False}),
-        Derivative("anat2std_xfm", "ds_anat2std_xfm",
-                   {"suffix": "xfm", "extra_entities": {"from": "T1w", "to": tpl,
-                                                        "mode": "image"}},
+        Derivative("anat2std_xfm", "ds_anat2std_xfm", names["anat2std_xfm"].sink(to=tpl),
                    {"FromSpace": "T1w", "ToSpace": tpl, "ApplyOrder": _FWD_ORDER},
-                   map_over={"desc": ["warp", "affine"], "extension": [nii, ".txt"]}),
-        Derivative("std2anat_xfm", "ds_std2anat_xfm",
-                   {"suffix": "xfm", "extra_entities": {"from": tpl, "to": "T1w",
-                                                        "mode": "image"}},
+                   map_over={"desc": ["warp", "affine"], "extension": [".nii.gz", ".txt"]}),
+        Derivative("std2anat_xfm", "ds_std2anat_xfm", names["std2anat_xfm"].sink(**{"from": tpl}),
                    {"FromSpace": tpl, "ToSpace": "T1w", "ApplyOrder": _INV_ORDER},
-                   map_over={"desc": ["affine", "warp"], "extension": [".txt", nii]}),
+                   map_over={"desc": ["affine", "warp"], "extension": [".txt", ".nii.gz"]}),
     ]
 
 

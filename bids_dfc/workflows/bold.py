@@ -14,7 +14,7 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from bids_dfc.derivatives import software_versions
+from bids_dfc.derivatives import OUTPUT_NAMES, software_versions
 from bids_dfc.interfaces.bids import DerivativesDataSink
 from bids_dfc.interfaces.bold import (
     AnatToBold,
@@ -270,27 +270,19 @@ _META_NODES = {
 def _bold_outputs(space: str | None) -> list[tuple[Derivative, str | None]]:
     """(derivative, the node giving its sidecar or None) of a run; ``space``: template name
     of the template-space output (None: native only)."""
-    nii, xfm = ".nii.gz", {"suffix": "xfm", "extension": ".mat"}
-    rows = [
-        (Derivative("bold_preproc", "ds_preproc",
-                    {"desc": "preproc", "suffix": "bold", "extension": nii}), "meta_preproc"),
-        (Derivative("bold_denoised", "ds_denoised",
-                    {"desc": "denoised", "suffix": "bold", "extension": nii}), "meta_denoised"),
-        (Derivative("bold_ref", "ds_boldref", {"suffix": "boldref", "extension": nii},
-                    {"Description": "mean motion-corrected volume"}), None),
-        (Derivative("bold_mask", "ds_mask",
-                    {"desc": "brain", "suffix": "mask", "extension": nii}), "meta_mask"),
-        (Derivative("confounds_tsv", "ds_confounds",
-                    {"desc": "confounds", "suffix": "timeseries", "extension": ".tsv"}),
-         "meta_confounds"),
-        (Derivative("boldref2anat_xfm", "ds_bold2t1w", {**xfm, "extra_entities": {
-            "from": "boldref", "to": "T1w", "mode": "image"}}), "meta_xfm"),
-        (Derivative("anat2boldref_xfm", "ds_t1w2bold", {**xfm, "extra_entities": {
-            "from": "T1w", "to": "boldref", "mode": "image"}}), "meta_xfm"),
-    ]
+    rows = [(Derivative(field, node, OUTPUT_NAMES[field].sink(), meta), meta_node)
+            for field, node, meta, meta_node in (
+                ("bold_preproc", "ds_preproc", None, "meta_preproc"),
+                ("bold_denoised", "ds_denoised", None, "meta_denoised"),
+                ("bold_ref", "ds_boldref", {"Description": "mean motion-corrected volume"},
+                 None),
+                ("bold_mask", "ds_mask", None, "meta_mask"),
+                ("confounds_tsv", "ds_confounds", None, "meta_confounds"),
+                ("boldref2anat_xfm", "ds_bold2t1w", None, "meta_xfm"),
+                ("anat2boldref_xfm", "ds_t1w2bold", None, "meta_xfm"),
+            )]
     if space:
-        rows.append((Derivative("bold_std", "ds_std", {"space": space, "desc": "denoised",
-                                                       "suffix": "bold", "extension": nii}),
+        rows.append((Derivative("bold_std", "ds_std", OUTPUT_NAMES["bold_std"].sink(space=space)),
                      "meta_denoised"))
     return rows
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from bids_dfc.derivatives import OUTPUT_NAMES
 from bids_dfc.interfaces.bids import DerivativesDataSink
 from bids_dfc.interfaces.connectivity import (
     ComputeDCC,
@@ -277,29 +278,20 @@ def _connect_meta(workflow, inputnode, field, sink):
 def _seed_outputs(space: str | None) -> list[Derivative]:
     """The seed outputs (docs/outputs-connectivity.md); ``space`` labels the maps when the
     seeds were drawn in template space."""
-    seg = {"seg": "seeds"}
     where = {"space": space} if space else {}
+    names = OUTPUT_NAMES
     return [
-        Derivative("seed_timeseries", "ds_seed_timeseries",
-                   {"suffix": "timeseries", "extension": ".tsv",
-                    "extra_entities": {**seg, "stat": "mean"}},
+        Derivative("seed_timeseries", "ds_seed_timeseries", names["seed_timeseries"].sink(),
                    {"Description": "Weighted mean BOLD series of each seed, then of each "
                                    "network (mean of its seeds)."}),
-        Derivative("seed_dcc", "ds_seed_dcc",
-                   {"suffix": "timeseries", "desc": "dcc", "extension": ".tsv",
-                    "extra_entities": seg},
+        Derivative("seed_dcc", "ds_seed_dcc", names["seed_dcc"].sink(),
                    {"Description": "DCC series, one column per pair 'A__B'."}),
-        Derivative("seed_dfc", "ds_seed_dfc",
-                   {"suffix": "dfc", "extension": ".tsv", "extra_entities": seg}, _DFC_META),
-        Derivative("seed_weights", "ds_seed_weights",
-                   {"suffix": "probseg", "extension": ".nii.gz", "extra_entities": seg,
-                    **where},
+        Derivative("seed_dfc", "ds_seed_dfc", names["seed_dfc"].sink(), _DFC_META),
+        Derivative("seed_weights", "ds_seed_weights", names["seed_weights"].sink(**where),
                    {"Description": "Partial-volume seed weights, one volume per row of the "
                                    "matching probseg.tsv."}),
-        # the table shares the image's name (and so its JSON sidecar), as a dseg.tsv does
         Derivative("seed_info", "ds_seed_info",
-                   {"suffix": "probseg", "extension": ".tsv", "extra_entities": seg,
-                    "write_sidecar": False, **where}),
+                   {**names["seed_info"].sink(**where), "write_sidecar": False}),
     ]
 
 
@@ -309,25 +301,18 @@ RELMAT_STATS = ("dccsd", "dccmean", "pearsoncorrelation")
 
 def _atlas_outputs(aseg: str, space: str | None) -> list[Derivative]:
     """The atlas outputs; ``aseg``: the ``seg-`` entity of the atlas (the relmats apart)."""
-    seg = {"seg": aseg}
     where = {"space": space} if space else {}
+    names = OUTPUT_NAMES
     return [
         Derivative("atlas_timeseries", "ds_atlas_timeseries",
-                   {"suffix": "timeseries", "extension": ".tsv",
-                    "extra_entities": {**seg, "stat": "mean"}}),
-        Derivative("atlas_dcc", "ds_atlas_dcc",
-                   {"suffix": "timeseries", "desc": "dcc", "extension": ".tsv",
-                    "extra_entities": seg}),
-        # not "_dfc.tsv": the group level globs those for the primary (seed) result
-        Derivative("atlas_dfc", "ds_atlas_dfc",
-                   {"suffix": "edges", "extension": ".tsv", "extra_entities": seg}, _DFC_META),
-        Derivative("atlas_dseg", "ds_atlas_dseg",
-                   {"suffix": "dseg", "extension": ".nii.gz", "extra_entities": seg, **where},
+                   names["atlas_timeseries"].sink(seg=aseg)),
+        Derivative("atlas_dcc", "ds_atlas_dcc", names["atlas_dcc"].sink(seg=aseg)),
+        Derivative("atlas_dfc", "ds_atlas_dfc", names["atlas_dfc"].sink(seg=aseg), _DFC_META),
+        Derivative("atlas_dseg", "ds_atlas_dseg", names["atlas_dseg"].sink(seg=aseg, **where),
                    {"Description": "Atlas labels on the BOLD grid (generic-label "
                                    "interpolation); regions in dseg.tsv."}),
         Derivative("atlas_info", "ds_atlas_info",
-                   {"suffix": "dseg", "extension": ".tsv", "extra_entities": seg,
-                    "write_sidecar": False, **where}),
+                   {**names["atlas_info"].sink(seg=aseg, **where), "write_sidecar": False}),
     ]
 
 
@@ -388,8 +373,7 @@ def init_connectivity_derivatives_wf(*, output_dir, seed_space, atlas=None, temp
                        run_without_submitting=True)
         workflow.connect(inputnode, "atlas_relmats", pick, "inlist")
         row = Derivative("atlas_relmats", f"ds_relmat_{stat}",
-                         {"suffix": "relmat", "extension": ".tsv",
-                          "extra_entities": {"seg": aseg, "stat": stat}},
+                         OUTPUT_NAMES["atlas_relmats"].sink(seg=aseg, stat=stat),
                          {"Description": f"Region x region matrix of {stat}; row/column "
                                          "order as the dseg.tsv."})
         _add_sink(workflow, inputnode, output_dir, row, in_file=(pick, "out"))
