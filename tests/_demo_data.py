@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +34,9 @@ def dmn_des_sd(table: Path) -> float:
         if (values["seed_a"], values["seed_b"]) == ("DMN", "DeS"):
             return float(values["dcc_sd"])
     raise AssertionError(f"no DMN-DeS row in {table}")
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    """A private copy of a test dataset, for a test that must change its modes or files."""
+    shutil.copytree(src, dst, symlinks=True)
+    return dst

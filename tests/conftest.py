@@ -19,6 +19,9 @@ README's command, what ``.ci/run`` calls) runs everything. A module's tier is it
 
 from __future__ import annotations
 
+import hashlib
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -29,8 +32,62 @@ sys.path.insert(0, str(Path(__file__).parent))  # the tests/_*.py helpers
 from _demo_data import demo_dataset  # noqa: E402
 
 
+def tree_digest(root: Path) -> dict[str, tuple[str, str]]:
+    """Every path under ``root`` (the root included) -> (permission bits, sha256 of the
+    content or of the link target; "" for folders)."""
+    out = {}
+    for path in [root, *sorted(root.rglob("*"))]:
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            content = hashlib.sha256(os.readlink(path).encode()).hexdigest()
+        elif stat.S_ISREG(info.st_mode):
+            content = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            content = ""
+        out[str(path.relative_to(root))] = (f"{stat.S_IMODE(info.st_mode):04o}", content)
+    return out
+
+
+def assert_tree_unchanged(root: Path, before: dict) -> None:
+    after = tree_digest(root)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"the input dataset {root} was modified: {changed[:10]}"
+
+
+@pytest.fixture
+def input_guard():
+    """``guard(bids_dir)``: fail the test if anything in ``bids_dir`` (paths, contents,
+    permission bits) differs at its end from when it was guarded."""
+    guarded: list[tuple[Path, dict]] = []
+
+    def guard(root: Path) -> Path:
+        guarded.append((Path(root), tree_digest(Path(root))))
+        return Path(root)
+
+    yield guard
+    for root, before in guarded:
+        assert_tree_unchanged(root, before)
+
+
+#: the shared demo dataset's digest, taken right after it was built
+_BUILT: dict[Path, dict] = {}
+
+
 @pytest.fixture(scope="session")
 def shared_demo_bids(tmp_path_factory) -> Path:
     """The small demo dataset (2 subjects, 64 volumes, seed 3) of the container, SLURM and
-    fault tests: built once per test session, only read."""
-    return demo_dataset(tmp_path_factory)
+    fault tests: built once per test session, only read (every test that uses it fails if
+    it changed since it was built)."""
+    root = demo_dataset(tmp_path_factory)
+    _BUILT[root] = tree_digest(root)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _shared_demo_unchanged(request):
+    """After each test that used the shared demo dataset, check that nothing in it changed
+    (the CLI must never write into its input)."""
+    yield
+    if "shared_demo_bids" in request.fixturenames:
+        root = request.getfixturevalue("shared_demo_bids")
+        assert_tree_unchanged(root, _BUILT[root])

@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from _demo_data import dmn_des_sd
+from _demo_data import copy_tree, dmn_des_sd
 
 REPO = Path(__file__).resolve().parents[1]
 BASE_IMAGE = "localhost/debian:bookworm-slim"
@@ -179,8 +179,9 @@ def _open_dir(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def demo(shared_demo_bids, tmp_path_factory) -> Path:
-    """Demo BIDS dataset with 2 participants, readable by any UID (the container's)."""
-    bids = shared_demo_bids
+    """Demo BIDS dataset with 2 participants, readable by any UID (the container's): a copy,
+    so that the shared dataset's modes stay as built."""
+    bids = copy_tree(shared_demo_bids, tmp_path_factory.mktemp("container") / "bids")
     top = tmp_path_factory.getbasetemp().parent  # pytest's base temp is private to its user
     for folder in [bids, *bids.parents]:
         folder.chmod(folder.stat().st_mode | 0o055)

@@ -1,7 +1,7 @@
 """Input checks of the participant level: every bad input stops before anything is written.
 
 Each case runs the real entry point ``bids_dfc.cli.run.main`` on a small hand-made BIDS
-dataset with one defect, and checks: exit status 1, a one-line message naming the file or
+dataset with one defect, and checks: exit status 2, a one-line message naming the file or
 subject and what to do, the raw dataset untouched, and no output written.
 """
 
@@ -11,37 +11,13 @@ import json
 import os
 from pathlib import Path
 
-import nibabel as nb
 import numpy as np
 import pytest
+from _bids_data import _write_img, make_bids
 
 from bids_dfc.cli.run import main
 from bids_dfc.errors import InputError
 from bids_dfc.inputs.raw import check_output_dir, collect_data
-
-
-def _write_img(path: Path, shape, rng) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    affine = np.diag([3.0, 3.0, 4.0, 1.0]) if len(shape) == 4 else np.eye(4)
-    nb.Nifti1Image(rng.normal(100, 5, shape).astype("float32"), affine).to_filename(path)
-
-
-def make_bids(root: Path, subjects=("01", "02"), n_vols=60, tasks=("rest",)) -> Path:
-    """A tiny valid BIDS dataset: uneven shapes, one T1w and one BOLD run per task."""
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True)
-    (root / "dataset_description.json").write_text(
-        json.dumps({"Name": "tiny", "BIDSVersion": "1.9.0", "DatasetType": "raw"})
-    )
-    for sub in subjects:
-        _write_img(root / f"sub-{sub}/anat/sub-{sub}_T1w.nii.gz", (9, 10, 11), rng)
-        for task in tasks:
-            bold = root / f"sub-{sub}/func/sub-{sub}_task-{task}_bold.nii.gz"
-            _write_img(bold, (7, 8, 6, n_vols), rng)
-            bold.with_name(bold.name.replace(".nii.gz", ".json")).write_text(
-                json.dumps({"RepetitionTime": 2.0, "TaskName": task})
-            )
-    return root
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
@@ -57,8 +33,9 @@ def run_bad(tmp_path, capsys, bids: Path, *extra, out: Path | None = None):
     code = main([str(bids), str(out), "participant", "--skip-bids-validation",
                  "-w", str(tmp_path / "work"), *extra])  # fmt: skip
     err = capsys.readouterr().err.strip()
-    assert code == 1
-    assert len(err.splitlines()) == 1, err
+    assert code == 2  # bad input (docs/usage.md, exit codes)
+    lines = err.splitlines()  # one problem: one line; several: a heading, then one line each
+    assert len(lines) == 1 or all(ln.startswith("  - ") for ln in lines[1:]), err
     if before is not None:
         assert snapshot(bids) == before, "the input dataset was modified"
     written = [p for p in out.rglob("*")] if out.exists() else []
@@ -120,13 +97,15 @@ def test_3d_bold(tmp_path, capsys):
     bold = bids / "sub-01/func/sub-01_task-rest_bold.nii.gz"
     _write_img(bold, (7, 8, 6), np.random.default_rng(1))
     err = run_bad(tmp_path, capsys, bids)
-    assert "is 3D" in err and "sub-01_task-rest_bold.nii.gz" in err
+    assert "must be 4-D" in err and "sub-01_task-rest_bold.nii.gz" in err
 
 
 def test_too_few_volumes_after_dummies(tmp_path, capsys):
     bids = make_bids(tmp_path / "bids", n_vols=53)
     err = run_bad(tmp_path, capsys, bids)
-    assert "53 volumes, 49 after dropping 4 dummy scans" in err
+    assert err.startswith("bids-dfc: error: 2 problems found before starting")
+    for sub in ("sub-01", "sub-02"):  # every run reported, not just the first
+        assert f"{sub}_task-rest_bold.nii.gz: 53 volumes, 49 after the 4 non-steady-state" in err
 
 
 def test_read_only_output_dir(tmp_path, capsys):

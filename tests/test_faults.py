@@ -166,7 +166,7 @@ def test_read_only_output_dir_refused_before_processing(demo, tmp_path, inside):
         _, stderr = proc.communicate()
     finally:
         undo()
-    assert code == 1, stderr
+    assert code == 2, stderr  # bad input
     assert str(out) in stderr and "not writable" in stderr, stderr
     assert "Traceback" not in stderr, "a clear message, not a traceback"
     assert not (work.exists() and list(work.rglob("*.pklz"))), "processing started"

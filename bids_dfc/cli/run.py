@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from bids_dfc import __version__
-from bids_dfc.errors import BidsDfcError
+from bids_dfc.errors import BidsDfcError, InputError
 
 LOGGER = logging.getLogger("bids_dfc")
 
@@ -62,20 +62,13 @@ def _poll_interval(plugin: str) -> float:
 
 def run_participant(config) -> dict:
     """Check inputs, build and run the participant workflow, then write the reports."""
-    from bids_dfc.inputs.raw import (
-        check_bids_dir,
-        check_output_dir,
-        collect_data,
-        make_writable_dirs,
-        validate_bids,
-    )
+    from bids_dfc.inputs.preflight import preflight
+    from bids_dfc.inputs.raw import make_writable_dirs
 
     ex = config.execution
-    check_bids_dir(ex.bids_dir)
-    check_output_dir(ex.bids_dir, ex.output_dir, ex.work_dir)
-    if not ex.skip_bids_validation:
-        validate_bids(ex.bids_dir)
-    subjects = collect_data(config)
+    start = time.monotonic()
+    subjects = preflight(config)  # every problem at once, before anything is written
+    LOGGER.info("inputs checked in %.1f s", time.monotonic() - start)
     make_writable_dirs(output_dir=ex.output_dir, work_dir=ex.work_dir)
     LOGGER.info(
         "processing %d participant(s): %s",
@@ -155,7 +148,8 @@ def run_group(config) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``bids-dfc``; returns the exit status (0 ok, 1 failed, 2 bad command line)."""
+    """Run ``bids-dfc``; returns the exit status (0 ok, 1 failed, 2 bad input or command line,
+    130 interrupted)."""
     os.environ.setdefault("NIPYPE_NO_ET", "1")  # no update check over the network
     from bids_dfc.cli.parser import parse_args
 
@@ -168,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
             outputs = run_participant(config)
         else:
             outputs = run_group(config)
+    except InputError as exc:  # the user's input or options: nothing was run
+        print(f"bids-dfc: error: {exc}", file=sys.stderr)
+        return 2
     except BidsDfcError as exc:
         print(f"bids-dfc: error: {exc}", file=sys.stderr)
         return 1

@@ -7,30 +7,33 @@ leaves no half-written outputs.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Protocol
 
 from bids_dfc.errors import InputError
 from bids_dfc.io import check_writable
-from bids_dfc.preproc.signal import MIN_VOLUMES
 
 if TYPE_CHECKING:
-    import nibabel as nb
     from bids import BIDSLayout
 
 LOGGER = logging.getLogger("bids_dfc")
 
 
-class _ExecutionLike(Protocol):
-    """What :func:`collect_data` reads of ``bids_dfc.config.ExecutionOptions``."""
+class ExecutionLike(Protocol):
+    """What inputs/ reads of ``bids_dfc.config.ExecutionOptions``."""
 
     @property
     def bids_dir(self) -> Path: ...
+    @property
+    def output_dir(self) -> Path: ...
+    @property
+    def work_dir(self) -> Path: ...
     @property
     def participant_label(self) -> list[str] | None: ...
     @property
@@ -39,20 +42,40 @@ class _ExecutionLike(Protocol):
     def task(self) -> list[str] | None: ...
     @property
     def bids_filters(self) -> dict: ...
+    @property
+    def skip_bids_validation(self) -> bool: ...
+    @property
+    def nprocs(self) -> int: ...
+    @property
+    def mem_gb(self) -> float | None: ...
 
 
-class _WorkflowLike(Protocol):
+class WorkflowLike(Protocol):
+    """What inputs/ reads of ``bids_dfc.config.WorkflowOptions``."""
+
     @property
     def dummy_scans(self) -> int | str: ...
+    @property
+    def band_pass(self) -> tuple[float, float]: ...
+    @property
+    def seeds(self) -> Path | None: ...
+    @property
+    def atlas(self) -> Path | None: ...
+    @property
+    def atlas_labels(self) -> Path | None: ...
+    @property
+    def template(self) -> str: ...
+    @property
+    def template_resolution(self) -> int: ...
 
 
-class _ConfigLike(Protocol):
-    """A ``bids_dfc.config.Config`` (this package may not import config, rule R9)."""
+class ConfigLike(Protocol):
+    """A ``bids_dfc.config.Config`` (inputs/ may not import config, rule R9)."""
 
     @property
-    def execution(self) -> _ExecutionLike: ...
+    def execution(self) -> ExecutionLike: ...
     @property
-    def workflow(self) -> _WorkflowLike: ...
+    def workflow(self) -> WorkflowLike: ...
 
 
 @dataclass
@@ -80,25 +103,32 @@ def check_bids_dir(bids_dir: Path) -> None:
         raise InputError(f"{bids_dir} is not a BIDS dataset: it has no sub-* folders")
 
 
+def inside_raw_tree(bids_dir: Path, folder: Path) -> bool:
+    """Whether ``folder`` is ``bids_dir`` or inside it but not under its ``derivatives/``."""
+    bids_dir, folder = Path(bids_dir).resolve(), Path(folder).resolve()
+    if folder == bids_dir:
+        return True
+    return bids_dir in folder.parents and (bids_dir / "derivatives") not in folder.parents
+
+
 def check_output_dir(bids_dir: Path, output_dir: Path, work_dir: Path | None = None) -> None:
-    """Fail if output_dir is inside the raw data, or if output/work dirs cannot be written.
+    """Fail if output_dir or work_dir is inside the raw data, or cannot be written.
 
     Writing into ``bids_dir/derivatives/...`` is allowed (BIDS keeps derivatives there);
     anything else inside ``bids_dir`` would mix outputs into the raw data. Nothing is created:
     the nearest existing folder must be writable (call :func:`make_writable_dirs` to create).
     """
-    bids_dir, output_dir = bids_dir.resolve(), output_dir.resolve()
-    if output_dir == bids_dir or (
-        bids_dir in output_dir.parents and (bids_dir / "derivatives") not in output_dir.parents
-    ):
-        raise InputError(
-            f"output_dir {output_dir} is inside the raw dataset {bids_dir}: choose a folder "
-            f"outside it, or {bids_dir / 'derivatives' / 'bids_dfc'}"
-        )
+    for what, folder in (("output_dir", output_dir), ("work dir", work_dir)):
+        if folder is not None and inside_raw_tree(bids_dir, folder):
+            raise InputError(
+                f"{what} {Path(folder).resolve()} is inside the raw dataset "
+                f"{Path(bids_dir).resolve()}: choose a folder outside it, or "
+                f"{Path(bids_dir).resolve() / 'derivatives' / 'bids_dfc'}"
+            )
     for what, folder in (("output_dir", output_dir), ("work dir", work_dir)):
         if folder is None:
             continue
-        existing = Path(folder)
+        existing = Path(folder).resolve()
         while not existing.exists():
             existing = existing.parent
         if not existing.is_dir():
@@ -153,76 +183,50 @@ def validate_bids(bids_dir: Path) -> None:
         )
 
 
-def load_nifti_checked(path: Path, *, what: str, read_data: bool = True) -> nb.Nifti1Image:
-    """Load a NIfTI image, turning any read failure into a clear error naming the file."""
-    import nibabel as nb
-    import numpy as np
-
-    try:
-        img = cast("nb.Nifti1Image", nb.load(str(path)))
-        if read_data:
-            np.asanyarray(img.dataobj)
-    except Exception as exc:  # nibabel raises many types for corrupt files
-        raise InputError(
-            f"cannot read {what} {path}: {type(exc).__name__}: {exc}. The file is corrupt or "
-            "not NIfTI; re-export it from the scanner data (e.g. dcm2niix)"
-        ) from None
-    return img
-
-
-def check_bold(path: Path, metadata: dict, dummy_scans: int | str) -> None:
-    """Fail unless ``path`` is a readable 4D BOLD run with a RepetitionTime and enough volumes."""
-    img = load_nifti_checked(path, what="BOLD run")
-    shape = img.shape
-    if len(shape) != 4 or shape[3] < 2:
-        raise InputError(
-            f"BOLD run {path} is 3D (shape {shape}): a BOLD run must be 4D (x, y, z, time). "
-            "Check the conversion, or exclude it with --bids-filter-file"
-        )
-    tr = metadata.get("RepetitionTime")
-    if tr is None:
-        raise InputError(
-            f"RepetitionTime is missing for {path}: add \"RepetitionTime\" (seconds) to its "
-            "JSON sidecar"
-        )
-    if not isinstance(tr, (int, float)) or tr <= 0:
-        raise InputError(f"RepetitionTime of {path} must be a positive number, got {tr!r}")
-    dropped = dummy_scans if isinstance(dummy_scans, int) else 0
-    if shape[3] - dropped < MIN_VOLUMES:
-        raise InputError(
-            f"BOLD run {path} has {shape[3]} volumes, {shape[3] - dropped} after dropping "
-            f"{dropped} dummy scans; dynamic connectivity needs at least {MIN_VOLUMES}"
-        )
-
-
-def check_t1w(path: Path) -> None:
-    """Fail unless ``path`` is a readable 3D image."""
-    img = load_nifti_checked(path, what="T1w image")
-    if len(img.shape) == 4 and img.shape[3] == 1:
-        return
-    if len(img.shape) != 3:
-        raise InputError(f"T1w image {path} has shape {img.shape}: expected a 3D image")
-
-
-def _choose_tasks(layout: BIDSLayout, requested: list[str] | None) -> list[str]:
+def _choose_tasks(layout: BIDSLayout, requested: list[str] | None,
+                  problems: list[str]) -> list[str]:
     available = sorted(layout.get_tasks())
     if requested:
         missing = sorted(set(requested) - set(available))
         if missing:
-            raise InputError(
-                f"task(s) {', '.join(missing)} not found in {layout.root}; available tasks: "
-                f"{', '.join(available) or 'none'}"
-            )
-        return list(requested)
+            problems.append(f"--task: task(s) {', '.join(missing)} not found in {layout.root}; "
+                            f"available tasks: {', '.join(available) or 'none'}")
+        return [t for t in requested if t in available]
     rest = [task for task in available if "rest" in task.lower()]
     return rest or available
 
 
-def collect_data(config: _ConfigLike) -> list[SubjectData]:
-    """Index ``bids_dir`` with pybids and return the selected subjects' checked files.
+def _subject_files(layout: BIDSLayout, subject: str, tasks: list[str], sessions: dict,
+                   filters: dict) -> SubjectData | str:
+    """The subject's T1w and BOLD runs, or why it has none to process."""
+    bold = layout.get(
+        subject=subject, task=tasks, datatype="func", suffix="bold",
+        extension=[".nii", ".nii.gz"], **sessions, **filters.get("bold", {}),
+    )  # fmt: skip
+    t1w = layout.get(
+        subject=subject, datatype="anat", suffix="T1w", extension=[".nii", ".nii.gz"],
+        **filters.get("t1w", {}),
+    )  # fmt: skip
+    if not bold:
+        return f"sub-{subject}: no BOLD run for task(s) {', '.join(tasks) or 'none'}"
+    if not t1w:
+        return f"sub-{subject}: no T1w image (needed for registration)"
+    data = SubjectData(subject=subject, t1w=Path(sorted(f.path for f in t1w)[0]))
+    for bfile in sorted(bold, key=lambda f: f.path):
+        data.bold.append(Path(bfile.path))
+        data.bold_metadata[bfile.path] = bfile.get_metadata()
+    return data
+
+
+def select_subjects(config: ConfigLike, *, use_filters: bool = True,
+                    ) -> tuple[list[SubjectData], list[str]]:
+    """Index ``bids_dir`` with pybids; return the selected subjects' files and the problems
+    of the selection (unknown labels or tasks, nothing left to process). ``use_filters``
+    False ignores the --bids-filter-file (when it is itself faulty, to check the images).
 
     Subjects without a T1w or without BOLD for the chosen tasks are skipped with a warning when
-    others remain, and are an error when none would remain.
+    others remain, and are a problem when none would remain. The images themselves are
+    checked by :mod:`bids_dfc.inputs.preflight`.
     """
     from bids import BIDSLayout
 
@@ -231,54 +235,62 @@ def collect_data(config: _ConfigLike) -> list[SubjectData]:
         layout = BIDSLayout(str(ex.bids_dir), validate=False, derivatives=False)
     except Exception as exc:
         raise InputError(f"pybids could not index {ex.bids_dir}: {exc}") from None
+    problems: list[str] = []
     subjects = sorted(layout.get_subjects())
     if ex.participant_label:
         unknown = sorted(set(ex.participant_label) - set(subjects))
         if unknown:
-            raise InputError(
-                f"participant label(s) {', '.join(unknown)} not found in {ex.bids_dir}; "
-                f"available: {', '.join(subjects) or 'none'}"
-            )
+            problems.append(f"--participant-label: {', '.join(unknown)} not found in "
+                            f"{ex.bids_dir}; available: {', '.join(subjects) or 'none'}")
         subjects = [s for s in subjects if s in set(ex.participant_label)]
-    tasks = _choose_tasks(layout, ex.task)
-    filters = ex.bids_filters or {}
-    unknown_keys = set(filters) - {"bold", "t1w"}
-    if unknown_keys:
-        raise InputError(
-            f"--bids-filter-file: unknown queries {sorted(unknown_keys)}; use 'bold' and 't1w'"
-        )
+    tasks = _choose_tasks(layout, ex.task, problems)
+    filters = {k: v for k, v in (ex.bids_filters or {}).items()
+               if use_filters and k in ("bold", "t1w") and isinstance(v, dict)}
     sessions = {"session": ex.session_label} if ex.session_label else {}
-    selected, problems = [], []
+    selected: list[SubjectData] = []
+    skipped: list[str] = []
     for subject in subjects:
-        bold = layout.get(
-            subject=subject, task=tasks, datatype="func", suffix="bold",
-            extension=[".nii", ".nii.gz"], **sessions, **filters.get("bold", {}),
-        )  # fmt: skip
-        t1w = layout.get(
-            subject=subject, datatype="anat", suffix="T1w", extension=[".nii", ".nii.gz"],
-            **filters.get("t1w", {}),
-        )  # fmt: skip
-        if not bold:
-            problems.append(f"sub-{subject}: no BOLD run for task(s) {', '.join(tasks)}")
+        try:
+            found = _subject_files(layout, subject, tasks, sessions, filters)
+        except Exception as exc:  # pybids (or its database) refusing a filter value
+            return [], problems + [f"--bids-filter-file: pybids refused the query ({exc})"]
+        if isinstance(found, SubjectData):
+            selected.append(found)
+        else:
+            skipped.append(found)
+    for reason in skipped:
+        LOGGER.warning("skipping %s", reason)
+    if not selected and not problems:
+        problems.append(
+            f"nothing to process in {ex.bids_dir}: " + "; ".join(skipped or ["no subjects"])
+            + ". Check --participant-label, --session-label, --task and --bids-filter-file")
+    return selected, problems
+
+
+def glob_subjects(bids_dir: Path) -> list[SubjectData]:
+    """Every subject's first T1w and its BOLD runs with their own sidecars, found without
+    pybids (which cannot index a dataset whose dataset_description.json is broken)."""
+    found = []
+    for folder in sorted(p for p in Path(bids_dir).glob("sub-*") if p.is_dir()):
+        t1w = sorted(folder.glob("**/anat/*_T1w.nii*"))
+        bold = sorted(folder.glob("**/func/*_bold.nii*"))
+        if not (t1w and bold):
             continue
-        if not t1w:
-            problems.append(f"sub-{subject}: no T1w image (needed for registration)")
-            continue
-        data = SubjectData(subject=subject, t1w=Path(sorted(f.path for f in t1w)[0]))
-        for bfile in sorted(bold, key=lambda f: f.path):
-            data.bold.append(Path(bfile.path))
-            data.bold_metadata[bfile.path] = bfile.get_metadata()
-        selected.append(data)
-    for problem in problems:
-        LOGGER.warning("skipping %s", problem)
-    if not selected:
-        raise InputError(
-            "nothing to process in "
-            f"{ex.bids_dir}: " + "; ".join(problems or ["no subjects"])
-            + ". Check --participant-label, --session-label, --task and --bids-filter-file"
-        )
-    for data in selected:
-        check_t1w(data.t1w)
-        for bold in data.bold:
-            check_bold(bold, data.bold_metadata[str(bold)], config.workflow.dummy_scans)
+        data = SubjectData(subject=folder.name[4:], t1w=t1w[0], bold=bold)
+        for run in bold:
+            sidecar = run.with_name(run.name.split(".nii")[0] + ".json")
+            try:
+                meta = json.loads(sidecar.read_text(encoding="utf-8-sig"))
+            except (OSError, ValueError):
+                meta = {}
+            data.bold_metadata[str(run)] = meta if isinstance(meta, dict) else {}
+        found.append(data)
+    return found
+
+
+def collect_data(config: ConfigLike) -> list[SubjectData]:
+    """:func:`select_subjects`, raising :class:`InputError` on the first problem."""
+    selected, problems = select_subjects(config)
+    if problems:
+        raise InputError(problems[0])
     return selected
