@@ -38,6 +38,8 @@ class ExecutionOptions:
     plugin_args: dict = field(default_factory=dict)
     random_seed: int = 0
     verbose: int = 0
+    quiet: bool = False
+    debug: bool = False
     sloppy: bool = False
 
 

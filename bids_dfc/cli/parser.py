@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 from pathlib import Path
 
 from bids_dfc import __version__
+from bids_dfc.cli.config_file import toml_tokens
 from bids_dfc.cli.types import (
     acompcor_components,
     bids_label,
@@ -78,6 +78,15 @@ def _add_base_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-v", "--verbose", action="count", default=_default("verbose"),
         help="more log output (-vv: debug)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--quiet", action="store_true", default=_default("quiet"),
+        help="no progress lines (subject, step, elapsed time) on stderr",
+    )  # fmt: skip
+    parser.add_argument(
+        "--debug", action="store_true", default=_default("debug"),
+        help="show the Python traceback of an error (crash files in WORK_DIR/logs hold them "
+        "anyway)",
     )  # fmt: skip
     parser.add_argument(
         "--config-file", type=existing_file, metavar="TOML",
@@ -306,53 +315,6 @@ def _explicit_dests(argv: list[str]) -> set[str]:
     return set(vars(parser.parse_args(argv)))
 
 
-def _toml_tokens(parser: argparse.ArgumentParser, path: Path) -> list[str]:
-    """Turn a TOML config file into command-line tokens, checking every key."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        parser.error(f"argument --config-file: {path} is not valid TOML ({exc})")
-    options = {
-        action.dest: action
-        for action in parser._actions
-        if action.option_strings and action.dest not in {"help", "version", "config_file"}
-    }
-    flat: dict[str, object] = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and key in {"execution", "workflow", "group"}:
-            flat.update(value)
-        else:
-            flat[key] = value
-    tokens: list[str] = []
-    for key, value in flat.items():
-        dest = key.replace("-", "_")
-        if dest not in options:
-            parser.error(
-                f"argument --config-file: unknown key {key!r} in {path}; valid keys: "
-                + ", ".join(sorted(k.replace("_", "-") for k in options))
-            )
-        action = options[dest]
-        flag = action.option_strings[-1] if dest == "verbose" else action.option_strings[0]
-        if isinstance(action, argparse._StoreTrueAction):
-            if value is True:
-                tokens.append(flag)
-            elif value is not False:
-                parser.error(f"argument --config-file: {key} must be true or false in {path}")
-        elif isinstance(action, argparse._CountAction):
-            tokens += [flag] * int(value)
-        elif isinstance(value, dict):
-            tokens += [flag, json.dumps(value)]
-        elif isinstance(value, list):
-            tokens += [flag, *map(str, value)]
-        else:
-            tokens += [flag, str(value)]
-    return tokens
-
-
 def parse_args(argv: list[str] | None = None):
     """Parse the command line (and ``--config-file``) into a :class:`bids_dfc.config.Config`."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -362,7 +324,7 @@ def parse_args(argv: list[str] | None = None):
         explicit = _explicit_dests(argv)
         cfg_parser = _build_parser()
         cfg_parser.prog = f"bids-dfc (config file {ns.config_file.name})"
-        tokens = _toml_tokens(cfg_parser, ns.config_file)
+        tokens = toml_tokens(cfg_parser, ns.config_file)
         from_file = cfg_parser.parse_args(
             [str(ns.bids_dir), str(ns.output_dir), ns.analysis_level, *tokens]
         )

@@ -7,19 +7,23 @@ import logging
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from bids_dfc import __version__
+from bids_dfc.cli.signals import Interrupted, stop_on_signals, stop_process_tree
 from bids_dfc.errors import BidsDfcError, InputError
 
 LOGGER = logging.getLogger("bids_dfc")
 
 
 def _setup_logging(verbose: int) -> None:
+    """bids_dfc's own messages at INFO (DEBUG with -vv); other libraries' at WARNING (all
+    with -vv)."""
     level = logging.WARNING - 10 * min(verbose + 1, 2)
-    logging.basicConfig(
-        level=level, format="%(asctime)s [bids_dfc %(levelname)s] %(message)s", datefmt="%H:%M:%S"
-    )
+    logging.basicConfig(level=logging.WARNING if verbose < 2 else level,
+                        format="%(asctime)s [bids_dfc %(levelname)s] %(message)s",
+                        datefmt="%H:%M:%S")
     LOGGER.setLevel(level)
 
 
@@ -60,32 +64,12 @@ def _poll_interval(plugin: str) -> float:
     return LOCAL_POLL_S if plugin in ("MultiProc", "LegacyMultiProc", "Linear") else BATCH_POLL_S
 
 
-def run_participant(config) -> dict:
-    """Check inputs, build and run the participant workflow, then write the reports."""
-    from bids_dfc.inputs.preflight import preflight
-    from bids_dfc.inputs.raw import make_writable_dirs
-
-    ex = config.execution
-    start = time.monotonic()
-    subjects = preflight(config)  # every problem at once, before anything is written
-    LOGGER.info("inputs checked in %.1f s", time.monotonic() - start)
-    make_writable_dirs(output_dir=ex.output_dir, work_dir=ex.work_dir)
-    LOGGER.info(
-        "processing %d participant(s): %s",
-        len(subjects),
-        ", ".join(f"sub-{s.subject} ({len(s.bold)} BOLD run(s))" for s in subjects),
-    )
-    _environment(config)
-
+def _configure_nipype(ex, log_dir: Path) -> None:
+    """Crash files in ``log_dir`` (text), no reports, quiet loggers; the crash tracebacks
+    nipype logs go to the crash files only (``--debug`` shows them)."""
     from nipype import config as nipype_config
+    from nipype import logging as nipype_logging
 
-    from bids_dfc.cli.cluster import finish_graph_run, is_graph_plugin
-    from bids_dfc.derivatives import write_dataset_description
-    from bids_dfc.reports.participant import write_participant_reports
-    from bids_dfc.workflows.base import init_bids_dfc_wf
-
-    log_dir = ex.work_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
     nipype_config.update_config(
         {
             "execution": {
@@ -103,14 +87,90 @@ def run_participant(config) -> dict:
             },
         }
     )
-    from nipype import logging as nipype_logging
-
     nipype_logging.update_logging(nipype_config)
+    for name in ("nipype.workflow", "nipype.interface", "nipype.utils"):
+        logging.getLogger(name).propagate = False  # nipype has its own handler
+    if not (ex.debug or ex.verbose):
+        logging.getLogger("nipype.workflow").addFilter(_no_failure_noise)
+
+
+#: nipype's log lines about a failed step, which the failure paragraph tells once
+_FAILURE_NOISE = ("Traceback (most recent call last)", "Saving crash info", "[Node] Error on",
+                  "failed to run on host", "could not run node",
+                  "Storing result file without outputs")
+
+
+def _no_failure_noise(record: logging.LogRecord) -> bool:
+    """Drop nipype's records about a failed step (its crash file keeps the traceback)."""
+    text = record.getMessage()
+    return not any(noise in text for noise in _FAILURE_NOISE)
+
+
+def run_participant(config) -> dict:
+    """Check inputs, build and run the participant workflow, then write the reports."""
+    from bids_dfc.inputs.preflight import preflight
+    from bids_dfc.inputs.raw import make_writable_dirs
+
+    ex = config.execution
+    start = time.monotonic()
+    subjects = preflight(config)  # every problem at once, before anything is written
+    LOGGER.info("inputs checked in %.1f s", time.monotonic() - start)
+    make_writable_dirs(output_dir=ex.output_dir, work_dir=ex.work_dir)
+    LOGGER.info(
+        "processing %d participant(s): %s",
+        len(subjects),
+        ", ".join(f"sub-{s.subject} ({len(s.bold)} BOLD run(s))" for s in subjects),
+    )
+    _environment(config)
+
+    from bids_dfc.derivatives import write_dataset_description
+    from bids_dfc.reports.participant import write_participant_reports
+    from bids_dfc.workflows.base import init_bids_dfc_wf
+
+    log_dir = ex.work_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    _configure_nipype(ex, log_dir)
     config.to_json(ex.work_dir / f"config-{time.strftime('%Y%m%d-%H%M%S')}.json")
     write_dataset_description(ex.output_dir, ex.bids_dir)
     workflow = init_bids_dfc_wf(config, subjects)
     workflow.base_dir = str(ex.work_dir)
+    _run_graph(workflow, config, log_dir, [s.subject for s in subjects])
+    return write_participant_reports(config, subjects, workflow)
+
+
+#: plugins that run the steps on this machine: progress per step, a process tree to stop
+LOCAL_PLUGINS = ("MultiProc", "LegacyMultiProc", "Linear")
+
+
+def _local_runner(plugin: str, plugin_args: dict, progress):
+    """The nipype plugin object, counting the steps of the graph it is given."""
+    from nipype.pipeline import plugins
+
+    runner = getattr(plugins, f"{plugin}Plugin")(
+        plugin_args={**plugin_args, "status_callback": progress})
+    run = runner.run
+
+    def counted_run(graph, config, updatehash=False):
+        progress.set_graph(list(graph.nodes()))
+        return run(graph, config, updatehash=updatehash)
+
+    runner.run = counted_run
+    return runner
+
+
+def _run_graph(workflow, config, log_dir: Path, subjects: list[str]) -> None:
+    """Run the participant graph, with progress lines; a failed step becomes one paragraph
+    per failure (subject, step, cause, crash file)."""
+    from bids_dfc.cli.cluster import finish_graph_run, is_graph_plugin
+    from bids_dfc.cli.failures import failure_report
+    from bids_dfc.cli.progress import ParticipantProgress
+
+    ex = config.execution
     settings = _nipype_settings(config)
+    progress = ParticipantProgress(quiet=ex.quiet)
+    run_with = settings
+    if ex.plugin in LOCAL_PLUGINS:
+        run_with = {"plugin": _local_runner(ex.plugin, settings["plugin_args"], progress)}
     # MultiProc runs gc.collect() on every scheduling pass that could start a step; over the
     # heap of a fully imported bids-dfc (antspyx, nilearn, matplotlib, the graph) one
     # collection takes ~0.1 s, i.e. a busy core at 0.1 s per pass. Everything alive now
@@ -118,19 +178,17 @@ def run_participant(config) -> dict:
     # already garbage) leaves only new objects to collect.
     gc.collect()
     gc.freeze()
+    started = time.time()
     try:
-        execgraph = workflow.run(**settings)
+        execgraph = workflow.run(**run_with)
         if is_graph_plugin(ex.plugin):  # SLURMGraph & co. return once the jobs are submitted
             finish_graph_run(ex.plugin, settings["plugin_args"], execgraph,
                              ex.work_dir / workflow.name / "batch", log_dir)
     except RuntimeError as exc:
-        crashes = sorted(log_dir.glob("crash-*.txt"), key=os.path.getmtime)
-        hint = f"; crash report: {crashes[-1]}" if crashes else ""
-        raise BidsDfcError(
-            f"the participant workflow failed ({exc}){hint}. Fix the cause and rerun with the "
-            f"same --work-dir {ex.work_dir} to resume where it stopped"
-        ) from None
-    return write_participant_reports(config, subjects, workflow)
+        raise BidsDfcError(failure_report(log_dir, started, subjects, str(exc), ex.work_dir)
+                           ) from None
+    finally:
+        progress.close()
 
 
 def run_group(config) -> dict:
@@ -147,9 +205,16 @@ def run_group(config) -> dict:
     )
 
 
+def _report(exc: BaseException, code: int, debug: bool) -> int:
+    if debug:
+        traceback.print_exception(exc)
+    print(f"bids-dfc: error: {exc}", file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run ``bids-dfc``; returns the exit status (0 ok, 1 failed, 2 bad input or command line,
-    130 interrupted)."""
+    """Run ``bids-dfc``; returns the exit status (0 ok, 1 a step failed, 2 bad input or
+    command line, 130/143 interrupted by SIGINT/SIGTERM)."""
     os.environ.setdefault("NIPYPE_NO_ET", "1")  # no update check over the network
     from bids_dfc.cli.parser import parse_args
 
@@ -158,19 +223,24 @@ def main(argv: list[str] | None = None) -> int:
     LOGGER.info("bids-dfc %s, %s level", __version__, config.execution.analysis_level)
     start = time.monotonic()
     try:
-        if config.execution.analysis_level == "participant":
-            outputs = run_participant(config)
-        else:
-            outputs = run_group(config)
+        with stop_on_signals():
+            if config.execution.analysis_level == "participant":
+                outputs = run_participant(config)
+            else:
+                outputs = run_group(config)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        code = exc.exit_code if isinstance(exc, Interrupted) else 130
+        # the pool's futures fail as their workers end: that is the point, not news
+        logging.getLogger("concurrent.futures").disabled = True
+        killed = stop_process_tree()
+        print(f"bids-dfc: interrupted ({exc or 'SIGINT'}): every worker stopped"
+              f"{f' ({len(killed)} killed)' if killed else ''}; run the same command with the "
+              f"same --work-dir {config.execution.work_dir} to resume", file=sys.stderr)
+        return code
     except InputError as exc:  # the user's input or options: nothing was run
-        print(f"bids-dfc: error: {exc}", file=sys.stderr)
-        return 2
+        return _report(exc, 2, config.execution.debug)
     except BidsDfcError as exc:
-        print(f"bids-dfc: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bids-dfc: interrupted", file=sys.stderr)
-        return 130
+        return _report(exc, 1, config.execution.debug)
     took = time.monotonic() - start
     print(f"bids-dfc: {config.execution.analysis_level} level finished in {took:.0f} s; "
           f"outputs in {Path(config.execution.output_dir)}")

@@ -1,0 +1,119 @@
+"""Stopping cleanly on SIGTERM (SLURM's scancel and time limits, ``docker stop``) and SIGINT.
+
+:func:`stop_on_signals` turns the first SIGTERM or SIGINT into :class:`Interrupted` in the
+main thread; the caller then ends every process it started with :func:`stop_process_tree`
+(nipype's MultiProc workers and anything they run) before exiting with 128 + the signal
+number (143 for SIGTERM, 130 for SIGINT). A second signal ends the process at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+#: how long the workers get to end after SIGTERM before they are killed
+GRACE_S = 3.0
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT arrived; ``exit_code`` is 128 + the signal number.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` on the way up
+    swallows it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGTERM/SIGINT raise :class:`Interrupted` in the main thread (ignored signals stay
+    ignored, as under ``nohup``); the previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    seen: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if seen:  # a second signal: stop now
+            os._exit(128 + signum)
+        seen.append(signum)
+        raise Interrupted(signum)
+
+    old = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            old[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, prev in old.items():
+            signal.signal(sig, prev)
+
+
+def _children() -> dict[int, list[int]]:
+    """Parent PID -> child PIDs of every process visible in /proc."""
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the name may hold spaces
+        tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def descendants(pid: int | None = None) -> list[int]:
+    """Every process started (directly or not) by ``pid`` (default: this process)."""
+    tree, todo, found = _children(), [pid or os.getpid()], []
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; its parent reaps it
+
+
+def stop_process_tree(grace_s: float = GRACE_S) -> list[int]:
+    """SIGTERM every descendant, SIGKILL those still running after ``grace_s``; reap them.
+    Returns the PIDs that had to be killed."""
+    pids = descendants()
+    _signal_all(pids, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(map(_alive, pids)):
+        time.sleep(0.05)
+    # anything they started meanwhile, and whoever ignored SIGTERM
+    stubborn = [p for p in {*pids, *descendants()} if _alive(p)]
+    _signal_all(stubborn, signal.SIGKILL)
+    for pid in pids + stubborn:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # not our direct child, or already reaped
+            pass
+    return stubborn
