@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from bids_dfc import __version__
-from bids_dfc.io import atomic_write, output_lock
+from bids_dfc.io import atomic_write, move_into_place, output_lock
 
 CODE_URL = "https://github.com/bids-dfc/bids_dfc"
 
@@ -268,3 +269,34 @@ OUTPUT_NAMES: dict[str, OutputName] = {
     "atlas_info": OutputName("dseg", ".tsv"),
     "atlas_relmats": OutputName("relmat", ".tsv"),  # stat- per matrix
 }
+
+
+#: a participant's outputs are written under OUTPUT_DIR/.staging/ while its run is going and
+#: moved into place when the participant finished: a failed or interrupted participant
+#: leaves nothing that looks complete (the same command and work dir redo the staging)
+STAGING = ".staging"
+
+
+def staging_dir(output_dir: str | os.PathLike) -> Path:
+    """Where the derivatives workflows write while a run is going."""
+    return Path(output_dir) / STAGING
+
+
+def commit_participant(output_dir: str | os.PathLike, subject: str) -> list[Path]:
+    """Move a finished participant's staged outputs into place, file by file (a rename
+    each, atomic), then remove its staging folder. Returns the paths now in place."""
+    root = staging_dir(output_dir)
+    mine = root / f"sub-{subject}"
+    moved = []
+    for path in sorted(p for p in mine.rglob("*") if p.is_file()):
+        if path.name.startswith("."):  # a writer's temporary file left by a killed run
+            continue
+        dst = Path(output_dir) / path.relative_to(root)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        moved.append(move_into_place(path, dst))
+    shutil.rmtree(mine, ignore_errors=True)
+    try:
+        root.rmdir()  # the last participant of the output folder
+    except OSError:
+        pass
+    return moved

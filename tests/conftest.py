@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import stat
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,56 @@ def _shared_demo_unchanged(request):
     if "shared_demo_bids" in request.fixturenames:
         root = request.getfixturevalue("shared_demo_bids")
         assert_tree_unchanged(root, _BUILT[root])
+
+
+#: daemons and job steps the SLURM and container tests start outside pytest's process tree
+_DAEMONS = ("slurmstepd", "slurmd", "slurmctld", "munged", "conmon")
+
+
+def _daemon_pids() -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            name = (entry / "comm").read_text().strip() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if name in _DAEMONS:
+            found.add(int(entry.name))
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_process_left_behind():
+    """At the end of the session, no process the tests started is still running: neither
+    a child of pytest (a bids-dfc run, a worker) nor a SLURM daemon or job step. Leftovers
+    are killed (so CI does not hang) and fail the session."""
+    from bids_dfc.cli.signals import descendants, stop_process_tree
+
+    before = _daemon_pids()
+    yield
+    time.sleep(1)
+    alive = [p for p in descendants() if _running(p)]
+    daemons = [p for p in _daemon_pids() - before if _running(p)]
+    if alive:
+        stop_process_tree()
+    for pid in daemons:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    left = [f"{pid} {_cmdline(pid)}" for pid in alive + daemons]
+    assert not left, f"processes left behind by the tests: {left}"
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+    except OSError:
+        return "?"

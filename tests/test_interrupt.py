@@ -17,8 +17,11 @@ import sys
 import time
 from pathlib import Path
 
+import nibabel as nb
+import numpy as np
 import pytest
 from _bids_data import make_bids
+from _demo_data import copy_tree
 
 from bids_dfc.cli.signals import descendants
 
@@ -80,6 +83,8 @@ def test_signal_stops_every_worker(shared_demo_bids, tmp_path, sig, code):
     time.sleep(0.5)
     assert not _gone(workers), f"processes left behind: {_gone(workers)}"
     assert took < 60, f"the run took {took:.0f} s to stop"  # 3 s grace, then SIGKILL
+    # nothing that looks like a participant's outputs: they wait in .staging/
+    assert not list((tmp_path / "out").glob("sub-*")), list((tmp_path / "out").iterdir())
 
 
 def test_progress_lines_then_quiet(shared_demo_bids, tmp_path):
@@ -118,3 +123,21 @@ def test_failed_step_is_one_paragraph(tmp_path):
     assert len(crash) == 2 and all(Path(c).is_file() for c in crash)
     assert "Traceback" in Path(crash[0]).read_text()
     assert "failed: sub-01, sub-02" in message or "failed: sub-02, sub-01" in message
+    assert not list((tmp_path / "out").glob("sub-*"))
+
+
+def test_finished_subject_kept_failed_one_left_out(shared_demo_bids, tmp_path):
+    """sub-02's T1w replaced by noise: sub-01's outputs are put in place, sub-02's not."""
+    bids = copy_tree(shared_demo_bids, tmp_path / "bids")
+    t1w = next((bids / "sub-02" / "anat").glob("*_T1w.nii.gz"))
+    img = nb.load(t1w)
+    noise = np.random.default_rng(0).normal(100, 5, img.shape).astype("float32")
+    nb.Nifti1Image(noise, img.affine, img.header).to_filename(t1w)
+    proc = _start(bids, tmp_path)
+    assert proc.wait(timeout=PATIENCE_S) == 1
+    message = proc.communicate()[1]
+    assert "sub-02, step anat_wf." in message and "failed: sub-02; finished: sub-01" in message
+    out = tmp_path / "out"
+    assert list((out / "sub-01").rglob("*_seg-seeds_dfc.tsv")), "sub-01 finished"
+    assert not (out / "sub-02").exists(), "sub-02 failed: nothing of it in place"
+    assert not list((out / ".staging").glob("sub-01")), "sub-01's staging was moved"

@@ -30,8 +30,9 @@ def read_crash_file(path: Path) -> tuple[str, str]:
 
 
 def failure_report(log_dir: Path, since: float, subjects: list[str], message: str,
-                   work_dir: Path) -> str:
-    """The error message of a participant run whose workflow raised ``message``."""
+                   work_dir: Path) -> tuple[str, list[str]]:
+    """The error message of a participant run whose workflow raised ``message``, and the
+    labels of the subjects that finished (no failed step)."""
     crashes = sorted((p for p in Path(log_dir).glob("crash-*.txt")
                       if p.stat().st_mtime >= since - 1), key=lambda p: p.stat().st_mtime)
     failed: dict[str, None] = {}
@@ -49,6 +50,7 @@ def failure_report(log_dir: Path, since: float, subjects: list[str], message: st
     summary = f"failed: {', '.join(failed) or 'unknown'}"
     if done and failed:
         summary += f"; finished: {', '.join(done)}"
-    return ("the participant level failed:\n  " + "\n  ".join(paragraphs)
+    text = ("the participant level failed:\n  " + "\n  ".join(paragraphs)
             + f"\n{summary}. Fix the cause and run the same command with the same "
             f"--work-dir {work_dir}: finished steps are not run again.")
+    return text, [s for s in subjects if f"sub-{s}" not in failed and failed]

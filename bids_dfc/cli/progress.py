@@ -54,6 +54,14 @@ class ParticipantProgress:
         self.bars: dict[str, tqdm] = {}
         self.lock = threading.Lock()
 
+    def __getstate__(self) -> dict:
+        """nipype pickles its plugin arguments with some steps: a copy in a worker process
+        keeps quiet (the stream, bars and lock stay with the run's process)."""
+        return {"quiet": True}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(quiet=True)  # type: ignore[misc]
+
     def set_graph(self, nodes: list[Any]) -> None:
         """Count the steps of each subject (the flattened execution graph's nodes)."""
         for node in nodes:

@@ -123,7 +123,7 @@ def run_participant(config) -> dict:
     )
     _environment(config)
 
-    from bids_dfc.derivatives import write_dataset_description
+    from bids_dfc.derivatives import commit_participant, write_dataset_description
     from bids_dfc.reports.participant import write_participant_reports
     from bids_dfc.workflows.base import init_bids_dfc_wf
 
@@ -135,6 +135,8 @@ def run_participant(config) -> dict:
     workflow = init_bids_dfc_wf(config, subjects)
     workflow.base_dir = str(ex.work_dir)
     _run_graph(workflow, config, log_dir, [s.subject for s in subjects])
+    for data in subjects:  # each participant's outputs appear once it finished
+        commit_participant(ex.output_dir, data.subject)
     return write_participant_reports(config, subjects, workflow)
 
 
@@ -160,17 +162,20 @@ def _local_runner(plugin: str, plugin_args: dict, progress):
 
 def _run_graph(workflow, config, log_dir: Path, subjects: list[str]) -> None:
     """Run the participant graph, with progress lines; a failed step becomes one paragraph
-    per failure (subject, step, cause, crash file)."""
+    per failure (subject, step, cause, crash file), after the outputs of the subjects that
+    finished were put in place."""
     from bids_dfc.cli.cluster import finish_graph_run, is_graph_plugin
     from bids_dfc.cli.failures import failure_report
     from bids_dfc.cli.progress import ParticipantProgress
+    from bids_dfc.derivatives import commit_participant
 
     ex = config.execution
     settings = _nipype_settings(config)
     progress = ParticipantProgress(quiet=ex.quiet)
-    run_with = settings
+    run_with, runner = settings, None
     if ex.plugin in LOCAL_PLUGINS:
-        run_with = {"plugin": _local_runner(ex.plugin, settings["plugin_args"], progress)}
+        runner = _local_runner(ex.plugin, settings["plugin_args"], progress)
+        run_with = {"plugin": runner}
     # MultiProc runs gc.collect() on every scheduling pass that could start a step; over the
     # heap of a fully imported bids-dfc (antspyx, nilearn, matplotlib, the graph) one
     # collection takes ~0.1 s, i.e. a busy core at 0.1 s per pass. Everything alive now
@@ -185,10 +190,17 @@ def _run_graph(workflow, config, log_dir: Path, subjects: list[str]) -> None:
             finish_graph_run(ex.plugin, settings["plugin_args"], execgraph,
                              ex.work_dir / workflow.name / "batch", log_dir)
     except RuntimeError as exc:
-        raise BidsDfcError(failure_report(log_dir, started, subjects, str(exc), ex.work_dir)
-                           ) from None
+        text, finished = failure_report(log_dir, started, subjects, str(exc), ex.work_dir)
+        for subject in finished:
+            commit_participant(ex.output_dir, subject)
+        raise BidsDfcError(text) from None
+    except BaseException:  # SIGTERM/SIGINT: main() stops the workers, do not wait for them
+        runner = None
+        raise
     finally:
         progress.close()
+        if getattr(runner, "pool", None) is not None:  # MultiProc's idle workers: end them
+            runner.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_group(config) -> dict:

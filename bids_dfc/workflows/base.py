@@ -8,6 +8,7 @@ from pathlib import Path
 from nipype.pipeline import engine as pe
 
 from bids_dfc import __version__
+from bids_dfc.derivatives import staging_dir
 from bids_dfc.templates import get_template
 from bids_dfc.workflows.anat import init_anat_derivatives_wf, init_anat_wf
 from bids_dfc.workflows.bold import init_bold_derivatives_wf, init_bold_wf
@@ -55,7 +56,7 @@ def init_single_subject_wf(data, *, config, template):
         The standard space.
     """
     ex, opts = config.execution, config.workflow
-    output_dir = str(ex.output_dir)
+    output_dir = str(staging_dir(ex.output_dir))  # moved into place when it finished
     spaces = list(opts.output_spaces)
     if opts.seed_space == "template" and "template" not in spaces:
         spaces.append("template")  # template-space seeds need the template-space BOLD

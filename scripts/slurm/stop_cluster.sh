@@ -2,8 +2,9 @@
 # Stop a cluster made by start_cluster.sh: each daemon by the PID in its PID file.
 #
 # Usage: scripts/slurm/stop_cluster.sh DIR
-# Sends SIGTERM to slurmd, slurmctld and munged (in that order), waits up to 10 s for each,
-# then SIGKILL. Jobs still running on the node are ended by slurmd's shutdown.
+# Cancels every job still queued or running (slurmd's shutdown alone leaves a running job's
+# slurmstepd behind), waits up to 30 s for the queue to empty, then sends SIGTERM to slurmd,
+# slurmctld and munged (in that order), waits up to 10 s for each, then SIGKILL.
 set -uo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -12,6 +13,18 @@ if [[ $# -ne 1 ]]; then
 fi
 dir="$1"
 status=0
+if [[ -f "$dir/slurm.conf" && -f "$dir/slurmctld.pid" ]]; then
+    export SLURM_CONF="$dir/slurm.conf"
+    jobs=$(squeue -h -o '%A' 2>/dev/null | sort -u)
+    if [[ -n "$jobs" ]]; then
+        # shellcheck disable=SC2086
+        scancel --full $jobs 2>/dev/null
+        for _ in $(seq 1 120); do
+            [[ -z "$(squeue -h -o '%A' 2>/dev/null)" ]] && break
+            sleep 0.25
+        done
+    fi
+fi
 for daemon in slurmd slurmctld munged; do
     pidfile="$dir/$daemon.pid"
     [[ -f "$pidfile" ]] || continue
