@@ -223,3 +223,127 @@ def output_lock(output_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# -- folders replaced as a whole (the group level's output_dir/group/) -----------------------
+#
+# A folder is built under a temporary name beside its target and swapped in at the end:
+# ``.<name>.<host>.<pid>.new-<random>`` is the one being built; at the swap the target is
+# renamed aside to ``.<name>.<host>.<pid>.old-<random>``, the new one renamed in, the old one
+# removed. A reader sees the old folder or the new one, never a mix.
+
+
+def dir_mode() -> int:
+    """Mode of a new output folder: what ``mkdir()`` gives, ``0o777 & ~umask``."""
+    return 0o777 & ~current_umask()
+
+
+def _temp_dir_kind(tmp: Path) -> str:
+    """``"new"`` or ``"old"`` for a folder named by :func:`make_temp_dir` or
+    :func:`replace_dir`, else ``""`` (the random tail has no dot, a host name may)."""
+    kind = tmp.name.rsplit(".", 1)[-1].partition("-")[0]
+    return kind if kind in ("new", "old") and tmp.is_dir() and not tmp.is_symlink() else ""
+
+
+def _writer_gone(tmp: Path, dst: Path) -> bool:
+    """Whether the process that named ``tmp`` has exited (this host) or ``tmp`` has been
+    untouched for :data:`ABANDONED_AFTER_S` (any host)."""
+    prefix = f".{dst.name}.{socket.gethostname()}."
+    pid = tmp.name[len(prefix):].split(".", 1)[0] if tmp.name.startswith(prefix) else ""
+    try:
+        abandoned = time.time() - tmp.stat().st_mtime > ABANDONED_AFTER_S
+    except FileNotFoundError:  # renamed or removed by its writer meanwhile
+        return False
+    return abandoned or (pid.isdigit() and not pid_alive(int(pid)))
+
+
+def _remove_tree(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_stale_temp_dirs(dst_dir: PathLike) -> list[Path]:
+    """Clear what builders of ``dst_dir`` (:func:`make_temp_dir`, :func:`replace_dir`) that
+    died midway left beside it; returns the folders removed or restored.
+
+    A folder of a writer that is gone (as in :func:`remove_stale_temps`) is removed, except
+    when ``dst_dir`` itself is missing and an ``old-`` folder is left: its writer died between
+    the two renames of the swap, and that folder (the previous ``dst_dir``, untouched) is
+    renamed back. Folders of running writers, and any other name, are left alone.
+    """
+    dst = Path(dst_dir)
+    if not dst.parent.is_dir():
+        return []
+    handled = []
+    with output_lock(dst.parent):
+        stale = sorted((p for p in dst.parent.glob(f".{glob.escape(dst.name)}.*")
+                        if _temp_dir_kind(p) and _writer_gone(p, dst)),
+                       key=lambda p: p.stat().st_mtime, reverse=True)
+        olds = [p for p in stale if _temp_dir_kind(p) == "old"]
+        if olds and not (dst.exists() or dst.is_symlink()):
+            os.replace(olds[0], dst)
+            handled.append(olds[0])
+            stale.remove(olds[0])
+        for tmp in stale:
+            _remove_tree(tmp)
+            handled.append(tmp)
+    return handled
+
+
+def make_temp_dir(dst_dir: PathLike) -> Path:
+    """An empty folder beside ``dst_dir`` in which to build its replacement
+    (:func:`replace_dir` swaps it in).
+
+    Its mode is :func:`dir_mode` (``mkdtemp`` alone gives 0700), keeping a setgid bit it
+    inherited from the parent; the stale folders of dead builders go first
+    (:func:`remove_stale_temp_dirs`).
+    """
+    dst = Path(dst_dir)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_dirs(dst)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(dst) + "new-", dir=dst.parent))
+    os.chmod(tmp, (tmp.stat().st_mode & 0o7000) | dir_mode())
+    return tmp
+
+
+def replace_dir(tmp_dir: PathLike, dst_dir: PathLike) -> Path:
+    """Put the folder ``tmp_dir`` (from :func:`make_temp_dir`) in place of ``dst_dir``.
+
+    Under :func:`output_lock` of the parent folder: the old ``dst_dir`` (if any) is renamed
+    aside, ``tmp_dir`` renamed to ``dst_dir``, then the old one removed. When the second
+    rename fails the old folder is renamed back; a process killed between the two renames
+    leaves it aside, and the next :func:`remove_stale_temp_dirs` renames it back.
+    """
+    tmp, dst = Path(tmp_dir), Path(dst_dir)
+    aside = None
+    with output_lock(dst.parent):
+        if dst.exists() or dst.is_symlink():
+            aside = dst.parent / f"{_temp_prefix(dst)}old-{os.urandom(4).hex()}"
+            os.replace(dst, aside)
+        try:
+            os.replace(tmp, dst)
+        except BaseException:
+            if aside is not None:
+                os.replace(aside, dst)
+            raise
+    if aside is not None:
+        _remove_tree(aside)
+    return dst
+
+
+@contextmanager
+def dir_replacement(dst_dir: PathLike) -> Iterator[Path]:
+    """Build a new ``dst_dir`` as a whole: yields an empty temporary folder to write into.
+
+    On a normal exit the folder replaces ``dst_dir`` (:func:`replace_dir`); on any error or
+    interrupt it is removed and ``dst_dir`` is left exactly as it was.
+    """
+    tmp = make_temp_dir(dst_dir)
+    try:
+        yield tmp
+        replace_dir(tmp, dst_dir)
+    except BaseException:
+        _remove_tree(tmp)
+        raise

@@ -316,3 +316,12 @@ def test_literal_default_check_catches_what_it_claims():
         "g.add_argument('--not-a-field', default=3)\n"
     )
     assert _literal_defaults(good) == []
+
+
+def test_max_mean_fd_none_switches_fd_qc_off():
+    from bids_dfc.cli.parser import parse_args
+
+    base = ["/tmp/bids", "/tmp/out", "group"]
+    assert parse_args([*base, "--max-mean-fd", "none"]).group.max_mean_fd is None
+    assert parse_args([*base, "--max-mean-fd", "None"]).group.max_mean_fd is None
+    assert parse_args([*base, "--max-mean-fd", "0.3"]).group.max_mean_fd == 0.3

@@ -34,7 +34,7 @@ BASE_IMAGE = "localhost/debian:bookworm-slim"
 IMAGE_REPO = "localhost/bids_dfc"
 UID = "12345:12345"
 BUILD_TIMEOUT = int(os.environ.get("BIDS_DFC_CONTAINER_BUILD_TIMEOUT", "2400"))
-RUN_TIMEOUT = 900
+RUN_TIMEOUT = 3600 * float(os.environ.get("BIDS_DFC_TEST_PATIENCE", "1"))
 PODMAN = shutil.which("podman")
 
 pytestmark = [
@@ -230,10 +230,11 @@ def test_demo_runs_offline_read_only_as_any_uid(image, demo, tmp_path):
 
     rc, code, log = run_container(
         image, ["/data", "/out", "group", "-w", "/work", "--n-boot", "200"], mounts)
-    assert (rc, code) == (0, 0), log[-4000:]
-    group = out / "group"
-    written = sorted(p.name for p in group.rglob("*") if p.is_file())
-    assert any(name.endswith(".tsv") for name in written), written
+    # two demo participants (one NR, one R) support no statistical test: the group level
+    # reads both, says so and exits 2 without writing group/
+    assert code == 2, log[-4000:]
+    assert "no statistical test could be computed from 2 participants" in log, log[-4000:]
+    assert not (out / "group").exists()
     assert not list(demo.rglob("*.pklz")), "the read-only input must not be written to"
 
 

@@ -37,7 +37,11 @@ SCRIPTS = REPO / "scripts" / "slurm"
 BIN = Path(sys.executable).parent
 TOOLS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sinfo")
 MISSING = [t for t in TOOLS if shutil.which(t) is None and not Path("/usr/sbin", t).exists()]
-JOB_TIMEOUT = 420
+#: a hung job trips it, a loaded machine never (a job of the demo takes ~1-4 min; the tests
+#: poll the queue, they do not sleep a fixed time); BIDS_DFC_TEST_PATIENCE scales it
+JOB_TIMEOUT = 3600 * float(os.environ.get("BIDS_DFC_TEST_PATIENCE", "1"))
+#: SLURM's own limit per job: generous for the same reason
+JOB_TIME_LIMIT = "02:00:00"
 
 pytestmark = [
     pytest.mark.slurm,
@@ -133,7 +137,7 @@ def array_run(cluster, demo, tmp_path_factory):
     mem_mb = int(env["SLURM_MEMORY_MB"]) // 2
     submitted = subprocess.run(
         [str(SCRIPTS / "submit.sh"), "--concurrency", "2", "--cpus", "1", "--mem",
-         f"{mem_mb}M", "--time", "00:10:00", str(demo), str(out), str(work), "--", "--sloppy",
+         f"{mem_mb}M", "--time", JOB_TIME_LIMIT, str(demo), str(out), str(work), "--", "--sloppy",
          "--n-boot", "200"],
         env=env, capture_output=True, text=True, timeout=60, check=True,
     )
@@ -148,14 +152,16 @@ def test_array_job_runs_every_participant_then_group(array_run, demo):
     states = _job_states(ids["array_job"], env)
     assert len(states) == len(_subjects(demo)), states
     assert all(state == ("COMPLETED", "0:0") for state in states), f"{states}\n{logs[-4000:]}"
-    assert _job_states(ids["group_job"], env) == [("COMPLETED", "0:0")], logs[-4000:]
+    # the group job ran after both tasks and read both participants; two demo participants
+    # (one NR, one R) support no statistical test, which the group level refuses (exit 2)
+    assert _job_states(ids["group_job"], env) == [("FAILED", "2:0")], logs[-4000:]
+    assert "no statistical test could be computed from 2 participants" in logs, logs[-4000:]
     for subject in _subjects(demo):
         assert 0 < dmn_des_sd(_dfc_table(out, subject)) < 1
         assert (work / subject).is_dir(), "each task must use its own work folder"
     description = json.loads((out / "dataset_description.json").read_text())
     assert description["DatasetType"] == "derivative"
-    group_files = [p for p in (out / "group").rglob("*") if p.is_file()]
-    assert any(p.suffix == ".tsv" for p in group_files), group_files
+    assert not (out / "group").exists(), "a group level with no test writes no group/"
 
 
 def test_failed_task_blocks_group_level(cluster, demo, tmp_path):
@@ -169,7 +175,7 @@ def test_failed_task_blocks_group_level(cluster, demo, tmp_path):
         env=env, capture_output=True, text=True, timeout=60, check=True,
     )
     ids = dict(line.split("=") for line in submitted.stdout.split())
-    _wait_for_jobs([ids["array_job"], ids["group_job"]], env, timeout=120)
+    _wait_for_jobs([ids["array_job"], ids["group_job"]], env)
     state, code = _job_states(ids["array_job"], env)[0]
     assert state == "FAILED" and code != "0:0", (state, code)
     group_state = _job_states(ids["group_job"], env)[0][0]
@@ -186,7 +192,7 @@ def plugin_runs(cluster, array_run, demo, tmp_path_factory) -> dict:
     (the 2-CPU node runs a job of each side by side): {plugin: (code, stderr, out, work,
     subject)}."""
     subjects = _subjects(demo)
-    plugin_args = {"sbatch_args": "--mem=2000M --cpus-per-task=1 --time=00:10:00",
+    plugin_args = {"sbatch_args": f"--mem=2000M --cpus-per-task=1 --time={JOB_TIME_LIMIT}",
                    "max_jobs": 2, "poll_sleep_duration": 1}
     started = {}
     for index, plugin in enumerate(PLUGINS):

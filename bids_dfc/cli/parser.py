@@ -20,6 +20,7 @@ from bids_dfc.cli.types import (
     finite_number,
     json_object,
     nonneg_int,
+    or_none,
     positive_int,
 )
 from bids_dfc.config import SECTIONS, Config, section_of
@@ -276,9 +277,10 @@ def _add_group_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--tsp-columns", dest="tsp_columns", nargs="+", metavar="COLUMN",
                    help="temporal summation ratings in order (or one glob such as 'tsp_*'); "
                    "derives tsp = %% change of the peak from the first rating")
-    g.add_argument("--max-mean-fd", dest="max_mean_fd", type=finite_number(0.0, strict=True),
+    g.add_argument("--max-mean-fd", dest="max_mean_fd",
+                   type=or_none(finite_number(0.0, strict=True)),
                    default=_default("max_mean_fd"), metavar="MM",
-                   help="exclude runs with mean FD above this")
+                   help="exclude runs with mean FD above this (mm); 'none': no FD check")
     g.add_argument("--n-boot", dest="n_boot", type=positive_int, default=_default("n_boot"),
                    metavar="N", help="bootstrap resamples (mediation, AUC)")
     g.add_argument("--all-pairs", dest="all_pairs", action="store_true",

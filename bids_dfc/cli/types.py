@@ -53,6 +53,16 @@ def finite_number(minimum: float = 0.0, *, strict: bool = False) -> Callable[[st
     return convert
 
 
+def or_none(convert: Callable[[str], float]) -> Callable[[str], float | None]:
+    """``convert``, or None for the word ``none`` (an option that can be switched off)."""
+
+    def converter(text: str) -> float | None:
+        return None if text.strip().lower() == "none" else convert(text)
+
+    converter.__name__ = getattr(convert, "__name__", "value")
+    return converter
+
+
 def dummy_scans(text: str) -> int | str:
     """``auto`` or a whole number >= 0."""
     if text == "auto":

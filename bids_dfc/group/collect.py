@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bids_dfc.derivatives import OUTPUT_NAMES, parse_entities
+from bids_dfc.derivatives import OUTPUT_NAMES
 from bids_dfc.errors import InputError
+from bids_dfc.group.validate import check_dfc_files
 from bids_dfc.stats import table as tb
-
-#: the entities of a participant dFC file that identify its run
-_RUN_ENTITIES = ("sub", "ses", "task", "acq", "run")
-_REQUIRED = ("seed_a", "seed_b", "dcc_sd")
 
 
 def _read_tsv(path, source):
@@ -30,12 +28,16 @@ def _read_tsv(path, source):
     return frame
 
 
-def collect_dfc(output_dir: str | os.PathLike) -> pd.DataFrame:
+def collect_dfc(output_dir: str | os.PathLike, *, pair: Sequence[str],
+                fd_needed_by: str | None = None) -> pd.DataFrame:
     """Read every participant ``*_seg-seeds_dfc.tsv`` under ``output_dir`` into one long table.
 
+    Every file is checked first (:func:`bids_dfc.group.validate.check_dfc_files`: complete,
+    the participant level's columns and types, one row per seed pair with ``pair`` among
+    them, one file per run; ``mean_fd`` required when ``fd_needed_by`` names what needs it).
     Entities (sub, ses, task, acq, run) are parsed from the file names. Raises
-    :class:`InputError` when no file exists (run the participant level first) or a file
-    lacks the required columns.
+    :class:`InputError` when no file exists (run the participant level first) or listing
+    every problem of every file.
     """
     output_dir = Path(output_dir)
     pattern = "sub-*/**/*" + OUTPUT_NAMES["seed_dfc"].pattern()
@@ -45,28 +47,14 @@ def collect_dfc(output_dir: str | os.PathLike) -> pd.DataFrame:
             f"no participant outputs ({pattern}) found in {output_dir}; run the "
             "participant level first: bids-dfc <bids_dir> <output_dir> participant")
     frames = []
-    for path in files:
-        rel = str(path.relative_to(output_dir))
-        ent = {k: v for k, v in parse_entities(path).items() if k in _RUN_ENTITIES}
-        frame = pd.read_csv(path, sep="\t", na_values=["n/a"])
-        missing = [c for c in _REQUIRED if c not in frame.columns]
-        if missing or "sub" not in ent:
-            raise InputError(f"{rel}: not a bids_dfc dFC table (missing columns "
-                             f"{', '.join(missing) or 'none'}, entities {ent})")
-        for col in ("dcc_sd", "mean_fd"):
-            if col in frame.columns:
-                num = pd.to_numeric(frame[col], errors="coerce")
-                bad = num.isna() & frame[col].notna()
-                if bad.any():
-                    raise InputError(f"{rel}, line {int(np.flatnonzero(bad)[0]) + 2}, column "
-                                     f"{col!r}: {frame[col][bad].iloc[0]!r} is not a number")
-                frame[col] = num
+    for table in check_dfc_files(output_dir, files, pair=pair, fd_needed_by=fd_needed_by):
+        frame, ent = table.frame, table.entities
         frame.insert(0, "participant_id", f"sub-{ent['sub']}")
         frame.insert(1, "session_id", f"ses-{ent['ses']}" if "ses" in ent else np.nan)
         frame.insert(2, "task", ent.get("task", np.nan))
         frame.insert(3, "acq", ent.get("acq", np.nan))
         frame.insert(4, "run", ent.get("run", np.nan))
-        frame.insert(5, "file", rel)
+        frame.insert(5, "file", table.rel)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 

@@ -1,8 +1,10 @@
 """Group level: collect participant dFC outputs, join the phenotype, run and write statistics.
 
-``bids-dfc bids_dir output_dir group`` calls :func:`run_group_level`. Everything is written
-under ``output_dir/group/`` with atomic replaces (temporary file in the same folder, then
-``os.replace``); nothing is written into ``bids_dir``.
+``bids-dfc bids_dir output_dir group`` calls :func:`run_group_level`. Every participant dFC
+file is checked before any statistics (:mod:`bids_dfc.group.validate`). ``output_dir/group/``
+is replaced as a whole: built in a temporary folder beside it and swapped in at the end
+(:func:`bids_dfc.io.dir_replacement`), so a failed or interrupted run leaves the previous
+one as it was; nothing is written into ``bids_dir``.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import pandas as pd
 
 from bids_dfc import __version__
 from bids_dfc.derivatives import software_versions
-from bids_dfc.errors import InputError
+from bids_dfc.errors import BidsDfcError, InputError
 from bids_dfc.group.collect import collect_dfc, read_phenotype
-from bids_dfc.io import atomic_write, write_json
+from bids_dfc.io import atomic_write, dir_replacement, remove_stale_temp_dirs, write_json
 from bids_dfc.reports.group import build_group_report
 from bids_dfc.stats import table as tb
 from bids_dfc.stats.analysis import run_group_statistics
@@ -115,6 +117,11 @@ def run_group_level(bids_dir: PathLike, output_dir: PathLike, options: _GroupOpt
                     random_seed: int | None) -> dict[str, Path]:
     """Run the whole group level and write ``output_dir/group/``.
 
+    Every participant dFC file is checked before anything is computed; the outputs are built
+    in a temporary folder beside ``group/`` that replaces it as a whole at the end, so a run
+    that fails (bad input, no test computable, a write error, an interrupt) leaves the
+    previous ``group/`` exactly as it was.
+
     Parameters
     ----------
     bids_dir : path-like
@@ -131,6 +138,14 @@ def run_group_level(bids_dir: PathLike, output_dir: PathLike, options: _GroupOpt
     -------
     dict
         Output name -> path written.
+
+    Raises
+    ------
+    InputError
+        A bad input (every bad participant file listed, one line each), or no test could be
+        computed (the reasons listed).
+    BidsDfcError
+        The outputs could not be written (``group/`` unchanged).
     """
 
     bids_dir, output_dir = Path(bids_dir).resolve(), Path(output_dir).resolve()
@@ -138,12 +153,65 @@ def run_group_level(bids_dir: PathLike, output_dir: PathLike, options: _GroupOpt
         raise InputError("output_dir must not be bids_dir: use e.g. bids_dir/derivatives/bids_dfc")
     if int(options.n_boot) < 100:
         raise InputError(f"--n-boot {options.n_boot} is too small; use at least 100 (default 5000)")
-    dfc_long = collect_dfc(output_dir)
+    gdir = output_dir / "group"
+    remove_stale_temp_dirs(gdir)  # what a killed group run left behind
+    dfc_long = collect_dfc(output_dir, pair=tuple(options.pair),
+                           fd_needed_by=_fd_needed_by(options))
     participants, phenotypes, descriptions = read_phenotype(bids_dir)
     tables = tb.assemble(dfc_long, participants, phenotypes, options)
     results = run_group_statistics(tables, n_boot=int(options.n_boot), random_seed=random_seed,
                                    all_pairs=bool(options.all_pairs), pair=tuple(options.pair))
-    gdir = output_dir / "group"
+    _require_a_test(tables, results, gdir)
+    try:
+        with dir_replacement(gdir) as tmp:
+            out = _write_outputs(tmp, tables, results, options, random_seed, descriptions)
+    except OSError as exc:
+        raise BidsDfcError(
+            f"writing the group outputs failed ({exc}); {gdir} was left as it was: free space "
+            "or fix the permissions of output_dir and rerun") from exc
+    return {key: gdir / Path(path).relative_to(tmp) for key, path in out.items()}
+
+
+def _fd_needed_by(options: _GroupOptionsLike) -> str | None:
+    """What needs the participant files' ``mean_fd`` (FD QC, a covariate...), if anything."""
+    if options.max_mean_fd is not None:
+        return f"FD QC (--max-mean-fd {options.max_mean_fd:g})"
+    for option in ("covariates", "compare_columns"):
+        if "mean_fd" in (getattr(options, option, None) or []):
+            return f"--{option.replace('_', '-')} mean_fd"
+    return None
+
+
+def _require_a_test(tables: tb.AnalysisTables, results: dict, gdir: Path) -> None:
+    """Refuse a run in which every test was skipped (normality checks do not count)."""
+    done = [r for r in results["stats"].to_dict(orient="records")
+            if r["test"] != "Shapiro-Wilk" and not str(r["note"]).startswith("skipped")]
+    if done:
+        return
+    subj, gcol = tables.subjects, tables.roles["group"]
+    counts = subj[gcol].value_counts() if len(subj) else pd.Series(dtype=int)
+    groups = ", ".join(f"{g} {int(counts.get(g, 0))}" for g in tables.roles["labels"])
+    lines = [f"no statistical test could be computed from {len(subj)} participants "
+             f"({groups}), so {gdir} was not written (a previous one is kept); every test "
+             "was skipped:"]
+    lines += [f"  {s['test']}" + (f" of {s['variable']}" if s["variable"] else "")
+              + (f" ({s['contrast']})" if s["contrast"] else "") + f": {s['reason']}"
+              for s in results["skipped"]]
+    excl = tables.exclusions
+    if len(excl):
+        first = excl.iloc[0]
+        where = first["file"] if isinstance(first["file"], str) and first["file"] else \
+            first["participant_id"]
+        lines.append(f"  {len(excl)} exclusion(s), e.g. {where} ({first['scope']}): "
+                     f"{first['reason']}")
+    lines.append("  -> add participants, or give the options the skipped tests need")
+    raise InputError("\n".join(lines))
+
+
+def _write_outputs(gdir: Path, tables: tb.AnalysisTables, results: dict,
+                   options: _GroupOptionsLike, random_seed: int | None,
+                   descriptions: Mapping[str, str]) -> dict[str, Path]:
+    """Every group table, the report and ``group_results.json`` in ``gdir``."""
     out = {}
     pair = "-".join(options.pair)
     out["group_dfc"] = gdir / "group_dfc.tsv"
