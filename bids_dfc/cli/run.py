@@ -217,6 +217,21 @@ def run_group(config) -> dict:
     )
 
 
+def _crash_file(config, exc: Exception) -> str:
+    """Write the traceback of an unexpected error to WORK_DIR/logs/; the message to show."""
+    text = "".join(traceback.format_exception(exc))
+    try:
+        log_dir = Path(config.execution.work_dir) / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        crash = log_dir / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-bids_dfc-{os.getpid()}.txt"
+        crash.write_text(text)
+        where = f"the traceback is in {crash}"
+    except OSError:
+        where = "the traceback could not be saved; rerun with --debug to see it"
+    return (f"unexpected {type(exc).__name__}: {exc}. This is a bug in bids-dfc, not in your "
+            f"data: {where}; please report it with that file")
+
+
 def _report(exc: BaseException, code: int, debug: bool) -> int:
     if debug:
         traceback.print_exception(exc)
@@ -253,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
         return _report(exc, 2, config.execution.debug)
     except BidsDfcError as exc:
         return _report(exc, 1, config.execution.debug)
+    except OSError as exc:  # the machine: a full disk, a lost mount, a permission
+        return _report(BidsDfcError(f"{exc.strerror or exc} ({exc.filename or 'no file'}); "
+                                    "free space or fix the folder, then run the same command "
+                                    "again to resume"), 1, config.execution.debug)
+    except Exception as exc:  # a bug: the traceback goes to a crash file, not the screen
+        return _report(BidsDfcError(_crash_file(config, exc)), 1, config.execution.debug)
     took = time.monotonic() - start
     print(f"bids-dfc: {config.execution.analysis_level} level finished in {took:.0f} s; "
           f"outputs in {Path(config.execution.output_dir)}")
