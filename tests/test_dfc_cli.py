@@ -1,14 +1,22 @@
-"""The ``bids-dfc-dcc`` file contract (docs/dcc.md): inputs, outputs, errors, exit codes."""
+"""The ``bids-dfc-dcc`` file contract (docs/dcc.md): inputs, outputs, errors, exit codes,
+the estimate, progress, ``--summary-only`` and stopping on SIGTERM/SIGINT."""
 
 import json
+import queue
+import signal
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from bids_dfc import __version__
 from bids_dfc.cli.dcc import main
+from bids_dfc.cli.dcc_plan import Plan
 from bids_dfc.dfc import dcc, dfc_summary, sliding_window_correlation
 
 NAMES = ["PCC", "mPFC", "PAG", "RVM"]
@@ -131,37 +139,343 @@ def _corrupt(roi, kind):
         df.columns = ["1", "2", "3", "4"]
     elif kind == "inf":
         df.iloc[3, 0] = "inf"
+    elif kind == "nan":
+        df.iloc[10, 3] = "NaN"
+    elif kind == "twin":
+        df["RVM"] = 3.0 * df["mPFC"] - 1.0
     return df
 
 
 @pytest.mark.parametrize(
     "kind,words",
     [
-        ("text", ["'PAG'", "data row 42", "'abc'"]),
-        ("empty", ["'mPFC'", "data row 8"]),
-        ("constant", ["RVM", "constant"]),
-        ("short", ["40 time points", "at least 50"]),
-        ("dup", ["duplicated", "PAG"]),
-        ("numeric_header", ["header", "name the regions"]),
-        ("inf", ["PCC", "non-finite", "time point 3"]),
+        ("text", ["line 43, column 3 'PAG'", "'abc' is not a number"]),
+        ("empty", ["line 9, column 2 'mPFC'", "empty cell"]),
+        ("nan", ["line 12, column 4 'RVM'", "missing value 'NaN'"]),
+        ("constant", ["column 4 'RVM'", "constant (every value is 4)"]),
+        ("short", ["40 time points", "lines 2-41", "at least 50"]),
+        ("dup", ["line 1, columns 2, 3", "duplicated region name 'PAG'"]),
+        ("numeric_header", ["line 1", "header", "name the regions"]),
+        ("inf", ["line 5, column 1 'PCC'", "non-finite value 'inf'"]),
+        ("twin", ["column 2 'mPFC' and column 4 'RVM'", "perfectly correlated"]),
     ],
 )
-def test_bad_data_exit_1_without_outputs(roi, tmp_path, capsys, kind, words):
+def test_bad_data_exit_2_without_outputs(roi, tmp_path, capsys, kind, words):
     inp = _write(_corrupt(roi, kind), tmp_path / "bad.tsv")
-    assert main([str(inp), str(tmp_path / "o")]) == 1
+    assert main([str(inp), str(tmp_path / "out" / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "bad.tsv" in err
+    assert err.startswith("bids-dfc-dcc: error: ") and "Traceback" not in err
     for word in words:
         assert word in err
-    assert not list(tmp_path.glob("o*")) and not list(tmp_path.glob(".o*"))
+    _assert_nothing_written(tmp_path)
 
 
 def test_comma_file_with_tsv_extension_is_explained(roi, tmp_path, capsys):
     inp = _write(roi, tmp_path / "roi.tsv", sep=",")
-    assert main([str(inp), str(tmp_path / "o")]) == 1
+    assert main([str(inp), str(tmp_path / "out" / "o")]) == 2
     assert "comma-separated" in capsys.readouterr().err
+    _assert_nothing_written(tmp_path)
 
 
 def test_missing_file(tmp_path, capsys):
-    assert main([str(tmp_path / "nope.tsv"), str(tmp_path / "o")]) == 1
+    assert main([str(tmp_path / "nope.tsv"), str(tmp_path / "out" / "o")]) == 2
     assert "no such file" in capsys.readouterr().err
+    _assert_nothing_written(tmp_path)
+
+
+# -- bad input: every problem named by file, line and column; nothing written ----------------
+
+HEADER = "PCC\tmPFC\tPAG\tRVM\n"
+
+
+def _assert_nothing_written(tmp_path: Path) -> None:
+    """No output, no temporary file and no output folder (the outputs go to out/)."""
+    assert not (tmp_path / "out").exists(), sorted((tmp_path / "out").rglob("*"))
+    stray = [p for p in tmp_path.rglob("*") if p.name.startswith((".o", "o_", "."))]
+    assert not stray, stray
+
+
+def _table_text(roi, n_rows=None):
+    rows = roi.to_numpy()[: n_rows or len(roi)]
+    return HEADER + "".join("\t".join(f"{v:.6f}" for v in row) + "\n" for row in rows)
+
+
+def _run_bad(tmp_path, capsys, content, name="bad.tsv", extra=()):
+    inp = tmp_path / name
+    if isinstance(content, bytes):
+        inp.write_bytes(content)
+    else:
+        inp.write_text(content, encoding="utf-8")
+    code = main([str(inp), str(tmp_path / "out" / "o"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert all(line.startswith("bids-dfc-dcc: error: ") for line in err.splitlines()), err
+    _assert_nothing_written(tmp_path)
+    return err
+
+
+@pytest.mark.parametrize(
+    "edit,words",
+    [
+        (lambda rows: rows.__setitem__(9, rows[9] + "\t1.5"), ["line 11", "5 field(s)",
+                                                               "header has 4", "too many"]),
+        (lambda rows: rows.__setitem__(20, rows[20].rsplit("\t", 1)[0]), ["line 22",
+                                                                          "3 field(s)", "too few"]),
+        (lambda rows: rows.__setitem__(30, rows[30] + "\t"), ["line 32", "extra separator"]),
+    ],
+    ids=["too-many", "too-few", "trailing-tab"],
+)
+def test_ragged_row(roi, tmp_path, capsys, edit, words):
+    lines = _table_text(roi).splitlines()
+    data = lines[1:]
+    edit(data)
+    err = _run_bad(tmp_path, capsys, "\n".join([lines[0], *data]) + "\n")
+    assert len(err.splitlines()) == 1 and "bad.tsv" in err
+    for word in words:
+        assert word in err, err
+
+
+def test_duplicate_and_empty_region_names(roi, tmp_path, capsys):
+    text = _table_text(roi).replace(HEADER, "PCC\t\tPAG\tPAG\n", 1)
+    err = _run_bad(tmp_path, capsys, text)
+    lines = err.splitlines()
+    assert "bad.tsv, line 1, column 2: empty region name" in lines[0]
+    assert "bad.tsv, line 1, columns 3, 4: duplicated region name 'PAG'" in lines[1]
+    assert "2 problems in the table" in lines[2]
+
+
+def test_latin1_file_is_refused_with_the_place_of_the_first_bad_byte(roi, tmp_path, capsys):
+    text = _table_text(roi).replace("mPFC", "mPFC_régio", 1)
+    err = _run_bad(tmp_path, capsys, text.encode("latin-1"))
+    assert len(err.splitlines()) == 1
+    offset = text.encode("latin-1").index("é".encode("latin-1"))
+    for word in ["bad.tsv, line 1, column 2", f"byte 0xe9 at byte offset {offset}",
+                 "'mPFC_régio'", "must be saved as UTF-8"]:
+        assert word in err, err
+
+
+@pytest.mark.parametrize(
+    "content,words",
+    [
+        ("utf-16", ["bad.tsv: the file is UTF-16 text", "must be saved as UTF-8"]),
+        (b"PK\x03\x04 an xlsx", ["bad.tsv: this is a zip or Excel (.xlsx) file"]),
+        ("blank", ["bad.tsv, line 31: empty line between data rows"]),
+    ],
+    ids=["utf16", "xlsx", "blank-line"],
+)
+def test_other_unreadable_tables(roi, tmp_path, capsys, content, words):
+    text = _table_text(roi)
+    if content == "utf-16":
+        content = text.encode("utf-16")
+    elif content == "blank":
+        lines = text.splitlines(keepends=True)
+        content = "".join(lines[:30] + ["\n"] + lines[30:]) + "\n\n"  # trailing ones are fine
+    err = _run_bad(tmp_path, capsys, content)
+    assert len(err.splitlines()) == 1
+    for word in words:
+        assert word in err, err
+
+
+def test_utf8_with_bom_is_read_and_the_bom_dropped(roi, tmp_path):
+    plain, bom = tmp_path / "plain.tsv", tmp_path / "bom.tsv"
+    plain.write_text(_table_text(roi), encoding="utf-8")
+    bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    assert main([str(bom), str(tmp_path / "b"), "--method", "pearson", "--quiet"]) == 0
+    assert main([str(plain), str(tmp_path / "p"), "--method", "pearson", "--quiet"]) == 0
+    summ = pd.read_csv(tmp_path / "b_summary.tsv", sep="\t")
+    assert summ["region_a"].iloc[0] == "PCC"
+    assert (tmp_path / "b_summary.tsv").read_bytes() == (tmp_path / "p_summary.tsv").read_bytes()
+    header = (tmp_path / "b_timeseries.tsv").read_text(encoding="utf-8").splitlines()[0]
+    assert header.split("\t")[0] == "PCC__mPFC"
+
+
+def test_every_problem_is_reported_at_once_up_to_20(roi, tmp_path, capsys):
+    lines = _table_text(roi).splitlines()
+    for k in range(1, 31):  # 30 cells that are not numbers, lines 2..31
+        cells = lines[k].split("\t")
+        cells[1] = "x"
+        lines[k] = "\t".join(cells)
+    lines[40] += "\t0"  # a ragged row (line 41)
+    text = "\n".join(lines) + "\n"
+    err = _run_bad(tmp_path, capsys, text)
+    out = err.splitlines()
+    assert len(out) == 21
+    assert "bad.tsv, line 2, column 2 'mPFC': 'x' is not a number" in out[0]
+    assert "bad.tsv, line 21, column 2 'mPFC'" in out[19]
+    assert "31 problems in the table (the first 20 above, and 11 more)" in out[20]
+
+
+def test_too_few_time_points_names_the_need(roi, tmp_path, capsys):
+    err = _run_bad(tmp_path, capsys, _table_text(roi, n_rows=12))
+    assert "12 time points (lines 2-13); at least 50 are needed" in err
+
+
+def test_unwritable_output_folder_is_refused_before_computing(roi, tmp_path, capsys):
+    inp = tmp_path / "roi.tsv"
+    inp.write_text(_table_text(roi), encoding="utf-8")
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the output folder should be\n")
+    assert main([str(inp), str(blocker / "sub" / "o")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"the output folder {blocker / 'sub'} cannot be created ({blocker} is a file" in err
+    assert blocker.read_text().startswith("a file") and sorted(tmp_path.iterdir()) == [blocker, inp]
+
+
+@pytest.mark.skipif(sys.platform != "linux" or __import__("os").geteuid() == 0,
+                    reason="root writes into read-only folders")
+def test_read_only_output_folder_is_refused(roi, tmp_path, capsys):
+    inp = tmp_path / "roi.tsv"
+    inp.write_text(_table_text(roi), encoding="utf-8")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    try:
+        assert main([str(inp), str(locked / "o")]) == 2
+    finally:
+        locked.chmod(0o755)
+    assert f"the output folder {locked} cannot be written" in capsys.readouterr().err
+    assert not list(locked.iterdir())
+
+
+def test_output_prefix_naming_a_folder_is_a_usage_error(roi, tmp_path, capsys):
+    inp = _write(roi, tmp_path / "roi.tsv")
+    with pytest.raises(SystemExit) as exc:
+        main([str(inp), str(tmp_path) + "/"])
+    assert exc.value.code == 2 and "names a folder" in capsys.readouterr().err
+
+
+def test_version():
+    from bids_dfc.cli.demo import main as demo_main
+
+    for entry, prog in ((main, "bids-dfc-dcc"), (demo_main, "bids-dfc-demo")):
+        proc = subprocess.run([sys.executable, "-c", f"import sys; from {entry.__module__} "
+                               "import main; sys.exit(main(['--version']))"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0 and proc.stdout.strip() == f"{prog} {__version__}"
+
+
+# -- size: memory refusal, --summary-only ------------------------------------------------------
+
+
+def _many_regions(n_regions, n_t, seed=5):
+    rng = np.random.default_rng(seed)
+    common = rng.standard_normal((n_t, 1))
+    x = rng.standard_normal((n_t, n_regions)) + 0.5 * common * rng.uniform(0, 1, n_regions)
+    return pd.DataFrame(x, columns=[f"R{k:03d}" for k in range(n_regions)])
+
+
+def test_memory_refusal_names_the_need_and_the_way_out(tmp_path, capsys):
+    n_regions, n_t = 300, 60
+    inp = _write(_many_regions(n_regions, n_t), tmp_path / "wide.tsv")
+    args = ["--method", "sliding-window", "--window", "20"]
+    plan = Plan("sliding-window", "pairwise", n_t, n_regions, 1, False)
+    full, only = plan.memory(), plan.memory(summary_only=True)
+    assert full > only
+    budget = f"{(full + only) / 2e9:.4f}"
+    out = str(tmp_path / "out" / "o")
+    assert main([str(inp), out, *args, "--max-memory-gb", budget]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    for word in ["wide.tsv: 44,850 pairs x 60 time points need about", "--max-memory-gb",
+                 "use --summary-only"]:
+        assert word in err, err
+    _assert_nothing_written(tmp_path)
+    # the way out it offers works within the same budget
+    assert main([str(inp), out, *args, "--max-memory-gb", budget, "--summary-only"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["o_summary.json",
+                                                                    "o_summary.tsv"]
+    # nothing fits a tiny budget: then fewer regions is the advice
+    assert main([str(inp), str(tmp_path / "x" / "o"), *args, "--max-memory-gb", "0.01",
+                 "--summary-only"]) == 2
+    assert "use fewer regions" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_summary_only_equals_the_full_summary(tmp_path):
+    # 50 regions: 1,225 pairs, several chunks and two --summary-only batches
+    inp = _write(_many_regions(50, 120), tmp_path / "r50.tsv")
+    opts = ["--thresholds", "0.2", "--quiet"]
+    assert main([str(inp), str(tmp_path / "full"), "--n-jobs", "2", *opts]) == 0
+    assert main([str(inp), str(tmp_path / "only"), "--summary-only", *opts]) == 0
+    assert Plan("dcc", "pairwise", 120, 50, 1, True).batch < 1225  # really batched
+    full = (tmp_path / "full_summary.tsv").read_text()
+    assert (tmp_path / "only_summary.tsv").read_text() == full
+    assert len(full.splitlines()) == 1226
+    assert not (tmp_path / "only_timeseries.tsv").exists()
+    meta = json.loads((tmp_path / "only_summary.json").read_text())
+    assert meta["method"] == "dcc" and "summary_only" in meta
+
+
+# -- progress and stopping (the real command in a subprocess) ---------------------------------
+
+
+def _command(*args):
+    return [sys.executable, "-m", "bids_dfc.cli.dcc", *map(str, args)]
+
+
+def test_estimate_and_plain_progress_lines_and_quiet(tmp_path):
+    inp = _write(_many_regions(40, 120), tmp_path / "r40.tsv")
+    proc = subprocess.run(_command(inp, tmp_path / "a"), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr
+    assert "\r" not in err
+    assert "r40.tsv: 40 regions x 120 time points, 780 pairs; dcc pairwise" in err
+    assert "expected peak memory about" in err and "expected duration about" in err
+    progress = [line for line in err.splitlines() if "estimation:" in line]
+    assert 5 <= len(progress) <= 11, err
+    assert progress[-1].startswith("bids-dfc-dcc: estimation: 100% 780/780")
+    assert "pairs/s" in progress[0]
+    quiet = subprocess.run(_command(inp, tmp_path / "q", "--quiet"), capture_output=True,
+                           text=True, timeout=300)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    assert (tmp_path / "q_summary.tsv").read_text() == (tmp_path / "a_summary.tsv").read_text()
+
+
+class _Lines:
+    """The lines a subprocess writes to stderr, read in a thread (no blocking reads)."""
+
+    def __init__(self, stream):
+        self.queue: queue.Queue = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream):
+        for line in stream:
+            self.queue.put(line)
+        self.queue.put(None)
+
+    def wait_for(self, text, timeout=300.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            line = self.queue.get(timeout=max(0.01, end - time.monotonic()))
+            if line is None:
+                break
+            self.seen.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"{text!r} never appeared in: {''.join(self.seen)}")
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_stops_the_run_and_leaves_nothing(tmp_path, sig, code):
+    inp = _write(_many_regions(150, 300), tmp_path / "r150.tsv")
+    proc = subprocess.Popen(_command(inp, tmp_path / "out" / "sub-01", "--n-jobs", "2"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = _Lines(proc.stderr)
+        lines.wait_for("estimation:")  # the worker threads are fitting pairs
+        assert proc.poll() is None, "the run ended before the signal: make the table larger"
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        assert proc.wait(timeout=300) == code
+        took = time.monotonic() - sent
+        lines.wait_for("stopped by")
+    finally:
+        proc.kill()
+        proc.wait()
+    assert took < 10.0, f"{took:.1f} s to stop"
+    assert f"stopped by {sig.name}; no output was written" in "".join(lines.seen)
+    _assert_nothing_written(tmp_path)

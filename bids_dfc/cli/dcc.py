@@ -1,48 +1,68 @@
 """``bids-dfc-dcc``: the DCC estimator on your own ROI time series (no BIDS, no images).
 
-INPUT is a TSV (or CSV, by the ``.csv`` extension) with a header row naming the regions,
-one column per region and one row per time point. Outputs (see docs/dcc.md):
+INPUT is a UTF-8 TSV (or CSV, by the ``.csv`` extension) with a header row naming the
+regions, one column per region and one row per time point. Outputs (see docs/dcc.md):
 
 * ``OUTPUT_PREFIX_timeseries.tsv``: one column per pair named ``A__B``, one row per time point;
 * ``OUTPUT_PREFIX_summary.tsv``: one row per pair with ``region_a, region_b, a, b, loglik,
   sd, mean, converged`` (+ ``frac_above_*``/``frac_below_*`` with ``--thresholds``);
 * ``OUTPUT_PREFIX_timeseries.json``: how the series were made (method, parameters, version).
 
-Files are written under temporary names and renamed only when everything succeeded.
+With ``--summary-only`` only the summary and ``OUTPUT_PREFIX_summary.json`` are written, and
+the T x P series is never held in memory. Before anything is estimated, the table is
+checked (every problem is reported at once: file, line, column), the output folder is made
+and tried, and the memory, disk and time the run needs are estimated; a run that does not
+fit is refused. Files are written under temporary names and renamed only when everything
+succeeded; SIGTERM/SIGINT stop the run without leaving any output.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from bids_dfc import __version__
-from bids_dfc.cli.types import correlation_threshold, finite_number, window_length
-from bids_dfc.dfc import (
-    MIN_TIMEPOINTS,
-    all_pairs,
-    dcc,
-    dfc_summary,
-    pearson_correlation,
-    sliding_window_correlation,
+from bids_dfc.cli.dcc_input import Problems, Table, perfectly_correlated, read_table
+from bids_dfc.cli.dcc_plan import (
+    Plan,
+    available_memory,
+    busy_factor,
+    check_fits,
+    duration,
+    prepare_folder,
+    remove_folders,
+    size,
 )
+from bids_dfc.cli.dcc_run import (
+    PROG,
+    Interrupted,
+    StopState,
+    estimate,
+    say,
+    series_writer,
+    stop_on_signals,
+    summary_frame,
+)
+from bids_dfc.cli.types import correlation_threshold, finite_number, window_length
 from bids_dfc.errors import InputError
 from bids_dfc.io import commit_many
+
+#: exit codes: bad input or command line (nothing was run); a run that failed
+EXIT_INPUT, EXIT_FAILED = 2, 1
 
 
 def _build_parser():
     parser = argparse.ArgumentParser(
-        prog="bids-dfc-dcc",
+        prog=PROG,
         description="Dynamic conditional correlation (DCC) of ROI time series from a table.",
     )
     parser.add_argument("input", type=Path, help="TSV/CSV: header row of region names, rows = time")
     parser.add_argument("output_prefix", help="prefix of the output files (directories created)")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     est = parser.add_argument_group("estimator")
     est.add_argument("--method", choices=["dcc", "sliding-window", "pearson"], default="dcc")
     est.add_argument(
@@ -68,145 +88,26 @@ def _build_parser():
         help="also report the fraction of time with R above/below each C",
     )
     est.add_argument("--n-jobs", type=int, default=1, help="threads (DCC; results identical)")
+    run = parser.add_argument_group("resources and output")
+    run.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="write only the per-pair summary (no T x P time series, far less memory)",
+    )
+    run.add_argument(
+        "--max-memory-gb",
+        type=finite_number(0.0, strict=True),
+        metavar="GB",
+        help="memory the run may use (default: the available memory, MemAvailable or the "
+        "cgroup limit); a run estimated to need more is refused before it starts",
+    )
+    run.add_argument(
+        "--quiet", action="store_true", help="no estimate and no progress on stderr (errors only)"
+    )
     return parser
 
 
-def _read_table(path):
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    sep = "," if path.suffix.lower() == ".csv" else "\t"
-    with open(path, newline="") as fh:
-        header = next(csv.reader(fh, delimiter=sep), None)
-    if not header or all(not h.strip() for h in header):
-        raise InputError(f"{path}: empty file; expected a header row of region names")
-    if len(header) == 1 and ("," in header[0] or "\t" in header[0]):
-        other = "comma" if sep == "\t" else "tab"
-        raise InputError(
-            f"{path}: only one column found; the file looks {other}-separated: "
-            "use the .csv extension for comma-separated files and .tsv for tab-separated"
-        )
-    names = [h.strip() for h in header]
-    for name in names:
-        if not name:
-            raise InputError(f"{path}: a column has an empty name in the header row")
-        try:
-            float(name)
-        except ValueError:
-            continue
-        raise InputError(
-            f"{path}: header cell {name!r} is a number; the first row must name the regions"
-        )
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise InputError(f"{path}: duplicated column name(s) {dup}; region names must be unique")
-    bad = [n for n in names if "__" in n]
-    if bad:
-        raise InputError(
-            f"{path}: column name(s) {bad} contain '__', which separates the two regions in "
-            "pair names (A__B); rename them"
-        )
-    table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-    table.columns = names
-    values = np.empty(table.shape)
-    for j, name in enumerate(names):
-        col = table[name].str.strip()
-        num = pd.to_numeric(col, errors="coerce")
-        missing = np.flatnonzero(num.isna().to_numpy())
-        if missing.size:
-            row = int(missing[0])
-            raise InputError(
-                f"{path}: column {name!r}, data row {row + 1} (file line {row + 2}) holds "
-                f"{col.iloc[row]!r}, not a number; fill or drop missing time points first"
-            )
-        values[:, j] = num.to_numpy()
-    if values.shape[0] < MIN_TIMEPOINTS:
-        raise InputError(
-            f"{path}: {values.shape[0]} time points (rows); at least {MIN_TIMEPOINTS} are "
-            "needed (rows must be time points and columns regions)"
-        )
-    if values.shape[1] < 2:
-        raise InputError(f"{path}: {values.shape[1]} region column(s); need at least 2")
-    return names, values
-
-
-def _estimate(args, names, x):
-    pairs = all_pairs(len(names))
-    info = {"method": args.method, "software": f"bids_dfc {__version__}"}
-    if args.method == "dcc":
-        res = dcc(x, mode=args.mode, names=names, n_jobs=max(1, args.n_jobs))
-        r = res.R
-        extra = {
-            "a": res.a,
-            "b": res.b,
-            "loglik": res.loglik,
-            "converged": np.where(res.converged, "true", "false"),
-        }
-        info.update(
-            mode=args.mode,
-            model="Gaussian GARCH(1,1) per demeaned series, then DCC(1,1) (Engle 2002)",
-            loglik="Engle's correlation log-likelihood L_C (z'z term dropped)",
-            conventions="Qbar = mean_t z_t z_t'; Q_1 = Qbar; a + b <= 1 - 1e-4",
-        )
-        if args.mode == "joint":
-            info["loglik_joint"] = res.loglik_joint
-    else:
-        if args.method == "pearson":
-            static = pearson_correlation(x, names=names)
-            r = np.broadcast_to(static, (x.shape[0], static.size))
-            info["note"] = "static Pearson correlation, repeated at every time point"
-        else:
-            r = sliding_window_correlation(
-                x, args.window, taper=args.taper, sigma=args.sigma, names=names
-            )
-            info.update(
-                window=args.window,
-                taper=args.taper,
-                sigma=args.sigma if args.sigma is not None else args.window / 4.0,
-                alignment="value at the window centre; edges without a full window are n/a",
-            )
-        na = np.full(len(pairs), "n/a", dtype=object)
-        extra = {"a": na, "b": na, "loglik": na, "converged": na}
-    summ = dfc_summary(r, thresholds=args.thresholds)
-    info["sd"] = "standard deviation over time with ddof=1"
-    return pairs, r, extra, summ, info
-
-
-def _tsv(frame, fh):
-    frame.to_csv(fh, sep="\t", index=False, na_rep="n/a", float_format="%.10g")
-
-
-def _write_outputs(prefix, names, pairs, r, extra, summ, info):
-    out_ts = Path(f"{prefix}_timeseries.tsv")
-    out_sum = Path(f"{prefix}_summary.tsv")
-    out_json = Path(f"{prefix}_timeseries.json")
-    out_ts.parent.mkdir(parents=True, exist_ok=True)
-    cols = [f"{names[i]}__{names[j]}" for i, j in pairs]
-    ts = pd.DataFrame(np.asarray(r), columns=cols)
-    summary = pd.DataFrame(
-        {
-            "region_a": [names[i] for i, _ in pairs],
-            "region_b": [names[j] for _, j in pairs],
-            **extra,
-            "sd": summ["sd"],
-            "mean": summ["mean"],
-            "n_timepoints": summ["n"],
-        }
-    )
-    for key, val in summ.items():
-        if key.startswith("frac_"):
-            summary[key] = val
-    commit_many({
-        out_ts: lambda fh: _tsv(ts, fh),
-        out_sum: lambda fh: _tsv(summary, fh),
-        out_json: lambda fh: json.dump(info, fh, indent=2, default=float),
-    })
-    return out_ts, out_sum, out_json
-
-
-def main(argv=None):
-    """Run ``bids-dfc-dcc``; returns the exit code (0 ok, 1 bad data, 2 bad arguments)."""
-    parser = _build_parser()
-    args = parser.parse_args(argv)
+def _check_args(parser, args):
     if args.method == "sliding-window" and args.window is None:
         parser.error("--window is required with --method sliding-window")
     if args.method != "sliding-window":
@@ -217,24 +118,167 @@ def main(argv=None):
         parser.error("--mode joint only applies to --method dcc")
     if args.n_jobs < 1:
         parser.error(f"--n-jobs must be at least 1, got {args.n_jobs}")
+    if not args.output_prefix or args.output_prefix.endswith(("/", os.sep)):
+        parser.error(f"OUTPUT_PREFIX {args.output_prefix!r} names a folder; give a file-name "
+                     f"prefix such as {os.path.join(args.output_prefix or 'out', 'sub-01')}")
+
+
+def _outputs(prefix: str, summary_only: bool) -> dict[str, Path]:
+    if summary_only:
+        return {"summary": Path(f"{prefix}_summary.tsv"), "sidecar": Path(f"{prefix}_summary.json")}
+    return {
+        "series": Path(f"{prefix}_timeseries.tsv"),
+        "summary": Path(f"{prefix}_summary.tsv"),
+        "sidecar": Path(f"{prefix}_timeseries.json"),
+    }
+
+
+def _check_method(args, table: Table) -> None:
+    """What the chosen estimator needs beyond a clean table."""
+    problems = Problems(table.path)
+    n_t, n = table.values.shape
+    if args.method == "sliding-window" and args.window > n_t:
+        problems.add("", f"--window {args.window} is longer than the {n_t} time points")
+    if args.method == "dcc" and args.mode == "joint" and n >= n_t:
+        problems.add("", f"--mode joint needs fewer regions than time points (got {n} regions, "
+                     f"{n_t} time points: Qbar would be singular); use --mode pairwise")
+    if args.method == "dcc":
+        perfectly_correlated(table, problems)
+    problems.raise_if_any()
+
+
+def _info(args) -> dict:
+    info = {"method": args.method, "software": f"bids_dfc {__version__}"}
+    if args.method == "dcc":
+        info.update(
+            mode=args.mode,
+            model="Gaussian GARCH(1,1) per demeaned series, then DCC(1,1) (Engle 2002)",
+            loglik="Engle's correlation log-likelihood L_C (z'z term dropped)",
+            conventions="Qbar = mean_t z_t z_t'; Q_1 = Qbar; a + b <= 1 - 1e-4",
+        )
+        if args.mode == "joint":
+            info["loglik_joint"] = None  # filled in by the estimation (keeps the key order)
+    elif args.method == "pearson":
+        info["note"] = "static Pearson correlation, repeated at every time point"
+    else:
+        info.update(
+            window=args.window,
+            taper=args.taper,
+            sigma=args.sigma if args.sigma is not None else args.window / 4.0,
+            alignment="value at the window centre; edges without a full window are n/a",
+        )
+    info["sd"] = "standard deviation over time with ddof=1"
+    if args.summary_only:
+        info["summary_only"] = "only the per-pair summary was written (no time series)"
+    return info
+
+
+def _prepare(args, table: Table) -> tuple[Plan, dict[str, Path], list[Path]]:
+    """Plan the run, make and try the output folder, refuse what does not fit."""
+    n_t, n = table.values.shape
+    plan = Plan(args.method, args.mode, n_t, n, args.n_jobs, args.summary_only,
+                text_bytes=table.path.stat().st_size)
+    if args.max_memory_gb is not None:
+        budget, source = args.max_memory_gb * 1e9, "--max-memory-gb"
+    else:
+        budget, source = available_memory()
+    paths = _outputs(args.output_prefix, args.summary_only)
+    folder = paths["summary"].parent
+    created = prepare_folder(folder)
     try:
-        names, x = _read_table(args.input)
-        if args.method == "sliding-window" and args.window > x.shape[0]:
-            raise InputError(
-                f"{args.input}: --window {args.window} is longer than the {x.shape[0]} time points"
-            )
+        for path in paths.values():
+            if path.is_dir():
+                raise InputError(f"the output {path} exists and is a folder; choose another "
+                                 "OUTPUT_PREFIX")
+        check_fits(plan, args.input, budget, source, folder)
+        _announce(args, table, plan, budget, source)
+    except BaseException:  # refused or interrupted: leave no folder behind
+        remove_folders(created)
+        raise
+    return plan, paths, created
+
+
+def _announce(args, table: Table, plan: Plan, budget: float, source: str) -> None:
+    """The run's size and its expected memory and duration, on stderr."""
+    n_t, n = table.values.shape
+    times = plan.seconds()
+    threads = f" on {plan.n_jobs} threads" if plan.n_jobs > 1 else ""
+    method = f"dcc {args.mode}" if args.method == "dcc" else args.method
+    say(f"{table.path}: {n} regions x {n_t} time points, {plan.n_pairs:,} pairs; "
+        f"{method}{threads}", args.quiet)
+    stages = ", ".join(f"{k} {duration(v)}" for k, v in times.items())
+    slow = busy_factor(plan.n_jobs)
+    busy = f"; the machine is busy: x{slow:.1f} included" if slow > 1.05 else ""
+    say(f"expected peak memory about {size(plan.memory())} (available {size(budget)}, "
+        f"{source}); expected duration about {duration(sum(times.values()))} ({stages}{busy})",
+        args.quiet)
+
+
+def _write(args, table: Table, result, paths: dict[str, Path], state: StopState) -> list[Path]:
+    writers = {}
+    if "series" in paths:
+        writers[paths["series"]] = series_writer(table.names, result.pairs, result.series,
+                                                 state, args.quiet)
+    frame = summary_frame(table.names, result)
+    writers[paths["summary"]] = lambda fh: frame.to_csv(
+        fh, sep="\t", index=False, na_rep="n/a", float_format="%.10g", lineterminator="\n")
+
+    def sidecar(fh) -> None:
+        json.dump(result.info, fh, indent=2, default=float)
+        state.defer = True  # every output is complete: a signal now waits for the renames
+
+    writers[paths["sidecar"]] = sidecar
+    return commit_many(writers)
+
+
+def _run(args, state: StopState) -> int:
+    created: list[Path] = []
+    try:
+        table = read_table(args.input)
+        _check_method(args, table)
+        plan, paths, created = _prepare(args, table)
         try:
-            pairs, r, extra, summ, info = _estimate(args, names, x)
+            result = estimate(args, table, plan, state, _info(args))
         except InputError:
             raise
-        except ValueError as err:
+        except ValueError as err:  # the estimators' own checks
             raise InputError(f"{args.input}: {err}") from err
-        paths = _write_outputs(args.output_prefix, names, pairs, r, extra, summ, info)
+        written = _write(args, table, result, paths, state)
     except InputError as err:
-        print(f"bids-dfc-dcc: error: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {', '.join(str(p) for p in paths)}")
+        remove_folders(created)
+        for line in str(err).splitlines():
+            print(f"{PROG}: error: {line}", file=sys.stderr)
+        return EXIT_INPUT
+    except Interrupted as stop:
+        remove_folders(created)
+        print(f"{PROG}: stopped by {stop}; no output was written", file=sys.stderr)
+        return stop.exit_code
+    except MemoryError:
+        remove_folders(created)
+        print(f"{PROG}: error: out of memory; use --summary-only or fewer regions",
+              file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as err:
+        remove_folders(created)
+        print(f"{PROG}: error: cannot write the outputs: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    if state.signum is not None:
+        print(f"{PROG}: {signal.Signals(state.signum).name} arrived while the finished outputs "
+              "were put in place; they are complete", file=sys.stderr)
+        return 128 + state.signum
+    print(f"wrote {', '.join(str(p) for p in written)}")
     return 0
+
+
+def main(argv=None):
+    """Run ``bids-dfc-dcc``; returns the exit code (0 ok, 1 the run failed, 2 bad input or
+    command line: nothing was run, 130/143 stopped by SIGINT/SIGTERM: nothing was written)."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
+    state = StopState()
+    with stop_on_signals(state):
+        return _run(args, state)
 
 
 if __name__ == "__main__":

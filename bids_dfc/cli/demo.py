@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from bids_dfc import __version__
 from bids_dfc.cli.types import positive_int
 
 
@@ -26,6 +27,7 @@ def _build_parser() -> argparse.ArgumentParser:
                     "template, with planted DMN-DeS dynamic connectivity and phenotype) and "
                     "its ground truth in a sibling folder. See docs/demo.md.")
     parser.add_argument("out_dir", type=Path, help="BIDS root to create (must be empty)")
+    parser.add_argument("--version", action="version", version=f"bids-dfc-demo {__version__}")
     size = parser.add_argument_group("size")
     size.add_argument("--n-subjects", type=positive_int, default=12,
                       help="participants, balanced HC / R / NR (default: 12)")

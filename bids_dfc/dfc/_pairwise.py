@@ -16,6 +16,8 @@ Search strategy (deterministic, aimed at the global optimum; docs/dcc.md):
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -302,11 +304,15 @@ def fit_pairs(
     chunk_size: int = 8192,
     n_jobs: int = 1,
     max_iter: int = 100,
+    progress: Callable[[int], object] | None = None,
 ) -> dict[str, np.ndarray]:
     """Fit all ``pairs`` (P, 2) in chunks, optionally on several threads.
 
     Chunks are independent and every pair follows its own optimisation path, so the
     output does not depend on ``chunk_size``, ``n_jobs`` or the order of ``pairs``.
+    ``progress``, if given, is called after every chunk with the number of pairs done so
+    far (one call at a time, from the thread that finished the chunk); an exception it
+    raises stops the fit.
     """
     n_pairs = pairs.shape[0]
     n_t = z.shape[0]
@@ -320,6 +326,8 @@ def fit_pairs(
     }
     bounds = [(k, min(k + chunk_size, n_pairs)) for k in range(0, n_pairs, chunk_size)]
     grid = region_grid(z, max_persistence)
+    done = [0]
+    lock = threading.Lock()
 
     def work(lo_hi: tuple[int, int]) -> None:
         lo, hi = lo_hi
@@ -329,6 +337,10 @@ def fit_pairs(
                 out["R"][:, lo:hi] = val
             else:
                 out[key][lo:hi] = val
+        if progress is not None:
+            with lock:
+                done[0] += hi - lo
+                progress(done[0])
 
     if n_jobs > 1 and len(bounds) > 1:
         with ThreadPoolExecutor(max_workers=n_jobs) as pool:

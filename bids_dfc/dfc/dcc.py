@@ -19,7 +19,7 @@ Conventions
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,17 +79,21 @@ def all_pairs(n: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(n) for j in range(i + 1, n)]
 
 
-def _check_distinct(z, pairs, names):
-    zi, zj = z[:, pairs[:, 0]], z[:, pairs[:, 1]]
-    r = bv.tsum(zi * zj) / np.sqrt(bv.tsum(zi * zi) * bv.tsum(zj * zj))
-    bad = np.abs(r) > 1.0 - 1e-9
-    if bad.any():
-        i, j = pairs[np.flatnonzero(bad)[0]]
-        lab = (names[i], names[j]) if names is not None else (i, j)
-        raise ValueError(
-            f"series {lab[0]!r} and {lab[1]!r} are (almost) perfectly correlated "
-            f"(r = {r[bad][0]:.10f}); their DCC is undefined: drop one of them"
-        )
+def _check_distinct(z, pairs, names, block=8192):
+    """Raise ValueError on a pair of (almost) perfectly correlated series. In blocks of
+    pairs: (T, block) temporaries, not (T, P) ones (``tsum`` is per pair: same bits)."""
+    for lo in range(0, pairs.shape[0], block):
+        sub = pairs[lo : lo + block]
+        zi, zj = z[:, sub[:, 0]], z[:, sub[:, 1]]
+        r = bv.tsum(zi * zj) / np.sqrt(bv.tsum(zi * zi) * bv.tsum(zj * zj))
+        bad = np.abs(r) > 1.0 - 1e-9
+        if bad.any():
+            i, j = sub[np.flatnonzero(bad)[0]]
+            lab = (names[i], names[j]) if names is not None else (i, j)
+            raise ValueError(
+                f"series {lab[0]!r} and {lab[1]!r} are (almost) perfectly correlated "
+                f"(r = {r[bad][0]:.10f}); their DCC is undefined: drop one of them"
+            )
 
 
 def dcc(
@@ -103,6 +107,7 @@ def dcc(
     chunk_size: int = 8192,
     n_jobs: int = 1,
     garch: GarchResult | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> DCCResult:
     """Estimate DCC(1,1) conditional correlations between the columns of ``x``.
 
@@ -129,6 +134,9 @@ def dcc(
         Threads working on different batches. Does not change the results.
     garch : GarchResult, optional
         Pre-computed first stage (must come from the same ``x``).
+    progress : callable, optional
+        Pairwise mode: called with the number of pairs done after every batch (see
+        :func:`bids_dfc.dfc._pairwise.fit_pairs`). Does not change the results.
 
     Returns
     -------
@@ -156,7 +164,7 @@ def dcc(
         garch = fit_garch(arr, names=names)
     _check_distinct(garch.std_resid, pair_arr, names)
     if mode == "pairwise":
-        return _dcc_pairwise(garch, pair_arr, max_persistence, chunk_size, n_jobs)
+        return _dcc_pairwise(garch, pair_arr, max_persistence, chunk_size, n_jobs, progress)
     return _dcc_joint(garch, pair_arr, (n_t, n_s), max_persistence, max_memory_gb)
 
 
@@ -171,7 +179,7 @@ def _check_options(mode, chunk_size, n_jobs, max_persistence):
         raise ValueError(f"max_persistence must lie in (0, 1); got {max_persistence}")
 
 
-def _dcc_pairwise(garch, pair_arr, max_persistence, chunk_size, n_jobs):
+def _dcc_pairwise(garch, pair_arr, max_persistence, chunk_size, n_jobs, progress=None):
     """Pairwise mode: one bivariate model and (a, b) per pair."""
     out = fit_pairs(
         garch.std_resid,
@@ -179,6 +187,7 @@ def _dcc_pairwise(garch, pair_arr, max_persistence, chunk_size, n_jobs):
         max_persistence=max_persistence,
         chunk_size=chunk_size,
         n_jobs=n_jobs,
+        progress=progress,
     )
     return DCCResult(
         R=out["R"],

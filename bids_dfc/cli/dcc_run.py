@@ -1,0 +1,283 @@
+"""Running ``bids-dfc-dcc``: progress on stderr, stopping on SIGTERM/SIGINT, the estimation
+in batches of pairs (so that ``--summary-only`` never holds the T x P series) and the writers.
+
+Stopping: the first SIGTERM or SIGINT raises :class:`Interrupted` in the main thread; the
+worker threads finish the chunk they are on (about :data:`~bids_dfc.cli.dcc_plan.CHUNK_TARGET_S`
+of work) and take no other; outputs being written are temporary files, removed on the way
+out. Once every output is complete and only the renames are left, a signal is held until
+they are done. A second signal ends the process at once.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from bids_dfc.cli.dcc_plan import SUMMARY_BLOCK, WRITE_BLOCK, duration
+from bids_dfc.cli.signals import Interrupted
+from bids_dfc.dfc import dcc, dfc_summary, fit_garch, pearson_correlation
+from bids_dfc.dfc import sliding_window_correlation as sliding
+
+PROG = "bids-dfc-dcc"
+#: plain progress (stderr not a terminal): a line every 10 % or at least every this often
+PLAIN_EVERY_S = 60.0
+
+
+@dataclass
+class StopState:
+    """Shared by the signal handler, the progress callbacks and the writers."""
+
+    signum: int | None = None
+    defer: bool = False  # the outputs are complete: let the renames finish
+
+    def check(self) -> None:
+        if self.signum is not None and not self.defer:
+            raise Interrupted(self.signum)
+
+
+@contextmanager
+def stop_on_signals(state: StopState) -> Iterator[None]:
+    """SIGTERM/SIGINT raise :class:`Interrupted` (main thread only; ignored signals stay
+    ignored, as under ``nohup``); the previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if state.signum is not None:  # a second signal: stop now
+            os._exit(128 + signum)
+        state.signum = signum
+        state.check()
+
+    old = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            old[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, prev in old.items():
+            signal.signal(sig, prev)
+
+
+class Progress:
+    """``done/total`` with rate and ETA on stderr: a tqdm bar on a terminal, plain lines
+    (no carriage returns) every 10 % or :data:`PLAIN_EVERY_S` otherwise. The clock starts
+    at :meth:`begin` (called at once unless ``begin=False``)."""
+
+    FORMAT = "{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"
+
+    def __init__(self, total: int, desc: str, unit: str, *, quiet: bool, state: StopState,
+                 begin: bool = True) -> None:
+        self.total, self.desc, self.unit, self.state = total, desc, unit, state
+        self.stream = sys.stderr
+        self.enabled = not quiet and total > 0
+        self.start = self.last = time.monotonic()
+        self.done = 0
+        self.next_pct = 10
+        self.bar = None
+        if begin:
+            self.begin()
+
+    def begin(self) -> None:
+        self.start = self.last = time.monotonic()
+        if self.enabled and self.stream.isatty():
+            self.bar = tqdm(total=self.total, desc=self.desc, unit=self.unit, file=self.stream,
+                            bar_format=self.FORMAT.replace("{desc}:", "{desc}: {bar:20}"))
+
+    def __call__(self, done: int) -> None:
+        self.state.check()  # a worker thread stops here once a signal arrived
+        if not self.enabled or done <= self.done:
+            return
+        self.done = done
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+            return
+        now, pct = time.monotonic(), 100.0 * done / self.total
+        if pct >= self.next_pct or now - self.last >= PLAIN_EVERY_S or done == self.total:
+            while self.next_pct <= pct:
+                self.next_pct += 10
+            self.last = now
+            line = tqdm.format_meter(done, self.total, now - self.start, unit=self.unit,
+                                     prefix=self.desc, bar_format=self.FORMAT)
+            print(line, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def say(text: str, quiet: bool) -> None:
+    if not quiet:
+        print(f"{PROG}: {text}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Result:
+    """What the writers need: pairs (P, 2), per-pair columns, summary, series, sidecar."""
+
+    pairs: np.ndarray
+    extra: dict[str, np.ndarray]
+    summary: dict[str, np.ndarray]
+    info: dict
+    series: np.ndarray | None = None
+    parts: list[dict] = field(default_factory=list)
+
+
+def _summarise(block: np.ndarray, thresholds, result: Result) -> None:
+    result.parts.append(dfc_summary(np.ascontiguousarray(block), thresholds=thresholds))
+
+
+def _join(parts: list[dict]) -> dict[str, np.ndarray]:
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+def _dcc_blocks(args, x, names, pairs, plan, bar) -> Iterator[tuple[int, int, object]]:
+    """(lo, hi, DCCResult) over the pairs: one call for the full series, batches of
+    ``plan.batch`` pairs with ``--summary-only``; the first stage is fitted once."""
+    garch = fit_garch(x, names=names)
+    bar.garch_done()
+    common = dict(names=names, garch=garch, chunk_size=plan.chunk, n_jobs=plan.n_jobs,
+                  max_memory_gb=math.inf)
+    if args.mode == "joint":
+        yield 0, len(pairs), dcc(x, mode="joint", pairs=pairs, **common)
+        return
+    step = plan.batch if plan.summary_only else len(pairs)
+    for lo in range(0, len(pairs), step):
+        hi = min(lo + step, len(pairs))
+        res = dcc(x, pairs=pairs[lo:hi], progress=lambda k, lo=lo: bar(lo + k), **common)
+        yield lo, hi, res
+
+
+def estimate(args, table, plan, state: StopState, info: dict) -> Result:
+    """Run the estimator; the summary is computed in blocks of :data:`SUMMARY_BLOCK` pairs,
+    the same blocks with and without ``--summary-only`` (identical numbers)."""
+    x, names = table.values, table.names
+    pairs = np.column_stack(np.triu_indices(len(names), 1))
+    result = Result(pairs, {}, {}, info)
+    bar = _StageProgress(len(pairs), args.quiet, state, begin=args.method != "dcc")
+    try:
+        if args.method == "dcc":
+            _run_dcc(args, x, names, pairs, plan, bar, result)
+        else:
+            _run_static(args, x, names, pairs, plan, bar, result)
+    finally:
+        bar.close()
+    result.summary = _join(result.parts)
+    result.parts.clear()
+    return result
+
+
+def _run_dcc(args, x, names, pairs, plan, bar, result: Result) -> None:
+    cols: dict[str, list[np.ndarray]] = {"a": [], "b": [], "loglik": [], "converged": []}
+    for lo, hi, res in _dcc_blocks(args, x, names, pairs, plan, bar):
+        for key in cols:
+            cols[key].append(getattr(res, key))
+        if not plan.summary_only:
+            result.series = res.R
+        for k in range(0, hi - lo, SUMMARY_BLOCK):
+            _summarise(res.R[:, k:k + SUMMARY_BLOCK], args.thresholds, result)
+        if args.mode == "joint":
+            result.info["loglik_joint"] = res.loglik_joint
+        bar(hi)
+        del res
+    conv = np.concatenate(cols.pop("converged"))
+    result.extra = {key: np.concatenate(val) for key, val in cols.items()}
+    result.extra["converged"] = np.where(conv, "true", "false")
+
+
+def _run_static(args, x, names, pairs, plan, bar, result: Result) -> None:
+    """Sliding window and Pearson, in batches of pairs."""
+    n_t, n_p = x.shape[0], len(pairs)
+    static = pearson_correlation(x, names=names) if args.method == "pearson" else None
+    if static is not None and not plan.summary_only:
+        result.series = np.broadcast_to(static, (n_t, n_p))
+    elif not plan.summary_only:
+        result.series = np.empty((n_t, n_p))
+    for lo in range(0, n_p, plan.batch):
+        hi = min(lo + plan.batch, n_p)
+        if static is not None:
+            block = np.broadcast_to(static[lo:hi], (n_t, hi - lo))
+        else:
+            block = sliding(x, args.window, taper=args.taper, sigma=args.sigma,
+                            pairs=pairs[lo:hi], names=names)
+            if result.series is not None:
+                result.series[:, lo:hi] = block
+        for k in range(0, hi - lo, SUMMARY_BLOCK):
+            _summarise(block[:, k:k + SUMMARY_BLOCK], args.thresholds, result)
+        bar(hi)
+    na = np.full(n_p, "n/a", dtype=object)
+    result.extra = {"a": na, "b": na, "loglik": na, "converged": na}
+
+
+class _StageProgress(Progress):
+    """The estimation's progress, with a line when the GARCH stage is done."""
+
+    def __init__(self, total: int, quiet: bool, state: StopState, begin: bool) -> None:
+        super().__init__(total, f"{PROG}: estimation", " pairs", quiet=quiet, state=state,
+                         begin=begin)
+        self.quiet = quiet
+
+    def garch_done(self) -> None:
+        self.state.check()
+        say(f"GARCH(1,1) stage done in {duration(time.monotonic() - self.start)}", self.quiet)
+        self.begin()
+
+
+def _row_text(row: np.ndarray, fmt: str) -> str:
+    """One row of the series table: ``%.10g``, ``n/a`` for NaN (as pandas' ``to_csv`` with
+    ``float_format="%.10g", na_rep="n/a"`` writes it, 12 times faster)."""
+    if np.isnan(row).any():
+        return "\t".join("n/a" if v != v else f"{v:.10g}" for v in row.tolist()) + "\n"
+    return fmt % tuple(row.tolist())
+
+
+def series_writer(names, pairs: np.ndarray, series: np.ndarray, state: StopState,
+                  quiet: bool) -> Callable:
+    """Writer of OUTPUT_PREFIX_timeseries.tsv, row by row (no copy of the series)."""
+
+    def write(fh) -> None:
+        n_t, n_p = series.shape
+        csv.writer(fh, delimiter="\t", lineterminator="\n").writerow(
+            f"{names[i]}__{names[j]}" for i, j in pairs)
+        fmt = "\t".join(["%.10g"] * n_p) + "\n"
+        step = max(1, WRITE_BLOCK // max(1, n_p))
+        bar = Progress(n_t, f"{PROG}: writing the time series", " rows",
+                       quiet=quiet or n_t * n_p < 20 * WRITE_BLOCK, state=state)
+        try:
+            for lo in range(0, n_t, step):
+                fh.write("".join(_row_text(row, fmt) for row in series[lo:lo + step]))
+                bar(min(lo + step, n_t))
+        finally:
+            bar.close()
+
+    return write
+
+
+def summary_frame(names, result: Result) -> pd.DataFrame:
+    label = np.asarray(names, dtype=object)
+    summ = result.summary
+    frame = pd.DataFrame({
+        "region_a": label[result.pairs[:, 0]],
+        "region_b": label[result.pairs[:, 1]],
+        **result.extra,
+        "sd": summ["sd"],
+        "mean": summ["mean"],
+        "n_timepoints": summ["n"],
+    })
+    for key, val in summ.items():
+        if key.startswith("frac_"):
+            frame[key] = val
+    return frame
