@@ -422,3 +422,27 @@ def test_compare_columns_bad_input_and_small_group(tmp_path):
     report = Path(paths["report"]).read_text()
     section = report.split("<h2>Compared columns")[1].split("<h2>")[0]
     assert "<td>anxiety</td>" in section and "<td>skipped: group HC has 2 subjects" in section
+
+
+def test_cli_progress_lines_and_quiet(tmp_path, capsys):
+    """The group level tells its stages on stderr (plain lines), and nothing with --quiet."""
+    from bids_dfc.cli.run import main
+
+    bids, out, _ = make_group_dataset(tmp_path, n_hc=10, n_patients=16, runs_for=(),
+                                      high_fd=())
+    (Path(bids) / "dataset_description.json").write_text(
+        json.dumps({"Name": "group test", "BIDSVersion": "1.9.0"}))
+    for sub in pd.read_csv(Path(bids) / "participants.tsv", sep="\t")["participant_id"]:
+        (Path(bids) / sub).mkdir(exist_ok=True)  # the raw data are not needed at this level
+    args = [str(bids), str(out), "group", "--n-boot", "200", "--relief-from", "pain_pre",
+            "pain_post"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    stages = [ln for ln in err.splitlines() if ln.startswith("group: ")]
+    assert [s.split("  ")[0] for s in stages] == [
+        "group: checking the participant dFC files and the phenotype",
+        "group: statistics of 26 participants (200 bootstrap resamples)",
+        "group: tables, figures and report"], err
+    assert "\r" not in err
+    assert main([*args, "--quiet"]) == 0
+    assert not [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("group: ")]

@@ -212,9 +212,11 @@ def run_group(config) -> dict:
     check_bids_dir(ex.bids_dir)
     check_output_dir(ex.bids_dir, ex.output_dir)
     _environment(config)
-    return run_group_level(
-        ex.bids_dir, ex.output_dir, config.group, random_seed=ex.random_seed
-    )
+    def say(line: str) -> None:  # plain progress lines on stderr (--quiet: none)
+        print(line, file=sys.stderr, flush=True)
+
+    return run_group_level(ex.bids_dir, ex.output_dir, config.group,
+                           random_seed=ex.random_seed, progress=None if ex.quiet else say)
 
 
 def _crash_file(config, exc: Exception) -> str:

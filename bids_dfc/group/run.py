@@ -10,7 +10,8 @@ one as it was; nothing is written into ``bids_dir``.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -114,7 +115,8 @@ def write_tsv(path: PathLike, frame: pd.DataFrame, description: str,
 
 
 def run_group_level(bids_dir: PathLike, output_dir: PathLike, options: _GroupOptionsLike, *,
-                    random_seed: int | None) -> dict[str, Path]:
+                    random_seed: int | None,
+                    progress: Callable[[str], None] | None = None) -> dict[str, Path]:
     """Run the whole group level and write ``output_dir/group/``.
 
     Every participant dFC file is checked before anything is computed; the outputs are built
@@ -154,14 +156,20 @@ def run_group_level(bids_dir: PathLike, output_dir: PathLike, options: _GroupOpt
     if int(options.n_boot) < 100:
         raise InputError(f"--n-boot {options.n_boot} is too small; use at least 100 (default 5000)")
     gdir = output_dir / "group"
+    say = progress or (lambda line: None)
+    start = time.monotonic()
     remove_stale_temp_dirs(gdir)  # what a killed group run left behind
+    say("group: checking the participant dFC files and the phenotype")
     dfc_long = collect_dfc(output_dir, pair=tuple(options.pair),
                            fd_needed_by=_fd_needed_by(options))
     participants, phenotypes, descriptions = read_phenotype(bids_dir)
     tables = tb.assemble(dfc_long, participants, phenotypes, options)
+    say(f"group: statistics of {len(tables.subjects)} participants ({int(options.n_boot)} "
+        f"bootstrap resamples)  {time.monotonic() - start:.0f}s")
     results = run_group_statistics(tables, n_boot=int(options.n_boot), random_seed=random_seed,
                                    all_pairs=bool(options.all_pairs), pair=tuple(options.pair))
     _require_a_test(tables, results, gdir)
+    say(f"group: tables, figures and report  {time.monotonic() - start:.0f}s")
     try:
         with dir_replacement(gdir) as tmp:
             out = _write_outputs(tmp, tables, results, options, random_seed, descriptions)
