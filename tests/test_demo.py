@@ -390,15 +390,18 @@ def test_cli_writes_and_refuses_bad_input(tmp_path, capsys):
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "file.txt").write_text("x")
-    assert main([str(busy), "--n-subjects", "1"]) == 1
+    assert main([str(busy), "--n-subjects", "1"]) == 2
     assert "not empty" in capsys.readouterr().err
+    assert main([str(busy / "file.txt" / "bids"), "--n-subjects", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "file.txt" in err and "Traceback" not in err
     for bad in (["--n-subjects", "0"], ["--runs", "-1"], ["--n-subjects", "two"]):
         with pytest.raises(SystemExit) as exc:
             main([str(tmp_path / "new"), *bad])
         assert exc.value.code == 2
-    assert main([str(busy), "--overwrite"]) == 1
+    assert main([str(busy), "--overwrite"]) == 2
     assert "refusing" in capsys.readouterr().err and (busy / "file.txt").exists()
-    assert main([str(tmp_path / "short"), "--n-volumes", "10"]) == 1
+    assert main([str(tmp_path / "short"), "--n-volumes", "10"]) == 2
     assert "n_volumes" in capsys.readouterr().err
     for truth in (tmp_path / "x" / "truth", tmp_path):
         with pytest.raises(ValueError, match="contain each other"):

@@ -54,7 +54,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Entry point; returns the exit code (0 ok, 1 bad input, 2 usage error)."""
+    """Entry point; returns the exit code (0 ok, 1 the folder cannot be written, 2 bad input
+    or usage)."""
     args = _build_parser().parse_args(argv)
     from bids_dfc.demo import make_demo_dataset
 
@@ -67,6 +68,10 @@ def main(argv=None) -> int:
             n_jobs=args.n_jobs)
     except (ValueError, FileExistsError) as exc:
         print(f"bids-dfc-demo: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file where a folder should be, permissions, a full disk
+        print(f"bids-dfc-demo: error: cannot write {exc.filename or args.out_dir} "
+              f"({exc.strerror or exc}); choose a writable OUT_DIR", file=sys.stderr)
         return 1
     print(f"wrote {len(paths['subjects'])} subject(s) to {paths['bids_dir']} and the truth "
           f"to {paths['truth_dir']} in {time.perf_counter() - start:.1f} s")
