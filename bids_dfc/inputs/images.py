@@ -82,16 +82,20 @@ def _repetition_time(path: Path, metadata: dict) -> tuple[float | None, list[str
 
 def _values(data: np.ndarray, path: Path) -> list[str]:
     """All-zero, constant and NaN problems of a run's data."""
-    finite = np.isfinite(data)
-    n_bad = data.size - int(finite.sum())
+    n_bad = data.size - int(np.count_nonzero(np.isfinite(data)))
     if n_bad > MAX_NONFINITE * data.size:
         return [f"{path}: {100 * n_bad / data.size:.1f}% of the values are NaN or infinite "
                 f"(at most {100 * MAX_NONFINITE:g}% can be repaired); fix the conversion or "
                 "exclude the run with --bids-filter-file"]
-    good = data[finite]
-    if good.size == 0 or good.min() == good.max():
-        value = f"{good.flat[0]:g}" if good.size else "NaN"
-        return [f"{path}: every value is {value}: the run holds no signal; fix the "
+    if n_bad == data.size:
+        low = high = np.nan
+    elif n_bad:  # a few: the workflow sets them to 0 (sanitise_bold)
+        clean = np.where(np.isfinite(data), data, np.nan)
+        low, high = np.nanmin(clean), np.nanmax(clean)
+    else:
+        low, high = data.min(), data.max()
+    if not low < high:
+        return [f"{path}: every value is {low:g}: the run holds no signal; fix the "
                 "conversion or exclude the run with --bids-filter-file"]
     return []
 
@@ -117,13 +121,17 @@ def check_bold_run(path: Path, metadata: dict, dummy_scans: int | str
     value_problems = _values(data, path)
     problems += value_problems
     if not value_problems:
-        problems += _usable_volumes(np.nan_to_num(data), path, dummy_scans)
+        problems += _usable_volumes(data, path, dummy_scans)
     facts = BoldFacts(int(np.prod(shape[:3])), int(shape[3]), tr) if tr else None
     return (None if problems else facts), problems
 
 
 def _usable_volumes(data: np.ndarray, path: Path, dummy_scans: int | str) -> list[str]:
-    n_dummy = detect_nonsteady(data) if dummy_scans == "auto" else int(dummy_scans)
+    if dummy_scans == "auto":  # as the workflow detects them, on the repaired data
+        finite = np.isfinite(data)
+        n_dummy = detect_nonsteady(data if finite.all() else np.where(finite, data, 0))
+    else:
+        n_dummy = int(dummy_scans)
     n_left = data.shape[3] - n_dummy
     if n_left >= MIN_VOLUMES:
         return []
@@ -148,8 +156,8 @@ def check_t1w_image(path: Path) -> list[str]:
     except Exception as exc:
         return problems + [f"{path}: cannot read the image data ({type(exc).__name__}: {exc}); "
                            "the file is truncated or corrupt: re-export it"]
-    finite = data[np.isfinite(data)]
-    if finite.size == 0 or finite.min() == finite.max():
+    low, high = np.nanmin(data), np.nanmax(data)
+    if not low < high:
         problems.append(f"{path}: the T1w image is constant (no anatomy); fix the conversion "
                         "or select another T1w with --bids-filter-file")
     return problems

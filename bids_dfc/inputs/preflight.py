@@ -32,12 +32,14 @@ from bids_dfc.inputs.raw import (
 
 LOGGER = logging.getLogger("bids_dfc")
 
-#: the resource estimate (docs/usage.md "Before the work starts"), from the demo runs of
-#: benchmarks/: work directory bytes per BOLD value (voxel x volume), per T1w voxel, and
-#: output bytes per BOLD value; peak memory of one step: a fixed part plus bytes per BOLD value
-WORK_BYTES_PER_BOLD_VALUE = 40.0
+#: the resource estimate (docs/usage.md, "Input checks"), from `make demo` (12 subjects,
+#: 277 volumes of 50x54x36, T1w 120x128x90; 2026-12-07): its work folder held 4.22 GB, i.e.
+#: 13 bytes per BOLD value (voxel x volume) T1w included, its outputs 1.94 GB (6.0 per value);
+#: the margins below cover a non---sloppy run. Peak memory of one step: a fixed part plus
+#: bytes per BOLD value (benchmarks/bench_slurm.py: 1.06 GB for one demo task)
+WORK_BYTES_PER_BOLD_VALUE = 16.0
 WORK_BYTES_PER_T1W_VOXEL = 60.0
-OUTPUT_BYTES_PER_BOLD_VALUE = 6.0
+OUTPUT_BYTES_PER_BOLD_VALUE = 7.0
 STEP_MEMORY_FIXED_GB = 0.7
 STEP_MEMORY_BYTES_PER_BOLD_VALUE = 12.0
 GB = 1024.0**3
