@@ -330,3 +330,26 @@ def test_all_tests_skipped_exits_non_zero_with_the_reasons(tmp_path):
     assert "finished" not in proc.stdout
     assert _hashes(out / "group") == before
     assert _temp_dirs(out) == []
+
+
+def test_read_only_group_folder_is_one_line(small):
+    """group/ on a read-only mount (root ignores folder modes, so a real read-only file
+    system): the swap cannot replace it; one message, no traceback, group/ as it was."""
+    bids, out = small
+    group = out / "group"
+    group.mkdir()
+    (group / "old.tsv").write_text("kept\n")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(group)],
+                          capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        (group / "old.tsv").write_text("kept\n")
+        subprocess.run(["mount", "-o", "remount,ro", str(group)], check=True)
+        with pytest.raises(BidsDfcError, match=r"writing the group outputs failed .*group "
+                                               r"was left as it was"):
+            run_group_level(bids, out, group_options(n_boot=200), random_seed=0)
+        assert _hashes(group) == {"old.tsv": hashlib.sha256(b"kept\n").hexdigest()}
+        assert _temp_dirs(out) == []
+    finally:
+        subprocess.run(["umount", str(group)], check=True)
