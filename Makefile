@@ -55,8 +55,11 @@ demo: install tools
 	@echo "  participant reports:  $(DEMO_DIR)/derivatives/sub-*.html"
 	@echo "  group results:        $(DEMO_DIR)/derivatives/group/ (report: group/report.html)"
 
+# two workers, one test module each at a time (--dist loadfile: a module's fixtures, its
+# SLURM cluster or container image, stay in one process); TEST_WORKERS=0 runs in one process
+TEST_WORKERS ?= 2
 test: install tools
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # the edit loop: every test but the four slow tiers (markers in setup.cfg, tests/conftest.py)
 FAST_TIERS ?= not slow and not container and not slurm and not browser
