@@ -21,8 +21,10 @@ prints the DOM after the load event; the marker is parsed from it. A second run 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -57,10 +59,21 @@ window.addEventListener("load", function () {
 
 
 def _run(args, timeout):
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    """Run Chromium in its own process group, and end the whole group afterwards (its
+    helper processes, e.g. the crash handler, outlive the browser otherwise)."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
     if proc.returncode != 0:
-        raise RuntimeError(f"chromium failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return proc.stdout
+        raise RuntimeError(f"chromium failed ({proc.returncode}): {stderr[-2000:]}")
+    return stdout
 
 
 def render_in_chromium(html_path, png_path, *, width=1280, timeout=120, chromium=None):

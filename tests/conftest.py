@@ -127,6 +127,7 @@ def _no_process_left_behind():
         if not (alive or daemons) or time.monotonic() > deadline:
             break
         time.sleep(0.25)
+    left = [f"{pid} {_cmdline(pid)}" for pid in alive + daemons]  # named before they end
     if alive:
         stop_process_tree()
     for pid in daemons:
@@ -134,7 +135,6 @@ def _no_process_left_behind():
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
-    left = [f"{pid} {_cmdline(pid)}" for pid in alive + daemons]
     assert not left, f"processes left behind by the tests: {left}"
 
 
