@@ -116,14 +116,14 @@ def _no_process_left_behind():
     """At the end of the session, no process the tests started is still running: neither
     a child of pytest (a bids-dfc run, a worker) nor a SLURM daemon or job step. Leftovers
     are killed (so CI does not hang) and fail the session."""
-    from bids_dfc.cli.signals import descendants, stop_process_tree
+    from bids_dfc.cli.signals import descendants, running, stop_process_tree
 
     before = _daemon_pids()
     yield
     deadline = time.monotonic() + 10  # a process that is just ending gets time to end
     while True:
-        alive = [p for p in descendants() if _running(p)]
-        daemons = [p for p in _daemon_pids() - before if _running(p)]
+        alive = [p for p in descendants() if running(p)]
+        daemons = [p for p in _daemon_pids() - before if running(p)]
         if not (alive or daemons) or time.monotonic() > deadline:
             break
         time.sleep(0.25)
@@ -136,13 +136,6 @@ def _no_process_left_behind():
         except OSError:
             pass
     assert not left, f"processes left behind by the tests: {left}"
-
-
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _cmdline(pid: int) -> str:

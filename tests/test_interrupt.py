@@ -23,7 +23,7 @@ import pytest
 from _bids_data import make_bids
 from _demo_data import copy_tree
 
-from bids_dfc.cli.signals import descendants
+from bids_dfc.cli.signals import descendants, running
 
 pytestmark = pytest.mark.slow  # tier: tests/conftest.py
 
@@ -55,18 +55,6 @@ def _wait_for_workers(proc: subprocess.Popen, n: int = 2) -> list[int]:
     raise AssertionError("the run never started its workers")
 
 
-def _gone(pids: list[int]) -> list[int]:
-    alive = []
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            alive.append(pid)
-    return alive
-
-
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)],
                          ids=["SIGTERM", "SIGINT"])
 def test_signal_stops_every_worker(shared_demo_bids, tmp_path, sig, code):
@@ -81,7 +69,8 @@ def test_signal_stops_every_worker(shared_demo_bids, tmp_path, sig, code):
     assert "Traceback" not in stderr, stderr[-3000:]
     assert "interrupted (" in stderr and "same --work-dir" in stderr
     time.sleep(0.5)
-    assert not _gone(workers), f"processes left behind: {_gone(workers)}"
+    left = [pid for pid in workers if running(pid)]
+    assert not left, f"processes left behind: {left}"
     assert took < 60, f"the run took {took:.0f} s to stop"  # 3 s grace, then SIGKILL
     # nothing that looks like a participant's outputs: they wait in .staging/
     assert not list((tmp_path / "out").glob("sub-*")), list((tmp_path / "out").iterdir())

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from bids_dfc.cli import signals
 from bids_dfc.cli.dcc_plan import SUMMARY_BLOCK, WRITE_BLOCK, duration
 from bids_dfc.cli.signals import Interrupted
 from bids_dfc.dfc import dcc, dfc_summary, fit_garch, pearson_correlation
@@ -49,27 +47,15 @@ class StopState:
 
 @contextmanager
 def stop_on_signals(state: StopState) -> Iterator[None]:
-    """SIGTERM/SIGINT raise :class:`Interrupted` (main thread only; ignored signals stay
-    ignored, as under ``nohup``); the previous handlers come back afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    """:func:`bids_dfc.cli.signals.stop_on_signals` recording the signal in ``state``, which
+    raises :class:`Interrupted` at once unless the outputs are complete (``state.defer``)."""
 
-    def handler(signum: int, frame: object) -> None:
-        if state.signum is not None:  # a second signal: stop now
-            os._exit(128 + signum)
+    def on_signal(signum: int) -> None:
         state.signum = signum
         state.check()
 
-    old = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        if signal.getsignal(sig) is not signal.SIG_IGN:
-            old[sig] = signal.signal(sig, handler)
-    try:
+    with signals.stop_on_signals(on_signal):
         yield
-    finally:
-        for sig, prev in old.items():
-            signal.signal(sig, prev)
 
 
 class Progress:

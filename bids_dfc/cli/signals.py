@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,10 +33,16 @@ class Interrupted(BaseException):
         self.exit_code = 128 + signum
 
 
+def _raise(signum: int) -> None:
+    raise Interrupted(signum)
+
+
 @contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """SIGTERM/SIGINT raise :class:`Interrupted` in the main thread (ignored signals stay
-    ignored, as under ``nohup``); the previous handlers come back afterwards."""
+def stop_on_signals(on_signal: Callable[[int], None] = _raise) -> Iterator[None]:
+    """The first SIGTERM/SIGINT calls ``on_signal(signum)`` in the main thread (default:
+    raise :class:`Interrupted`; a caller may defer that while it finishes a rename); a
+    second one ends the process at once. Ignored signals stay ignored (as under ``nohup``);
+    the previous handlers come back afterwards."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -46,7 +52,7 @@ def stop_on_signals() -> Iterator[None]:
         if seen:  # a second signal: stop now
             os._exit(128 + signum)
         seen.append(signum)
-        raise Interrupted(signum)
+        on_signal(signum)
 
     old = {}
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -92,7 +98,8 @@ def _signal_all(pids: list[int], sig: int) -> None:
             pass
 
 
-def _alive(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not ended (a zombie has: its parent reaps it)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
@@ -106,10 +113,10 @@ def stop_process_tree(grace_s: float = GRACE_S) -> list[int]:
     pids = descendants()
     _signal_all(pids, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(map(_alive, pids)):
+    while time.monotonic() < deadline and any(map(running, pids)):
         time.sleep(0.05)
     # anything they started meanwhile, and whoever ignored SIGTERM
-    stubborn = [p for p in {*pids, *descendants()} if _alive(p)]
+    stubborn = [p for p in {*pids, *descendants()} if running(p)]
     _signal_all(stubborn, signal.SIGKILL)
     for pid in pids + stubborn:
         try:

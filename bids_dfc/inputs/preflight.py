@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import cast
+
+import numpy as np
 
 from bids_dfc.errors import InputError
 from bids_dfc.inputs import options as opt
@@ -24,8 +25,9 @@ from bids_dfc.inputs.raw import (
     ExecutionLike,
     SubjectData,
     check_bids_dir,
+    folder_problems,
     glob_subjects,
-    inside_raw_tree,
+    nearest_existing,
     select_subjects,
     validate_bids,
 )
@@ -89,27 +91,6 @@ def _participants_problems(path: Path) -> list[str]:
     return problems
 
 
-def _folder_problems(ex: ExecutionLike) -> list[str]:
-    """Output and work directories: outside the raw data, writable."""
-    problems = []
-    for what, folder in (("output_dir", ex.output_dir), ("--work-dir", ex.work_dir)):
-        if inside_raw_tree(ex.bids_dir, folder):
-            problems.append(f"{what} {folder} is inside the raw dataset {ex.bids_dir}: nothing "
-                            "may be written there except under its derivatives/ folder; "
-                            f"choose a folder outside it, or under {ex.bids_dir / 'derivatives'}")
-            continue
-        existing = Path(folder).resolve()
-        while not existing.exists():
-            existing = existing.parent
-        if not existing.is_dir():
-            problems.append(f"{what} {folder}: {existing} is a file, not a folder; choose "
-                            "another path")
-        elif not os.access(existing, os.W_OK | os.X_OK):
-            problems.append(f"{what} {folder} is not writable (no write permission on "
-                            f"{existing}, or a read-only file system): choose a writable folder")
-    return problems
-
-
 def _image_problems(subjects: list[SubjectData], dummy_scans: int | str, threads: int
                     ) -> tuple[list[BoldFacts], list[str]]:
     """Every image of every subject, read in parallel (zlib and numpy release the GIL)."""
@@ -134,14 +115,13 @@ def _resource_problems(ex: ExecutionLike, subjects: list[SubjectData], runs: lis
     import nibabel as nb
 
     values = sum(r.n_voxels * r.n_volumes for r in runs)
-    t1w = sum(_voxels(cast(nb.Nifti1Image, nb.load(str(s.t1w))).shape) for s in subjects)
+    t1w = sum(int(np.prod(cast(nb.Nifti1Image, nb.load(str(s.t1w))).shape[:3]))
+              for s in subjects)
     need = {ex.work_dir: values * WORK_BYTES_PER_BOLD_VALUE + t1w * WORK_BYTES_PER_T1W_VOXEL,
             ex.output_dir: values * OUTPUT_BYTES_PER_BOLD_VALUE}
     problems = []
     for folder, nbytes in need.items():
-        existing = Path(folder).resolve()
-        while not existing.exists():
-            existing = existing.parent
+        existing = nearest_existing(folder)
         free = shutil.disk_usage(existing).free
         same = [f for f in need if f != folder and _same_device(f, existing)]
         total = nbytes + sum(need[f] for f in same)
@@ -161,18 +141,8 @@ def _resource_problems(ex: ExecutionLike, subjects: list[SubjectData], runs: lis
     return problems
 
 
-def _voxels(shape: tuple) -> int:
-    out = 1
-    for n in shape[:3]:
-        out *= int(n)
-    return out
-
-
 def _same_device(folder: Path, existing: Path) -> bool:
-    probe = Path(folder).resolve()
-    while not probe.exists():
-        probe = probe.parent
-    return probe.stat().st_dev == existing.stat().st_dev
+    return nearest_existing(folder).stat().st_dev == existing.stat().st_dev
 
 
 def _available_memory_gb() -> float | None:
@@ -191,7 +161,8 @@ def preflight(config: ConfigLike) -> list[SubjectData]:
     ex, wf = config.execution, config.workflow
     check_bids_dir(ex.bids_dir)  # nothing else can be checked without a dataset
     described = _description_problems(ex.bids_dir)
-    problems = _folder_problems(ex) + described
+    problems = folder_problems(ex.bids_dir, output_dir=ex.output_dir, work_dir=ex.work_dir)
+    problems += described
     problems += _participants_problems(ex.bids_dir / "participants.tsv")
     filters = opt.filter_problems(ex.bids_filters)
     problems += filters + opt.workflow_problems(wf)

@@ -111,34 +111,45 @@ def inside_raw_tree(bids_dir: Path, folder: Path) -> bool:
     return bids_dir in folder.parents and (bids_dir / "derivatives") not in folder.parents
 
 
-def check_output_dir(bids_dir: Path, output_dir: Path, work_dir: Path | None = None) -> None:
-    """Fail if output_dir or work_dir is inside the raw data, or cannot be written.
+def nearest_existing(path: Path) -> Path:
+    """``path`` itself if it exists, else its nearest existing parent (resolved)."""
+    existing = Path(path).resolve()
+    while not existing.exists():
+        existing = existing.parent
+    return existing
 
-    Writing into ``bids_dir/derivatives/...`` is allowed (BIDS keeps derivatives there);
-    anything else inside ``bids_dir`` would mix outputs into the raw data. Nothing is created:
-    the nearest existing folder must be writable (call :func:`make_writable_dirs` to create).
-    """
-    for what, folder in (("output_dir", output_dir), ("work dir", work_dir)):
-        if folder is not None and inside_raw_tree(bids_dir, folder):
-            raise InputError(
-                f"{what} {Path(folder).resolve()} is inside the raw dataset "
-                f"{Path(bids_dir).resolve()}: choose a folder outside it, or "
-                f"{Path(bids_dir).resolve() / 'derivatives' / 'bids_dfc'}"
-            )
-    for what, folder in (("output_dir", output_dir), ("work dir", work_dir)):
+
+def folder_problems(bids_dir: Path, **folders: Path | None) -> list[str]:
+    """Problems of the folders bids_dfc writes (``output_dir=...``, ``work_dir=...``): inside
+    the raw data (``bids_dir/derivatives/...`` is allowed: BIDS keeps derivatives there), or
+    not writable. Nothing is created: the nearest existing folder must be writable (call
+    :func:`make_writable_dirs` to create)."""
+    problems = []
+    for name, folder in folders.items():
         if folder is None:
             continue
-        existing = Path(folder).resolve()
-        while not existing.exists():
-            existing = existing.parent
+        what = "output_dir" if name == "output_dir" else f"--{name.replace('_', '-')}"
+        if inside_raw_tree(bids_dir, folder):
+            problems.append(f"{what} {folder} is inside the raw dataset {bids_dir}: nothing "
+                            "may be written there except under its derivatives/ folder; "
+                            f"choose a folder outside it, or under {bids_dir / 'derivatives'}")
+            continue
+        existing = nearest_existing(folder)
         if not existing.is_dir():
-            raise InputError(f"{what} {folder}: {existing} is a file, not a folder")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise InputError(
-                f"{what} {folder} is not writable (no write permission on {existing}, or a "
-                "read-only file system): choose a writable folder, or bind a writable one into "
-                "the container"
-            )
+            problems.append(f"{what} {folder}: {existing} is a file, not a folder; choose "
+                            "another path")
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            problems.append(f"{what} {folder} is not writable (no write permission on "
+                            f"{existing}, or a read-only file system): choose a writable "
+                            "folder, or bind a writable one into the container")
+    return problems
+
+
+def check_output_dir(bids_dir: Path, output_dir: Path, work_dir: Path | None = None) -> None:
+    """Raise :class:`InputError` with the first of :func:`folder_problems`."""
+    problems = folder_problems(bids_dir, output_dir=output_dir, work_dir=work_dir)
+    if problems:
+        raise InputError(problems[0])
 
 
 def make_writable_dirs(**folders: Path) -> None:
