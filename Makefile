@@ -59,7 +59,7 @@ demo: install tools
 # SLURM cluster or container image, stay in one process); TEST_WORKERS=0 runs in one process
 TEST_WORKERS ?= 2
 test: install tools
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 # the edit loop: every test but the four slow tiers (markers in setup.cfg, tests/conftest.py)
 FAST_TIERS ?= not slow and not container and not slurm and not browser

@@ -122,7 +122,7 @@ def _no_process_left_behind():
     yield
     deadline = time.monotonic() + 10  # a process that is just ending gets time to end
     while True:
-        alive = [p for p in descendants() if running(p)]
+        alive = [p for p in descendants() if running(p) and p not in _own_helpers()]
         daemons = [p for p in _daemon_pids() - before if running(p)]
         if not (alive or daemons) or time.monotonic() > deadline:
             break
@@ -136,6 +136,20 @@ def _no_process_left_behind():
         except OSError:
             pass
     assert not left, f"processes left behind by the tests: {left}"
+
+
+def _own_helpers() -> set[int]:
+    """The pytest process's own multiprocessing helpers (resource tracker, fork server):
+    started by any in-process use of multiprocessing, they read a pipe from this process
+    and end when it exits, so they are not left behind by a test."""
+    import multiprocessing.forkserver
+    import multiprocessing.resource_tracker
+
+    pids = {
+        getattr(multiprocessing.resource_tracker._resource_tracker, "_pid", None),
+        getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None),
+    }
+    return {pid for pid in pids if pid}
 
 
 def _cmdline(pid: int) -> str:
