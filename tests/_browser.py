@@ -45,9 +45,21 @@ window.addEventListener("load", function () {
   var out = {
     title: document.title,
     height: Math.max(document.body.scrollHeight, document.documentElement.scrollHeight),
+    viewport: window.innerWidth,
+    scroll_width: Math.max(document.body.scrollWidth, document.documentElement.scrollWidth),
+    overflowing: Array.prototype.slice.call(document.body.querySelectorAll("*"))
+      .filter(function (el) {
+        var r = el.getBoundingClientRect();
+        return r.width > 0 && r.right > window.innerWidth + 1;
+      }).slice(0, 10).map(function (el) {
+        return el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+          (el.className && typeof el.className === "string" ? "." + el.className : "") +
+          " right=" + Math.round(el.getBoundingClientRect().right);
+      }),
     images: imgs.map(function (im) {
       return {src: im.getAttribute("src").slice(0, 200), ok: im.complete && im.naturalWidth > 0,
-              width: im.naturalWidth, height: im.naturalHeight};
+              width: im.naturalWidth, height: im.naturalHeight,
+              shown_width: Math.round(im.getBoundingClientRect().width)};
     })
   };
   var pre = document.createElement("pre");
@@ -96,8 +108,11 @@ def render_in_chromium(html_path, png_path, *, width=1280, timeout=120, chromium
     -------
     dict
         ``title``, ``height`` (page px), ``images`` (list of dicts ``src, ok, width,
-        height``), ``n_images``, ``broken`` (list of src of images that failed to load),
-        ``screenshot`` (path).
+        height`` (natural size), ``shown_width`` (CSS px on the page)), ``n_images``,
+        ``broken`` (list of src of images that failed to load), ``viewport`` and
+        ``scroll_width`` (CSS px), ``scrolls_sideways`` (the page is wider than the window),
+        ``overflowing`` (up to 10 elements whose right edge is past the window, e.g.
+        ``"img right=1440"``), ``screenshot`` (path).
 
     Raises
     ------
@@ -123,8 +138,8 @@ def render_in_chromium(html_path, png_path, *, width=1280, timeout=120, chromium
         probe = Path(tmp) / "probe.html"
         probe.write_text(text, encoding="utf-8")
         common = [exe, *_FLAGS, f"--user-data-dir={Path(tmp) / 'profile'}"]
-        dom = _run([*common, "--virtual-time-budget=15000", "--dump-dom", probe.as_uri()],
-                   timeout)
+        dom = _run([*common, "--virtual-time-budget=15000", f"--window-size={width},900",
+                    "--dump-dom", probe.as_uri()], timeout)
         found = re.search(r'<pre id="__render_check__">(.*?)</pre>', dom, flags=re.S)
         if not found:
             raise RuntimeError(f"the load probe did not run in {html_path} (page never loaded)")
@@ -139,4 +154,5 @@ def render_in_chromium(html_path, png_path, *, width=1280, timeout=120, chromium
     info["n_images"] = len(info["images"])
     info["broken"] = [im["src"] for im in info["images"] if not im["ok"]]
     info["screenshot"] = png_path
+    info["scrolls_sideways"] = int(info["scroll_width"]) > int(info["viewport"])
     return info
