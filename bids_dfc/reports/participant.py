@@ -8,7 +8,13 @@ The report is assembled from the derivatives already written (BIDS-Derivatives n
 3. per BOLD run: BOLD -> T1w registration, seed weights on the run's own BOLD reference,
    motion parameters and framewise displacement, carpet plots before and after denoising,
    network series with the DCC trace, the dFC table;
-4. methods text generated from the workflow (:func:`bids_dfc.reports.methods.collect_methods`).
+4. methods text generated from the workflow (:func:`bids_dfc.reports.methods.collect_methods`),
+   its markdown emphasis rendered (escaped first);
+5. references: every work cited anywhere on the page (figure captions too), from the one
+   bibliography (:func:`bids_dfc.reports.methods.bibliography`), in author order.
+
+Figures and tables fit the window (``max-width: 100%``); a table wider than a narrow window
+scrolls inside its own box, never the page.
 
 A figure whose inputs are missing, or whose drawing fails, is replaced by a visible note
 naming the missing file or the error; the rest of the report is still written.
@@ -28,25 +34,32 @@ from bids_dfc.derivatives import OUTPUT_NAMES
 from bids_dfc.io import atomic_write
 from bids_dfc.preproc.ants_utils import warp_to
 from bids_dfc.reports import participant_figures as figs
-from bids_dfc.reports.methods import collect_methods
+from bids_dfc.reports.methods import bibliography, cited_keys, collect_methods, split_references
 from bids_dfc.templates import get_template
 
 __all__ = ["build_participant_report", "find_participant_inputs"]
 
 LOGGER = logging.getLogger("bids_dfc")
+#: the markdown emphasis of the methods texts (``**strong**``, ``*em*``), on escaped HTML
+_STRONG = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
+_EM = re.compile(r"\*(?=\S)(.+?)(?<=\S)\*")
 
 _CSS = """
 body{font-family:Helvetica,Arial,sans-serif;margin:0 auto;max-width:1300px;padding:0 20px;
-color:#222}
+color:#222;overflow-wrap:break-word}
 h1{border-bottom:3px solid #4c72b0;padding-bottom:6px}h2{margin-top:40px;color:#4c72b0}
-h3{margin-top:28px}img.fig{width:100%;border:1px solid #ddd;margin:6px 0}
+h3{margin-top:28px}img{max-width:100%;height:auto}
+img.fig{display:block;box-sizing:border-box;border:1px solid #ddd;margin:6px 0}
 p.caption{color:#555;font-size:0.9em;margin:0 0 16px}
 div.warn{background:#fff3cd;border-left:5px solid #e0a800;padding:8px 12px;margin:8px 0}
 div.missing{background:#f8d7da;border-left:5px solid #c44e52;padding:8px 12px;margin:8px 0}
+div.table{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;font-size:0.85em;margin:8px 0}
-td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#eef}
-pre.methods{white-space:pre-wrap;background:#f7f7f7;padding:12px;font-family:inherit}
-nav a{margin-right:14px}
+td,th{border:1px solid #ccc;padding:3px 4px;text-align:right}th{background:#eef}
+div.methods{background:#f7f7f7;padding:2px 12px}
+ul.references{list-style:none;padding-left:2em}
+ul.references li{margin:4px 0;text-indent:-2em}
+nav a{margin-right:14px;display:inline-block}
 """
 
 
@@ -133,6 +146,11 @@ def _repetition_time(run) -> float | None:
     return None
 
 
+def _markdown(text: str) -> str:
+    """Plain text with markdown emphasis -> HTML (escaped first, so text stays text)."""
+    return _EM.sub(r"<em>\1</em>", _STRONG.sub(r"<strong>\1</strong>", html.escape(text)))
+
+
 class _Page:
     """Collects HTML blocks; draws each figure, or notes why it could not."""
 
@@ -159,18 +177,38 @@ class _Page:
             self.add(f'<div class="missing">{html.escape(note)}</div>')
             return
         self.add(f'<img class="fig" src="{self.rel}/{name}" alt="{html.escape(title)}">'
-                 f'<p class="caption">{html.escape(caption)}</p>')
+                 f'<p class="caption">{_markdown(caption)}</p>')
 
 
 def _table(df: pd.DataFrame, max_rows: int = 12) -> str:
-    return df.head(max_rows).to_html(index=False, float_format=lambda v: f"{v:.4g}",
-                                     border=0, na_rep="n/a")
+    """A table whose headers may wrap after an underscore (a zero-width space there); one
+    still wider than the window scrolls inside its own box, never the page."""
+    df = df.rename(columns=lambda c: str(c).replace("_", "_\u200b"))
+    return '<div class="table">' + df.head(max_rows).to_html(
+        index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="n/a") + "</div>"
+
+
+#: the seed table's coordinate triples, each shown as one column (the table fits a narrow
+#: window): the template-space definition and the weighted centre on the BOLD grid
+_TRIPLES = {"centre, template (mm)": ["x", "y", "z"],
+            "weighted centre, BOLD (mm)": ["centre_x", "centre_y", "centre_z"]}
+
+
+def _seed_table(info: pd.DataFrame) -> str:
+    """The seed table (the run's ``seed_info``) with its coordinate triples joined."""
+    for label, cols in _TRIPLES.items():
+        if set(cols) <= set(info.columns):
+            triple = info[cols].apply(lambda r: ", ".join(f"{v:.4g}" for v in r), axis=1)
+            info.insert(info.columns.get_loc(cols[0]), label, triple)
+            info = info.drop(columns=cols)
+    return _table(info, 50)
 
 
 def _anat_section(page: _Page, anat: dict, subject: str) -> None:
     page.add('<h2 id="anat">Anatomical</h2>')
     page.figure(f"sub-{subject}_desc-brain_T1w.png", "Skull strip and tissue segmentation",
-                "Preprocessed T1w; red: brain mask; yellow/blue/orange: GM/WM/CSF borders.",
+                "Preprocessed T1w; shaded yellow: grey matter; blue: white-matter border; "
+                "magenta: CSF border; red: brain mask (key below the cuts).",
                 figs.plot_skullstrip, anat.get("t1w_preproc"), anat.get("t1w_mask"),
                 anat.get("t1w_dseg"))
 
@@ -214,12 +252,11 @@ def _run_section(page: _Page, run: dict, anat: dict) -> None:
                     anat.get("t1w_preproc"), run.get("boldref2anat_xfm"),
                     anat.get("t1w_mask"), wm)
     page.figure(f"{name}_seg-seeds_boldref.png", "Seeds on this run's BOLD reference",
-                "Each seed's partial-volume weights after warping into native BOLD space, cut "
-                "at the seed's weighted centre.", figs.plot_seeds, run.get("bold_ref"),
-                run.get("seed_weights"), run.get("seed_info"))
+                "Each seed's partial-volume weights (colour scale at the right) after warping "
+                "into native BOLD space, cut at the seed's weighted centre.", figs.plot_seeds,
+                run.get("bold_ref"), run.get("seed_weights"), run.get("seed_info"))
     if run.get("seed_info") is not None:
-        info = pd.read_csv(run["seed_info"], sep="\t")
-        page.add(_table(info, 50))
+        page.add(_seed_table(pd.read_csv(run["seed_info"], sep="\t")))
     page.figure(f"{name}_desc-motion_bold.png", "Head motion", "Rigid-body parameters and "
                 "framewise displacement (Power et al. 2012).", figs.plot_motion,
                 run.get("confounds_tsv"))
@@ -229,7 +266,8 @@ def _run_section(page: _Page, run: dict, anat: dict) -> None:
                 run.get("bold_mask"), tr=run.get("tr"))
     page.figure(f"{name}_desc-dcc_timeseries.png", "Network series and dynamic connectivity",
                 "Top: network series. Bottom: DCC conditional correlation of the primary "
-                "pair, its mean and +- 1 SD (the dFC summary).", figs.plot_networks,
+                "pair, its mean, the band of ± 1 SD (the SD is the dFC summary) and the "
+                "static Pearson r.", figs.plot_networks,
                 run.get("seed_timeseries"), run.get("seed_dcc"), run.get("seed_dfc"),
                 tr=run.get("tr"))
     if run.get("seed_dfc") is not None:
@@ -270,6 +308,20 @@ def _summary(runs: list[dict]) -> str:
     return out + "".join(f'<div class="warn">{html.escape(w)}</div>' for w in warns)
 
 
+def _references(page: _Page) -> str:
+    """The works cited anywhere on the page (captions, methods), from the one bibliography,
+    in author order as author-year references go; a citation without an entry is a problem
+    shown at the top."""
+    text = html.unescape(re.sub(r"<[^>]+>", " ", " ".join(page.blocks)))
+    keys, unknown = cited_keys(text)
+    if unknown:
+        page.problems.append(f"cited without a bibliography entry: {', '.join(unknown)}.")
+    refs = sorted(bibliography()[k]["reference"] for k in keys)
+    items = "".join(f"<li>{html.escape(r)}</li>" for r in refs)
+    return '<h2 id="references">References</h2>' + (
+        f'<ul class="references">{items}</ul>' if refs else "<p>No works cited.</p>")
+
+
 def build_participant_report(output_dir, subject, *, methods: str = "", work_dir=None,
                              anat: dict | None = None, runs: list[dict] | None = None) -> Path:
     """Write ``<output_dir>/sub-<subject>.html`` and its figures.
@@ -304,14 +356,17 @@ def build_participant_report(output_dir, subject, *, methods: str = "", work_dir
                   for r in runs)
     page.add(f"<h1>bids_dfc report: sub-{html.escape(subject)}</h1>"
              f'<nav><a href="#summary">Summary</a><a href="#anat">Anatomical</a>{nav}'
-             '<a href="#methods">Methods</a></nav>'
+             '<a href="#methods">Methods</a><a href="#references">References</a></nav>'
              f'<h2 id="summary">Summary</h2>{_summary(runs)}')
     _anat_section(page, anat, subject)
     for run in runs:
         _run_section(page, run, anat)
-    page.add('<h2 id="methods">Methods</h2>'
-             f'<pre class="methods">{html.escape(methods or "(no methods text given)")}</pre>'
-             f"<p>Report generated by bids_dfc {__version__}.</p>")
+    paragraphs = split_references(methods or "(no methods text given)")[0]
+    page.add('<h2 id="methods">Methods</h2><div class="methods">'
+             + "".join(f"<p>{_markdown(p)}</p>".replace("\n", "<br>") for p in paragraphs)
+             + "</div>")
+    page.add(_references(page))
+    page.add(f"<p>Report generated by bids_dfc {__version__}.</p>")
     if page.problems:
         page.blocks.insert(1, "".join(f'<div class="missing">{html.escape(p)}</div>'
                                       for p in page.problems))

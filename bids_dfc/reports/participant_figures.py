@@ -2,7 +2,8 @@
 
 Every function takes file paths, writes one PNG atomically and returns its path:
 
-- :func:`plot_skullstrip` -- T1w with the brain-mask outline and GM/WM/CSF contours;
+- :func:`plot_skullstrip` -- T1w with grey matter shaded, the WM and CSF borders and the
+  brain-mask outline;
 - :func:`plot_registration` -- an image resampled into another space under the other
   space's contours (T1w -> template, BOLD reference -> T1w);
 - :func:`plot_seeds` -- each seed's weights on the subject's own BOLD reference;
@@ -25,7 +26,14 @@ from bids_dfc.io import save_figure
 __all__ = ["plot_carpets", "plot_motion", "plot_networks", "plot_registration",
            "plot_seeds", "plot_skullstrip"]
 
-TISSUE_COLOURS = {1: "#e8c82a", 2: "#2ab0e8", 3: "#e8552a"}  # GM, WM, CSF
+#: the skull-strip figure: grey matter shaded, the borders of WM and CSF and the brain mask
+#: as lines (the GM label shares every border with WM, CSF or the mask, so a GM outline
+#: would be hidden under theirs)
+GM_FILL = "#ffd700"
+BORDERS = {2: ("#2ab0e8", "white-matter border"), 3: ("#ff00ff", "CSF border")}
+MASK_COLOUR = "r"
+#: a weight colour scale drawn beside the seed panels, not inside them
+SEED_CMAP = "autumn"
 
 
 def _plt():
@@ -44,6 +52,12 @@ def _save(fig, path) -> Path:
         _plt().close(fig)
 
 
+def _legend_outside(ax):
+    """The legend right of the axes (constrained layout makes room), never over the data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False,
+              fontsize=10)
+
+
 def _img3d(path):
     img = nb.load(path)
     if img.ndim == 4:
@@ -54,25 +68,40 @@ def _img3d(path):
 
 
 def plot_skullstrip(t1w, mask, dseg, out_png) -> Path:
-    """T1w in three rows of axial/coronal/sagittal cuts: brain mask (red) and tissues."""
+    """T1w in three rows of axial/coronal/sagittal cuts: grey matter shaded yellow, the
+    white-matter (blue) and CSF (magenta) borders, the brain mask (red); a key below."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
     from nilearn import plotting
 
     plt = _plt()
-    fig = plt.figure(figsize=(12, 6.6))
+    fig = plt.figure(figsize=(12, 7.0))
     anat = _img3d(t1w)
-    seg = _img3d(dseg) if dseg else None
+    labels = np.rint(np.asarray(_img3d(dseg).dataobj)) if dseg else None
+    key_h = 0.06  # the key's strip at the bottom
+
+    def tissue(value):
+        return nb.Nifti1Image((labels == value).astype(np.float32), anat.affine)
+
     for k, mode in enumerate(("z", "y", "x")):
-        ax = fig.add_axes([0, 1 - (k + 1) / 3, 1, 1 / 3])
+        ax = fig.add_axes([0, 1 - (k + 1) * (1 - key_h) / 3, 1, (1 - key_h) / 3])
         disp = plotting.plot_anat(anat, display_mode=mode, cut_coords=7, axes=ax,
                                   annotate=k == 0, dim=0, black_bg=True, colorbar=False)
-        if seg is not None:
-            data = np.asarray(seg.dataobj)
-            for value, colour in TISSUE_COLOURS.items():
-                if np.any(np.rint(data) == value):
-                    disp.add_contours(nb.Nifti1Image((np.rint(data) == value).astype(np.float32),
-                                                     seg.affine), levels=[0.5], colors=colour,
-                                      linewidths=0.6)
-        disp.add_contours(_img3d(mask), levels=[0.5], colors="r", linewidths=1.2)
+        if labels is not None:
+            if np.any(labels == 1):
+                disp.add_overlay(tissue(1), cmap=ListedColormap([GM_FILL]), vmin=0.5,
+                                 vmax=1.5, threshold=0.5, transparency=0.45)
+            for value, (colour, _) in BORDERS.items():
+                if np.any(labels == value):
+                    disp.add_contours(tissue(value), levels=[0.5], colors=colour,
+                                      linewidths=0.9)
+        disp.add_contours(_img3d(mask), levels=[0.5], colors=MASK_COLOUR, linewidths=1.2)
+    handles = [Patch(color=GM_FILL, alpha=0.6, label="grey matter")] if dseg else []
+    handles += [Line2D([], [], color=c, lw=2, label=lab) for c, lab in BORDERS.values()
+                if dseg] + [Line2D([], [], color=MASK_COLOUR, lw=2, label="brain mask")]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
+               fontsize=10, bbox_to_anchor=(0.5, 0.0))
     return _save(fig, out_png)
 
 
@@ -107,7 +136,12 @@ def plot_registration(background, contour_imgs, out_png, *, labels=None) -> Path
 
 
 def plot_seeds(bold_ref, weights, seed_info, out_png) -> Path:
-    """One ortho panel per seed on the BOLD reference, cut at the seed's centroid."""
+    """One ortho panel per seed on the BOLD reference, cut at the seed's centroid; the
+    weights' colour scale in its own column at the right, clear of the panels' labels."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Rectangle
     from nilearn import plotting
 
     plt = _plt()
@@ -118,19 +152,26 @@ def plot_seeds(bold_ref, weights, seed_info, out_png) -> Path:
     data = data[..., None] if data.ndim == 3 else data
     n = data.shape[3]
     fig = plt.figure(figsize=(12, 3.0 * n))
+    panels = 0.9  # width of the panels; the colour bar sits right of them
     for k in range(n):
         vol = data[..., k]
-        ax = fig.add_axes([0, 1 - (k + 1) / n, 1, 1 / n])
+        ax = fig.add_axes([0, 1 - (k + 1) / n, panels, 1 / n])
         centre = weighted_centroid(vol, w.affine) if vol.sum() > 0 else None
         disp = plotting.plot_anat(ref, cut_coords=centre, axes=ax, dim=-0.2, black_bg=True,
-                                  draw_cross=False)
-        disp.add_overlay(nb.Nifti1Image(vol, w.affine), cmap="autumn", vmin=0, vmax=1,
-                         threshold=1e-3)
+                                  draw_cross=False, colorbar=False)
+        disp.add_overlay(nb.Nifti1Image(vol, w.affine), cmap=SEED_CMAP, vmin=0, vmax=1,
+                         threshold=1e-3, colorbar=False)
         row = info.iloc[k]
         text = (f"{row['name']} ({row.get('network', '')}): {row.get('n_voxels', '?')} voxels, "
                 f"{100 * float(row.get('fraction_in_mask', np.nan)):.0f}% in brain mask"
                 + ("  [nearest-voxel fallback]" if str(row.get("fallback")) == "True" else ""))
-        disp.title(text, size=10, bgcolor="black", color="white")
+        disp.title(text, size=11, bgcolor="black", color="white")
+    fig.add_artist(Rectangle((panels, 0), 1 - panels, 1, transform=fig.transFigure,
+                             color="black", zorder=-1))  # the bar's column, black as the panels
+    cax = fig.add_axes([panels + 0.02, 0.2, 0.015, 0.6])
+    bar = fig.colorbar(ScalarMappable(Normalize(0, 1), colormaps[SEED_CMAP]), cax=cax)
+    bar.set_label("seed weight", color="white", fontsize=12)
+    bar.ax.tick_params(colors="white", labelsize=11)
     return _save(fig, out_png)
 
 
@@ -147,7 +188,7 @@ def plot_motion(confounds_tsv, out_png) -> Path:
             if col in conf:
                 ax.plot(conf[col].to_numpy(dtype=float) * scale, lw=1, label=col)
         ax.set_ylabel(unit)
-        ax.legend(loc="upper right", ncol=3, fontsize=8)
+        _legend_outside(ax)
     fd = conf["framewise_displacement"].to_numpy(dtype=float) if "framewise_displacement" \
         in conf else np.full(len(conf), np.nan)
     axes[2].plot(fd, color="k", lw=1)
@@ -155,7 +196,7 @@ def plot_motion(confounds_tsv, out_png) -> Path:
                     label=f"mean FD {np.nanmean(fd):.3f} mm")
     axes[2].set_ylabel("FD (mm)")
     axes[2].set_xlabel("volume (after dropping non-steady-state volumes)")
-    axes[2].legend(loc="upper right", fontsize=8)
+    _legend_outside(axes[2])
     return _save(fig, out_png)
 
 
@@ -170,7 +211,7 @@ def plot_carpets(bold_before, bold_after, mask, out_png, *, tr=None) -> Path:
                               mask_img.affine)
     for k, (path, title) in enumerate(((bold_before, "before denoising (preprocessed)"),
                                        (bold_after, "after denoising"))):
-        ax = fig.add_axes([0.06, 0.57 - 0.5 * k, 0.92, 0.37])
+        ax = fig.add_axes([0.06, 0.57 - 0.48 * k, 0.92, 0.36])  # room for the time axis
         img = nb.load(path)
         plotting.plot_carpet(img, mask_img=mask_img, axes=ax, t_r=tr, title=title,
                              figure=fig, standardize="zscore_sample")
@@ -190,17 +231,17 @@ def plot_networks(timeseries_tsv, dcc_tsv, dfc_tsv, out_png, *, tr=None) -> Path
         x = ts[name].to_numpy(dtype=float)
         axes[0].plot(t, (x - x.mean()) / x.std(), lw=1, color=colour, label=name)
     axes[0].set_ylabel("z-scored signal")
-    axes[0].legend(loc="upper right", ncol=2, fontsize=8)
+    _legend_outside(axes[0])
     r = dcc[f"{a}__{b}"].to_numpy(dtype=float)
     row = dfc.iloc[0]
     axes[1].plot(t, r, color="k", lw=1.2, label=f"DCC {a}-{b}")
     axes[1].axhline(row["dcc_mean"], color="r", lw=1, label=f"mean {row['dcc_mean']:.3f}")
     axes[1].fill_between(t, row["dcc_mean"] - row["dcc_sd"], row["dcc_mean"] + row["dcc_sd"],
-                         color="r", alpha=0.15, label=f"+- SD {row['dcc_sd']:.3f} (dFC)")
+                         color="r", alpha=0.15, label=f"± 1 SD {row['dcc_sd']:.3f} (dFC)")
     axes[1].axhline(row["pearson_r"], color="#55a868", ls="--", lw=1,
                     label=f"static r {row['pearson_r']:.3f}")
     axes[1].set_ylim(-1, 1)
     axes[1].set_ylabel("conditional correlation")
     axes[1].set_xlabel("time (s)" if tr else "volume")
-    axes[1].legend(loc="lower right", ncol=4, fontsize=8)
+    _legend_outside(axes[1])
     return _save(fig, out_png)
