@@ -28,8 +28,11 @@ REFERENCE = Path(__file__).parent / "data" / "pinned.json"
 #: the pre-refactor commit (before the dfc/ and stats/ long functions were cut)
 RECORD_COMMIT = "025ed64"
 RECORD_ENV = "BIDS_DFC_PINNED_RECORD"
-#: off the recording machine: float agreement of a changed BLAS kernel, not of a changed formula
-RTOL, ATOL = 1e-8, 1e-12
+#: off the recording machine: float agreement of a changed BLAS kernel, not of a changed
+#: formula. The fits are iterative: last-bit differences move the optimum within the
+#: optimiser's tolerance (seen: 3e-9 absolute in DCC series on an AVX-512 EPYC against the
+#: AVX2 recording machine); a changed formula moves results by orders of magnitude more
+RTOL, ATOL = 1e-6, 1e-8
 
 
 def environment() -> dict[str, str]:
@@ -45,10 +48,33 @@ def environment() -> dict[str, str]:
         pass
     return {
         "python": platform.python_version(),
+        # "AMD EPYC" names several CPU generations: what the BLAS and numpy dispatch to does
+        # not; an AVX-512 machine runs other kernels than an AVX2 one of the same name
+        "blas_kernel": _blas_kernel(),
+        "simd": " ".join(sorted(k for k, on in _cpu_features().items() if on)),
         **{name: version(name) for name in ("numpy", "scipy", "pandas", "statsmodels")},
         "blas": f"{blas.get('name')} {blas.get('version')}",
         "cpu": cpu,
     }
+
+
+def _blas_kernel() -> str:
+    """The kernel family OpenBLAS chose for this CPU (``Haswell``, ``SkylakeX``, ``Zen``)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown"
+    return " ".join(sorted(f"{i.get('internal_api')}:{i.get('architecture')}"
+                           for i in threadpool_info() if i.get("user_api") == "blas"))
+
+
+def _cpu_features() -> dict[str, bool]:
+    """numpy's run-time SIMD dispatch features of this CPU."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # numpy < 2
+        from numpy.core._multiarray_umath import __cpu_features__
+    return dict(__cpu_features__)
 
 
 def leaves(item: Any, path: str = "") -> list[list]:
@@ -88,8 +114,13 @@ def _load() -> dict:
     return json.loads(REFERENCE.read_text()) if REFERENCE.is_file() else {}
 
 
-def check(name: str, *items: Any) -> None:
-    """Assert that ``items`` equal the recorded reference ``name`` (or record it)."""
+def check(name: str, *items: Any, machine_dependent: tuple[int, ...] = ()) -> None:
+    """Assert that ``items`` equal the recorded reference ``name`` (or record it).
+
+    ``machine_dependent``: positions of items (an optimiser's iteration counts) that are
+    exact on the recording machine only; elsewhere last-bit differences may take the
+    optimiser a few more or fewer steps to the same optimum, so only their shape is checked.
+    """
     got = leaves(list(items))
     if os.environ.get(RECORD_ENV):
         data = _load()
@@ -105,7 +136,10 @@ def check(name: str, *items: Any) -> None:
     want = data["cases"][name]
     assert [r[0] for r in got] == [r[0] for r in want], f"{name}: the output's structure changed"
     same_machine = data["environment"] == environment()
+    loose = {f"[{k}]" for k in machine_dependent}
     for (path, kind, value), (_, _, ref) in zip(got, want):
+        if not same_machine and path in loose:  # the values; their shape is still checked
+            continue
         if kind != "float":
             assert value == ref, f"{name}{path}: {value!r} != recorded {ref!r}"
             continue

@@ -44,6 +44,10 @@ def garch_outputs(res) -> tuple:
     return (res.params, res.sigma2, res.std_resid, res.loglik, res.converged, res.mean)
 
 
+#: position of n_iter in dcc_outputs(): exact on the recording machine only
+N_ITER = 8
+
+
 def dcc_outputs(res) -> tuple:
     return (res.R, res.pairs, res.a, res.b, res.loglik, res.converged, res.mode,
             res.loglik_joint, res.n_iter, garch_outputs(res.garch))
@@ -56,7 +60,7 @@ def test_pinned_fit_garch():
 
 def test_pinned_dcc_pairwise_all_pairs():
     x = _series(131, 5, SEED + 1)
-    check("dcc_pairwise", *dcc_outputs(dcc(x, mode="pairwise")))
+    check("dcc_pairwise", *dcc_outputs(dcc(x, mode="pairwise")), machine_dependent=(N_ITER,))
 
 
 def test_pinned_dcc_pairwise_subset_small_chunks():
@@ -65,19 +69,19 @@ def test_pinned_dcc_pairwise_subset_small_chunks():
     perm = np.random.default_rng(SEED + 2).permutation(len(ordered))
     pairs = [ordered[k] for k in perm]  # > 16 runs per chunk: the gather path
     res = dcc(x, mode="pairwise", pairs=pairs, chunk_size=20, n_jobs=2)
-    check("dcc_pairs_subset", *dcc_outputs(res))
+    check("dcc_pairs_subset", *dcc_outputs(res), machine_dependent=(N_ITER,))
 
 
 def test_pinned_dcc_pairwise_few_pairs_tiny_chunks():
     x = _series(88, 6, SEED + 2)
     pairs = [(4, 1), (0, 5), (2, 3), (0, 1), (3, 5), (1, 2), (0, 2)]
     res = dcc(x, mode="pairwise", pairs=pairs, chunk_size=3, n_jobs=2)
-    check("dcc_tiny_chunks", *dcc_outputs(res))
+    check("dcc_tiny_chunks", *dcc_outputs(res), machine_dependent=(N_ITER,))
 
 
 def test_pinned_dcc_joint():
     x = _series(71, 3, SEED + 3)
-    check("dcc_joint", *dcc_outputs(dcc(x, mode="joint")))
+    check("dcc_joint", *dcc_outputs(dcc(x, mode="joint")), machine_dependent=(N_ITER,))
 
 
 def test_pinned_sliding_window():
