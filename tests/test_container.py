@@ -163,11 +163,25 @@ def run_container(image: str, args: list[str], mounts: list[str], *, extra=()) -
         cmd += ["-v", mount]
     try:
         done = podman(*cmd, image, *args, timeout=RUN_TIMEOUT)
-        state = podman("inspect", name, "--format", "{{.State.ExitCode}}", timeout=60)
-        exit_code = int(state.stdout.strip())
+        exit_code = _exit_code(name)
     finally:
         podman("rm", "--force", name, timeout=120)
     return done.returncode, exit_code, done.stdout + done.stderr
+
+
+def _exit_code(name: str) -> int:
+    """The exit code of the stopped container. On a loaded machine ``podman run`` can return
+    while the container is still recorded as running ("getting exit code of container ...
+    from DB: no such exit code"), and a running container's ExitCode reads 0: wait until
+    it is recorded as exited."""
+    deadline = time.monotonic() + 300
+    while True:
+        state = podman("inspect", name, "--format", "{{.State.Status}} {{.State.ExitCode}}",
+                       timeout=60).stdout.split()
+        if state and state[0] in ("exited", "stopped"):
+            return int(state[1])
+        assert time.monotonic() < deadline, f"container {name} still {state} after 300 s"
+        time.sleep(1)
 
 
 def _open_dir(path: Path) -> Path:
