@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import shlex
 import sys
 import time
 import traceback
@@ -106,8 +107,9 @@ def _no_failure_noise(record: logging.LogRecord) -> bool:
     return not any(noise in text for noise in _FAILURE_NOISE)
 
 
-def run_participant(config) -> dict:
-    """Check inputs, build and run the participant workflow, then write the reports."""
+def run_participant(config, command: str | None = None) -> dict:
+    """Check inputs, build and run the participant workflow, then write the reports;
+    ``command`` (the command line) goes into the derivatives' README.md."""
     from bids_dfc.inputs.preflight import preflight
     from bids_dfc.inputs.raw import make_writable_dirs
 
@@ -123,7 +125,8 @@ def run_participant(config) -> dict:
     )
     _environment(config)
 
-    from bids_dfc.derivatives import commit_participant, write_dataset_description
+    from bids_dfc.derivatives import commit_participant
+    from bids_dfc.derivatives.dataset import write_dataset_description
     from bids_dfc.reports.participant import write_participant_reports
     from bids_dfc.workflows.base import init_bids_dfc_wf
 
@@ -131,7 +134,7 @@ def run_participant(config) -> dict:
     log_dir.mkdir(parents=True, exist_ok=True)
     _configure_nipype(ex, log_dir)
     config.to_json(ex.work_dir / f"config-{time.strftime('%Y%m%d-%H%M%S')}.json")
-    write_dataset_description(ex.output_dir, ex.bids_dir)
+    write_dataset_description(ex.output_dir, ex.bids_dir, command)
     workflow = init_bids_dfc_wf(config, subjects)
     workflow.base_dir = str(ex.work_dir)
     _run_graph(workflow, config, log_dir, [s.subject for s in subjects])
@@ -203,8 +206,10 @@ def _run_graph(workflow, config, log_dir: Path, subjects: list[str]) -> None:
             runner.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def run_group(config) -> dict:
-    """Run the group statistics over the participant outputs in output_dir."""
+def run_group(config, command: str | None = None) -> dict:
+    """Run the group statistics over the participant outputs in output_dir; ``command``
+    (the command line) goes into the derivatives' README.md once group/ was written."""
+    from bids_dfc.derivatives.dataset import write_dataset_description
     from bids_dfc.group.run import run_group_level
     from bids_dfc.inputs.raw import check_bids_dir, check_output_dir
 
@@ -215,8 +220,10 @@ def run_group(config) -> dict:
     def say(line: str) -> None:  # plain progress lines on stderr (--quiet: none)
         print(line, file=sys.stderr, flush=True)
 
-    return run_group_level(ex.bids_dir, ex.output_dir, config.group,
-                           random_seed=ex.random_seed, progress=None if ex.quiet else say)
+    outputs = run_group_level(ex.bids_dir, ex.output_dir, config.group,
+                              random_seed=ex.random_seed, progress=None if ex.quiet else say)
+    write_dataset_description(ex.output_dir, ex.bids_dir, command)
+    return outputs
 
 
 def _crash_file(config, exc: Exception) -> str:
@@ -253,10 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     try:
         with stop_on_signals():
+            command = shlex.join(["bids-dfc", *(sys.argv[1:] if argv is None else argv)])
             if config.execution.analysis_level == "participant":
-                outputs = run_participant(config)
+                outputs = run_participant(config, command)
             else:
-                outputs = run_group(config)
+                outputs = run_group(config, command)
     except (Interrupted, KeyboardInterrupt) as exc:
         code = exc.exit_code if isinstance(exc, Interrupted) else 130
         # the pool's futures fail as their workers end: that is the point, not news

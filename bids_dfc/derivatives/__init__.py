@@ -1,5 +1,6 @@
 """BIDS-Derivatives names and metadata (nipype-free): entities, output paths, sidecars,
-and the dataset's own dataset_description.json.
+staging (the dataset-level files, dataset_description.json, README.md and LICENSE, are
+:mod:`bids_dfc.derivatives.dataset`).
 
 The naming follows BIDS-Derivatives (and fMRIPrep / XCP-D): the entities of the raw source
 file (``sub``, ``ses``, ``task``, ``acq``, ``ce``, ``rec``, ``dir``, ``run``, ``echo``) are kept
@@ -18,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from bids_dfc import __version__
-from bids_dfc.io import atomic_write, move_into_place, output_lock
+from bids_dfc.io import atomic_write, move_into_place
 
 CODE_URL = "https://github.com/bids-dfc/bids_dfc"
 
@@ -40,57 +41,6 @@ def software_versions(*names: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
-
-
-def container_info() -> dict | None:
-    """How the app is packaged: from BIDS_DFC_CONTAINER (set in our image) or the runtime."""
-    kind = os.environ.get("BIDS_DFC_CONTAINER")
-    if kind:
-        return {"Type": kind, "Tag": os.environ.get("BIDS_DFC_IMAGE", f"bids_dfc:{__version__}")}
-    if Path("/.singularity.d").exists() or os.environ.get("APPTAINER_CONTAINER"):
-        return {"Type": "apptainer"}
-    if Path("/.dockerenv").exists() or Path("/run/.containerenv").exists():
-        return {"Type": "docker"}
-    return None
-
-
-def dataset_description(bids_dir: Path) -> dict:
-    """Content of the derivatives' dataset_description.json."""
-    generated: dict[str, str | dict] = {"Name": "bids_dfc", "Version": __version__,
-                                        "CodeURL": CODE_URL}
-    container = container_info()
-    if container:
-        generated["Container"] = container
-    source = {"URL": f"file://{bids_dir.resolve()}"}
-    try:
-        raw = json.loads((bids_dir / "dataset_description.json").read_text())
-        if raw.get("DatasetDOI"):
-            source = {"DOI": raw["DatasetDOI"], "URL": source["URL"]}
-        if raw.get("Name"):
-            source["Name"] = raw["Name"]
-    except (OSError, json.JSONDecodeError):
-        pass
-    return {
-        "Name": "bids_dfc: dynamic functional connectivity derivatives",
-        "BIDSVersion": "1.9.0",
-        "DatasetType": "derivative",
-        "GeneratedBy": [generated],
-        "SourceDatasets": [source],
-    }
-
-
-def write_dataset_description(output_dir: Path, bids_dir: Path) -> Path:
-    """Write (or keep, if identical) dataset_description.json under the output lock.
-
-    Concurrent participant jobs serialise on the lock, and the file is replaced atomically,
-    so readers never see a partial file.
-    """
-    path = output_dir / "dataset_description.json"
-    content = json.dumps(dataset_description(bids_dir), indent=2, sort_keys=True) + "\n"
-    with output_lock(output_dir):
-        if not (path.is_file() and path.read_text() == content):
-            atomic_write(path, content)
-    return path
 
 
 #: raw entities kept from the source file, in BIDS order
@@ -259,8 +209,8 @@ OUTPUT_NAMES: dict[str, OutputName] = {
     "seed_dcc": OutputName("timeseries", ".tsv", (("seg", "seeds"), ("desc", "dcc"))),
     "seed_dfc": OutputName("dfc", ".tsv", (("seg", "seeds"),)),
     "seed_weights": OutputName("probseg", _NII, (("seg", "seeds"),)),
-    # the table shares the image's name (and so its JSON sidecar), as a dseg.tsv does
-    "seed_info": OutputName("probseg", ".tsv", (("seg", "seeds"),)),
+    # the seeds' look-up table: row ``index`` describes volume ``index`` of seed_weights
+    "seed_info": OutputName("dseg", ".tsv", (("seg", "seeds"),)),
     "atlas_timeseries": OutputName("timeseries", ".tsv", (("stat", "mean"),)),
     "atlas_dcc": OutputName("timeseries", ".tsv", (("desc", "dcc"),)),
     # not "dfc": the group level reads the seed result (seed_dfc) only
@@ -268,6 +218,22 @@ OUTPUT_NAMES: dict[str, OutputName] = {
     "atlas_dseg": OutputName("dseg", _NII),
     "atlas_info": OutputName("dseg", ".tsv"),
     "atlas_relmats": OutputName("relmat", ".tsv"),  # stat- per matrix
+}
+
+
+#: the group level's files in OUTPUT_DIR/group/ (docs/group.md), by output key. No name
+#: ends in a participant-level suffix (``_dfc``, ``_timeseries``...), so a BIDS query for
+#: participant files (pybids ``suffix="dfc"``) never returns a group table
+GROUP_FILES: dict[str, str] = {
+    "group_dfc": "dfc_runs.tsv",
+    "stats": "stats.tsv",
+    "mediation": "mediation.tsv",
+    "prediction": "prediction.tsv",
+    "prediction_scores": "prediction_scores.tsv",
+    "exclusions": "exclusions.tsv",
+    "descriptives": "descriptives.tsv",
+    "report": "report.html",
+    "results": "group_results.json",
 }
 
 
