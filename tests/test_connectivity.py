@@ -197,7 +197,8 @@ def test_connectivity_workflow_end_to_end(data, tmp_path):
     ab = dfc[(dfc.seed_a == "A") & (dfc.seed_b == "B")].iloc[0]
     assert dfc.loc[0, "dcc_sd"] > 2 * ab["dcc_sd"]
 
-    info = pd.read_csv(func / f"{stem}_probseg.tsv", sep="\t")
+    info = pd.read_csv(func / f"{stem}_dseg.tsv", sep="\t")
+    assert list(info["index"]) == [1, 2, 3, 4]  # volume k of the probseg image
     assert list(info["fallback"]) == [False, False, False, True]
     assert (func / f"{stem}_probseg.nii.gz").exists()
     side = json.loads((func / f"{stem}_dfc.json").read_text())
@@ -235,7 +236,8 @@ def test_template_space_and_atlas(data, tmp_path):
     stem = "sub-01_task-rest_run-2"
     for expected in (
         f"{stem}_space-MNI152NLin6Asym_seg-seeds_probseg.nii.gz",
-        f"{stem}_space-MNI152NLin6Asym_seg-seeds_probseg.tsv",
+        f"{stem}_space-MNI152NLin6Asym_seg-seeds_dseg.tsv",
+        f"{stem}_space-MNI152NLin6Asym_seg-seeds_dseg.json",
         f"{stem}_seg-seeds_dfc.tsv",
         f"{stem}_seg-Toy_edges.tsv",
         f"{stem}_seg-Toy_stat-dccsd_relmat.tsv",

@@ -161,7 +161,7 @@ def test_group_dfc_rows_and_exclusions(outputs):
     ratings = ratings.set_index("participant_id").loc[merged["participant_id"]]
     first = ratings["tsp_01"].to_numpy()
     np.testing.assert_allclose(merged["tsp"], 100 * (ratings.max(axis=1) - first) / first,
-                               rtol=1e-9)  # group_dfc.tsv keeps 10 digits
+                               rtol=1e-9)  # dfc_runs.tsv keeps 10 digits
     assert (merged["group"] == merged["true_group"]).all()
     ex = pd.read_csv(paths["exclusions"], sep="\t")
     row = ex[ex["participant_id"] == "sub-05"]

@@ -212,7 +212,7 @@ def seed_placement(derivatives: Path, truth_dir: Path, subject: str) -> dict:
     from bids_dfc.demo import load_truth
 
     func = derivatives / f"sub-{subject}"
-    info_f = sorted(func.glob("**/func/*_seg-seeds_probseg.tsv"))
+    info_f = sorted(func.glob("**/func/*_seg-seeds_dseg.tsv"))
     maps_f = sorted(func.glob("**/func/*_seg-seeds_probseg.nii.gz"))
     if not info_f or not maps_f:
         return {}

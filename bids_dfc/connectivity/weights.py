@@ -239,7 +239,9 @@ def warp_weights_core(maps_file: PathLike, seeds: pd.DataFrame, reference: PathL
                       cwd: PathLike) -> tuple[nb.Nifti1Image, pd.DataFrame]:
     """Bring template-space seed weight maps onto the BOLD grid and describe each seed.
 
-    Returns the 4D BOLD-grid weight image and a table with, per seed, ``n_voxels``
+    Returns the 4D BOLD-grid weight image and a table with, per seed, ``index`` (its
+    volume in the image, from 1, as in a BIDS dseg.tsv), ``name``, ``network``, the
+    template coordinates and radius, ``n_voxels``
     (voxels with a weight > 0), ``effective_voxels`` (sum of weights), ``volume_mm3``,
     ``fraction_in_mask`` (weight inside the BOLD brain mask / total), ``fallback`` and the
     weighted centroid on the BOLD grid (``centre_x/y/z``, scanner mm).
@@ -271,7 +273,7 @@ def warp_weights_core(maps_file: PathLike, seeds: pd.DataFrame, reference: PathL
         total = float(w.sum())
         centre = weighted_centroid(w, ref.affine)
         rows.append({
-            "name": seed.name, "network": seed.network, "x": seed.x, "y": seed.y,
+            "index": k + 1, "name": seed.name, "network": seed.network, "x": seed.x, "y": seed.y,
             "z": seed.z, "radius_mm": seed.radius_mm, "n_voxels": int((w > 0).sum()),
             "effective_voxels": round(total, 4),
             "volume_mm3": round(total * float(np.prod(zooms)), 2),

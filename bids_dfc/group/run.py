@@ -18,7 +18,7 @@ from typing import Protocol
 import pandas as pd
 
 from bids_dfc import __version__
-from bids_dfc.derivatives import software_versions
+from bids_dfc.derivatives import GROUP_FILES, software_versions
 from bids_dfc.errors import BidsDfcError, InputError
 from bids_dfc.group.collect import collect_dfc, read_phenotype
 from bids_dfc.io import atomic_write, dir_replacement, remove_stale_temp_dirs, write_json
@@ -222,29 +222,29 @@ def _write_outputs(gdir: Path, tables: tb.AnalysisTables, results: dict,
     """Every group table, the report and ``group_results.json`` in ``gdir``."""
     out = {}
     pair = "-".join(options.pair)
-    out["group_dfc"] = gdir / "group_dfc.tsv"
+    out["group_dfc"] = gdir / GROUP_FILES["group_dfc"]
     write_tsv(out["group_dfc"], tables.runs,
               f"One row per included run: phenotype columns used and the {pair} dcc_sd",
               extra={**descriptions, "dcc_sd": f"SD over time of the DCC series of {pair}"})
-    out["stats"] = gdir / "stats.tsv"
+    out["stats"] = gdir / GROUP_FILES["stats"]
     write_tsv(out["stats"], results["stats"][STATS_COLUMNS], "One row per statistical test")
     if results["mediation"] is not None:
-        out["mediation"] = gdir / "mediation.tsv"
+        out["mediation"] = gdir / GROUP_FILES["mediation"]
         write_tsv(out["mediation"], results["mediation"],
                   "Mediation X -> M -> Y, PROCESS model 4 (patients)")
     if len(results["prediction"]):
-        out["prediction"] = gdir / "prediction.tsv"
+        out["prediction"] = gdir / GROUP_FILES["prediction"]
         write_tsv(out["prediction"], results["prediction"],
                   "Leave-one-out logistic prediction of responder status")
-        out["prediction_scores"] = gdir / "prediction_scores.tsv"
+        out["prediction_scores"] = gdir / GROUP_FILES["prediction_scores"]
         write_tsv(out["prediction_scores"], results["prediction_scores"],
                   "Held-out predicted probabilities per patient and model")
-    out["exclusions"] = gdir / "exclusions.tsv"
+    out["exclusions"] = gdir / GROUP_FILES["exclusions"]
     write_tsv(out["exclusions"], tables.exclusions, "Every excluded run or participant")
-    out["descriptives"] = gdir / "descriptives.tsv"
+    out["descriptives"] = gdir / GROUP_FILES["descriptives"]
     write_tsv(out["descriptives"], results["descriptives"], "Descriptive statistics by group")
     out["report"] = build_group_report(gdir, tables, results, options, random_seed=random_seed)
-    out["results"] = gdir / "group_results.json"
+    out["results"] = gdir / GROUP_FILES["results"]
     write_json(out["results"], _summary(tables, results, options, random_seed, out))
     return out
 

@@ -9,6 +9,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from bids_dfc.derivatives import OUTPUT_NAMES
+from bids_dfc.derivatives.sidecars import ATLAS_META, DFC_META, RELMAT_MEASURE, SEED_TABLE
 from bids_dfc.interfaces.bids import DerivativesDataSink
 from bids_dfc.interfaces.connectivity import (
     ComputeDCC,
@@ -245,20 +246,6 @@ def init_atlas_dfc_wf(*, atlas, atlas_labels, seed_space, network_weighting, dcc
     return workflow
 
 
-_DFC_META = {
-    "Description": "Dynamic functional connectivity, one row per pair; the first row is the "
-    "primary network pair (DMN, DeS).",
-    "Method": "DCC(1,1) after GARCH(1,1) per series (Engle 2002; Lindquist et al. 2014).",
-    "dcc_sd": "standard deviation over time of the DCC series (the dFC summary)",
-    "dcc_mean": "mean over time of the DCC series",
-    "pearson_r": "static Pearson correlation of the two series",
-    "a": "DCC news parameter", "b": "DCC decay parameter",
-    "converged": "whether the optimiser met its convergence criterion",
-    "n_volumes": "volumes used (after dropping non-steady-state volumes)",
-    "mean_fd": "mean framewise displacement (mm, Power et al. 2012)",
-}
-
-
 def _merge_meta(static, dynamic):
     out = dict(static)
     out.update(dynamic or {})
@@ -286,12 +273,12 @@ def _seed_outputs(space: str | None) -> list[Derivative]:
                                    "network (mean of its seeds)."}),
         Derivative("seed_dcc", "ds_seed_dcc", names["seed_dcc"].sink(),
                    {"Description": "DCC series, one column per pair 'A__B'."}),
-        Derivative("seed_dfc", "ds_seed_dfc", names["seed_dfc"].sink(), _DFC_META),
+        Derivative("seed_dfc", "ds_seed_dfc", names["seed_dfc"].sink(), DFC_META),
         Derivative("seed_weights", "ds_seed_weights", names["seed_weights"].sink(**where),
-                   {"Description": "Partial-volume seed weights, one volume per row of the "
-                                   "matching probseg.tsv."}),
-        Derivative("seed_info", "ds_seed_info",
-                   {**names["seed_info"].sink(**where), "write_sidecar": False}),
+                   {"Description": "Partial-volume seed weights on this run's BOLD grid; "
+                                   "volume k is the seed with index k in the matching "
+                                   "seg-seeds_dseg.tsv."}),
+        Derivative("seed_info", "ds_seed_info", names["seed_info"].sink(**where), SEED_TABLE),
     ]
 
 
@@ -305,12 +292,17 @@ def _atlas_outputs(aseg: str, space: str | None) -> list[Derivative]:
     names = OUTPUT_NAMES
     return [
         Derivative("atlas_timeseries", "ds_atlas_timeseries",
-                   names["atlas_timeseries"].sink(seg=aseg)),
-        Derivative("atlas_dcc", "ds_atlas_dcc", names["atlas_dcc"].sink(seg=aseg)),
-        Derivative("atlas_dfc", "ds_atlas_dfc", names["atlas_dfc"].sink(seg=aseg), _DFC_META),
+                   names["atlas_timeseries"].sink(seg=aseg),
+                   {"Description": "Mean denoised BOLD series of each atlas region (one "
+                                   "column per region, named as in the dseg.tsv; then one "
+                                   "per network when the labels give networks), one row "
+                                   "per volume after the dropped non-steady-state volumes."}),
+        Derivative("atlas_dcc", "ds_atlas_dcc", names["atlas_dcc"].sink(seg=aseg),
+                   {"Description": "DCC series of the atlas region pairs, one column per "
+                                   "pair 'A__B', one row per volume."}),
+        Derivative("atlas_dfc", "ds_atlas_dfc", names["atlas_dfc"].sink(seg=aseg), DFC_META),
         Derivative("atlas_dseg", "ds_atlas_dseg", names["atlas_dseg"].sink(seg=aseg, **where),
-                   {"Description": "Atlas labels on the BOLD grid (generic-label "
-                                   "interpolation); regions in dseg.tsv."}),
+                   ATLAS_META),
         Derivative("atlas_info", "ds_atlas_info",
                    {**names["atlas_info"].sink(seg=aseg, **where), "write_sidecar": False}),
     ]
@@ -374,7 +366,11 @@ def init_connectivity_derivatives_wf(*, output_dir, seed_space, atlas=None, temp
         workflow.connect(inputnode, "atlas_relmats", pick, "inlist")
         row = Derivative("atlas_relmats", f"ds_relmat_{stat}",
                          OUTPUT_NAMES["atlas_relmats"].sink(seg=aseg, stat=stat),
-                         {"Description": f"Region x region matrix of {stat}; row/column "
-                                         "order as the dseg.tsv."})
+                         {"Description": f"Region x region matrix of {stat}; rows and "
+                                         "columns in the order of the dseg.tsv.",
+                          # BEP017 (relationship matrices) keys
+                          "RelationshipMeasure": RELMAT_MEASURE[stat],
+                          "Weighted": True, "Directed": False, "ValidDiagonal": False,
+                          "StorageFormat": "Full"})
         _add_sink(workflow, inputnode, output_dir, row, in_file=(pick, "out"))
     return workflow
