@@ -14,7 +14,8 @@ from nipype.pipeline import engine as pe
 from bids_dfc.cli.parser import parse_args
 from bids_dfc.inputs.raw import SubjectData
 from bids_dfc.reports import methods
-from bids_dfc.reports.methods import bibliography, collect_methods, workflow_citations
+from bids_dfc.reports.citations import IN_TEXT, bibliography, cited_keys
+from bids_dfc.reports.methods import collect_methods, workflow_citations
 from bids_dfc.workflows.anat import TEMPLATE_CITATIONS, _anat_desc
 from bids_dfc.workflows.base import init_bids_dfc_wf
 
@@ -82,7 +83,7 @@ def _templateflow_anat_keys() -> set[str]:
         spec = SimpleNamespace(name=name, resolution=2, source="templateflow",
                                has_tissue_priors=False)
         text, cited = _anat_desc(spec, sloppy=False)
-        assert [bibliography()[k]["cite"] for k in cited] == methods.IN_TEXT.findall(text), name
+        assert [bibliography()[k]["cite"] for k in cited] == IN_TEXT.findall(text), name
         keys |= set(cited)
     return keys
 
@@ -102,9 +103,9 @@ def test_each_text_cites_exactly_its_keys(graphs):
         text = getattr(wf, "__desc__", None) or ""
         keys = tuple(getattr(wf, "__citations__", ()))
         assert not re.search(r"et al\.(?! (?:19|20)\d{2})", text), f"{wf.name}: year missing"
-        in_text = list(dict.fromkeys(methods.IN_TEXT.findall(text)))
+        in_text = list(dict.fromkeys(IN_TEXT.findall(text)))
         assert [entries[k]["cite"] for k in keys] == in_text, wf.name
-        assert methods.cited_keys(text) == (list(keys), []), wf.name  # what the report lists
+        assert cited_keys(text) == (list(keys), []), wf.name  # what the report lists
         seen += bool(keys)
     assert seen >= 4  # participant, anat, bold and connectivity workflows cite works
 

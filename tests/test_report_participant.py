@@ -25,7 +25,8 @@ from bids_dfc.connectivity import weights as sw
 from bids_dfc.connectivity.tables import dfc_core
 from bids_dfc.connectivity.weights import warp_weights_core
 from bids_dfc.derivatives import OUTPUT_NAMES
-from bids_dfc.reports.methods import IN_TEXT, collect_methods
+from bids_dfc.reports.citations import IN_TEXT
+from bids_dfc.reports.methods import collect_methods
 from bids_dfc.reports.participant import build_participant_report, find_participant_inputs
 from bids_dfc.workflows.base import init_bids_dfc_wf
 

@@ -9,48 +9,23 @@ every key has an entry and every entry is cited.
 
 The texts are markdown-light: ``*emphasis*`` (and ``**strong**``) as in fMRIPrep's
 boilerplate; the participant report renders it. Works are cited in the author-year form
-:data:`IN_TEXT` matches, exactly as the entry's ``cite`` spells it, so
-:func:`cited_keys` finds the works any text (a figure caption too) cites.
+:data:`bids_dfc.reports.citations.IN_TEXT` matches, exactly as the entry's ``cite`` spells
+it, so :func:`bids_dfc.reports.citations.cited_keys` finds the works any text (a figure
+caption too) cites.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from functools import cache
-from importlib import resources
-
 from bids_dfc.derivatives import software_versions
+from bids_dfc.reports.citations import bibliography
 
-__all__ = ["IN_TEXT", "REFERENCES", "bibliography", "cited_keys", "collect_methods",
-           "package_versions", "split_references", "workflow_citations",
-           "workflow_descriptions"]
+__all__ = ["REFERENCES", "collect_methods", "package_versions", "split_references",
+           "workflow_citations", "workflow_descriptions"]
 
 #: distributions whose versions the methods text reports, in this order
 PACKAGES = ("bids_dfc", "nipype", "antspyx", "nilearn", "nibabel", "numpy", "scipy", "pandas")
-#: an in-text citation: "Name 2002" or "Name et al. 2014"
-IN_TEXT = re.compile(r"\b[A-Z][A-Za-z'-]+(?: et al\.)? (?:19|20)\d{2}\b")
 #: first line of the references paragraph that ends :func:`collect_methods`' text
 REFERENCES = "References:"
-
-
-@cache
-def bibliography() -> dict[str, dict[str, str]]:
-    """Every citable work: key -> ``{"cite": in-text form, "reference": formatted entry}``."""
-    path = resources.files("bids_dfc") / "data" / "references.json"
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def cited_keys(text: str) -> tuple[list[str], list[str]]:
-    """Works cited in ``text``: their bibliography keys in first-cited order, and the
-    in-text citations (:data:`IN_TEXT`) that have no bibliography entry.
-
-    >>> cited_keys("DCC (Engle 2002; Lindquist et al. 2014), FD (Nobody 1999; Engle 2002).")
-    (['engle2002', 'lindquist2014'], ['Nobody 1999'])
-    """
-    by_cite = {entry["cite"]: key for key, entry in bibliography().items()}
-    found = list(dict.fromkeys(IN_TEXT.findall(text)))
-    return [by_cite[c] for c in found if c in by_cite], [c for c in found if c not in by_cite]
 
 
 def split_references(text: str) -> tuple[list[str], list[str]]:

@@ -11,7 +11,7 @@ The report is assembled from the derivatives already written (BIDS-Derivatives n
 4. methods text generated from the workflow (:func:`bids_dfc.reports.methods.collect_methods`),
    its markdown emphasis rendered (escaped first);
 5. references: every work cited anywhere on the page (figure captions too), from the one
-   bibliography (:func:`bids_dfc.reports.methods.bibliography`), in author order.
+   bibliography (:func:`bids_dfc.reports.citations.bibliography`), in author order.
 
 Figures and tables fit the window (``max-width: 100%``); a table wider than a narrow window
 scrolls inside its own box, never the page.
@@ -34,7 +34,8 @@ from bids_dfc.derivatives import OUTPUT_NAMES
 from bids_dfc.io import atomic_write
 from bids_dfc.preproc.ants_utils import warp_to
 from bids_dfc.reports import participant_figures as figs
-from bids_dfc.reports.methods import bibliography, cited_keys, collect_methods, split_references
+from bids_dfc.reports.citations import bibliography, cited_keys
+from bids_dfc.reports.methods import collect_methods, split_references
 from bids_dfc.templates import get_template
 
 __all__ = ["build_participant_report", "find_participant_inputs"]
