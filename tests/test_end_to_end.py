@@ -18,6 +18,7 @@ import pytest
 from bids_dfc import __version__
 from bids_dfc.cli.run import main
 from bids_dfc.demo import make_demo_dataset
+from bids_dfc.derivatives.validate import check_outputs, summary
 
 pytestmark = pytest.mark.slow  # tier: tests/conftest.py
 
@@ -53,7 +54,22 @@ def test_derivatives_dataset_description(participant_run):
     assert desc["DatasetType"] == "derivative"
     assert desc["GeneratedBy"][0]["Name"] == "bids_dfc"
     assert desc["GeneratedBy"][0]["Version"] == __version__
-    assert desc["SourceDatasets"][0]["URL"].endswith(str(participant_run["bids"]))
+    # the input by its path relative to the outputs, and the link the sidecars' URIs use
+    assert desc["SourceDatasets"] == [{"URL": "../bids"}]
+    assert desc["DatasetLinks"] == {"raw": "../bids"}
+    readme = (participant_run["out"] / "README.md").read_text()
+    assert f"bids_dfc {__version__}: `bids-dfc {participant_run['bids']}" in readme
+
+
+def test_outputs_pass_the_schema_check_and_every_uri_resolves(participant_run):
+    """The names against bidsschematools' derivative rules or the documented conventions;
+    every bids:raw: URI of every sidecar resolves through DatasetLinks to the input file."""
+    report = check_outputs(participant_run["out"])
+    print(summary(report))
+    assert report.ok, summary(report)
+    assert report.uris > 20 and len(report.by_schema) > 20
+    assert {"transforms", "time series (confounds, seeds, atlas, DCC)", "dFC summaries",
+            "participant reports"} <= set(report.by_convention)
 
 
 def test_every_output_has_a_sidecar_and_no_temporary_files_remain(participant_run):

@@ -143,6 +143,18 @@ def test_every_group_file_is_0644_under_umask_022(outputs):
     assert not wrong, wrong
 
 
+def test_group_file_names_are_in_the_documented_convention(outputs):
+    """Every file of group/ is on the convention list bids-dfc-check uses."""
+    from bids_dfc.derivatives.validate import check_outputs
+
+    _, out, _, paths = outputs
+    report = check_outputs(out)
+    assert not report.unmatched, report.unmatched
+    group = report.by_convention["group level"]
+    assert {f"group/{Path(p).name}" for p in paths.values()} <= set(group)
+    assert any(name.startswith("group/figures/") for name in group)
+
+
 def test_group_dfc_rows_and_exclusions(outputs):
     _, out, truth, paths = outputs
     gd = pd.read_csv(paths["group_dfc"], sep="\t")
