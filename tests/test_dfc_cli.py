@@ -479,3 +479,31 @@ def test_signal_stops_the_run_and_leaves_nothing(tmp_path, sig, code):
     assert took < 10.0, f"{took:.1f} s to stop"
     assert f"stopped by {sig.name}; no output was written" in "".join(lines.seen)
     _assert_nothing_written(tmp_path)
+
+
+def test_help_example_runs_and_writes_the_files_it_lists(roi, tmp_path, capsys):
+    """``--help`` ends with an example: run it as printed, then check that it wrote exactly
+    the files the help lists and that the summary has the columns the help names."""
+    import re
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    example = re.search(r"^  (bids-dfc-dcc \S+ \S+.*)$", text, re.M).group(1).split()
+    listed = re.findall(r"^      (dcc/\S+)\s", text, re.M)
+    assert len(listed) == 3, text
+    _write(roi, tmp_path / example[1])
+    import os
+
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(example[1:] + ["--quiet"]) == 0
+    finally:
+        os.chdir(here)
+    assert sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "dcc").iterdir()) \
+        == sorted(listed)
+    columns = re.search(r"one row per pair: (.*?)\(\+", text, re.S).group(1)
+    named = [c.strip() for c in columns.replace("\n", " ").split(",") if c.strip()]
+    summary = pd.read_csv(tmp_path / "dcc" / "sub-01_summary.tsv", sep="\t")
+    assert list(summary.columns) == named

@@ -5,7 +5,8 @@ regions, one column per region and one row per time point. Outputs (see docs/dcc
 
 * ``OUTPUT_PREFIX_timeseries.tsv``: one column per pair named ``A__B``, one row per time point;
 * ``OUTPUT_PREFIX_summary.tsv``: one row per pair with ``region_a, region_b, a, b, loglik,
-  sd, mean, converged`` (+ ``frac_above_*``/``frac_below_*`` with ``--thresholds``);
+  converged, sd, mean, n_timepoints`` (+ ``frac_above_*``/``frac_below_*`` with
+  ``--thresholds``);
 * ``OUTPUT_PREFIX_timeseries.json``: how the series were made (method, parameters, version).
 
 With ``--summary-only`` only the summary and ``OUTPUT_PREFIX_summary.json`` are written, and
@@ -55,10 +56,28 @@ from bids_dfc.io import commit_many
 EXIT_INPUT, EXIT_FAILED = 2, 1
 
 
+_EPILOG = """\
+example:
+  bids-dfc-dcc sub-01_timeseries.tsv dcc/sub-01 --n-jobs 2
+    reads a table with a header row of region names (PCC, mPFC, PAG, ...), one row per
+    volume, and writes:
+      dcc/sub-01_timeseries.tsv   DCC series, one column per pair A__B, one row per volume
+      dcc/sub-01_summary.tsv      one row per pair: region_a, region_b, a, b, loglik,
+                                  converged, sd, mean, n_timepoints (+ frac_above_C and
+                                  frac_below_C with --thresholds C)
+      dcc/sub-01_timeseries.json  how the series were made (method, parameters, version)
+  with --summary-only: dcc/sub-01_summary.tsv and dcc/sub-01_summary.json only
+
+exit status: 0 done, 1 an estimation failed, 2 a bad table or option (nothing written),
+130/143 interrupted. Details: docs/dcc.md.
+"""
+
+
 def _build_parser():
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Dynamic conditional correlation (DCC) of ROI time series from a table.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("input", type=Path, help="TSV/CSV: header row of region names, rows = time")
     parser.add_argument("output_prefix", help="prefix of the output files (directories created)")
