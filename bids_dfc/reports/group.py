@@ -1,211 +1,145 @@
-"""Group report: matplotlib figures (PNG files in ``group/figures/``) and ``group/report.html``.
+"""Group report: ``group/report.html`` around the figures (PNG files in ``group/figures/``,
+drawn by :mod:`bids_dfc.reports.group_figures`).
 
-Figures: dFC, the predictor and the ``--compare-columns`` by group (individual points,
-mean +- SD, significance bars of the post hoc tests), scatter plots against the outcome with
-the Spearman rho and a least-squares line, the mediation path diagram, and the leave-one-out
-ROC curves.
+The page: key results in sentences, the figures, every table, the methods and the reference
+list. It fits any window from 500 px up (figures shrink to the page, never past their own
+size; tables fit with whole words from 800 px). Every P value shown goes through
+:func:`bids_dfc.reports.text.format_p`, every other number through
+:func:`~bids_dfc.reports.text.format_number`; the works the page cites come from the one
+bibliography (:func:`bids_dfc.reports.citations.bibliography`) and all are listed under
+"References".
 """
 
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from bids_dfc.io import atomic_write, save_figure
+from bids_dfc.reports.citations import bibliography, cited_keys
+from bids_dfc.reports.group_figures import DPI, draw_figures
+from bids_dfc.reports.text import MISSING, format_number, format_p
 
 __all__ = ["build_group_report"]
 
-COLOURS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"]
+#: columns of the report's tables that hold P values (shown with :func:`format_p`)
+P_COLUMNS = ("p", "p_adj")
+#: the report shows a table's paired columns as one (the TSVs keep them apart), so that
+#: every table fits an 800 px window with whole words: (shown column, first, second, joiner)
+#: -- an interval "low to high", or a value with its kind "value (kind)"
+MERGED_COLUMNS = (
+    ("effect size", "effect_size", "effect_size_type", "kind"),
+    ("95 % CI", "ci_low", "ci_high", "interval"),
+    ("bias-corrected 95 % CI", "ci_bc_low", "ci_bc_high", "interval"),
+    ("AUC 95 % CI", "auc_ci_low", "auc_ci_high", "interval"),
+    ("adjusted P", "p_adj", "p_adj_method", "kind"),
+)
 
 
-def _subplots(nrows=1, ncols=1, *, figsize, squeeze=True):
-    """A pyplot-free Agg figure (no global figure registry, nothing to close)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize)
-    return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
+def _escape(text) -> str:
+    """HTML-escaped ``text`` in which a P value never breaks across lines
+    (``P&nbsp;=&nbsp;.034``)."""
+    return re.sub(r"\bP (=|&lt;|&gt;) ", r"P&nbsp;\1&nbsp;", html.escape(str(text)))
 
 
-def _save(fig, path):
-    return save_figure(fig, path, dpi=100, format="png")
+def _cell(column, v) -> tuple[str, bool]:
+    """(text, is a number) of one table value."""
+    if v is None or v is pd.NA:
+        return MISSING, False
+    if isinstance(v, (float, np.floating)):
+        if not np.isfinite(v):
+            return MISSING, True
+        return (format_p(v, label=False) if column in P_COLUMNS else format_number(v)), True
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return str(v), True
+    return str(v), column == "df"  # "2, 30" reads as numbers
 
 
-#: seed of the points' horizontal jitter in the by-group figures: fixed, so a report looks the
-#: same whatever --random-seed the statistics used
-JITTER_SEED = 0
+def _merge(first, second, joiner) -> tuple[str, bool]:
+    (a, a_num), (b, _) = first, second
+    if a == MISSING:
+        return MISSING, True
+    if joiner == "interval":
+        return (f"{a} to {b}", False) if b != MISSING else (a, a_num)
+    return (f"{a} ({b})", False) if b and b != MISSING else (a, a_num)
 
 
-def _stars(p):
-    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "n.s."
-
-
-def fig_by_group(subj, var, gcol, order, posthoc, title, path, *, seed):
-    """Individual points, mean +- SD and bars for post hoc pairs with p < 0.05."""
-    fig, ax = _subplots(figsize=(4.2, 4.0))
-    fig.subplots_adjust(left=0.19, right=0.97, top=0.92, bottom=0.08)
-    _draw_by_group(ax, subj, var, gcol, order, posthoc, title, seed)
-    return _save(fig, path)
-
-
-def fig_compare(subj, columns, gcol, order, stats_rows, path, *, seed):
-    """One :func:`fig_by_group` panel per compared column (ANOVA p in the title)."""
-    width = 3.6 * len(columns)
-    fig, axes = _subplots(1, len(columns), figsize=(width, 4.0), squeeze=False)
-    fig.subplots_adjust(left=0.7 / width, right=1 - 0.15 / width, top=0.92, bottom=0.08,
-                        wspace=0.35)
-    for ax, col in zip(axes[0], columns):
-        rows = [r for r in stats_rows if r["variable"] == col]
-        anova = next((r for r in rows if r["test"] == "one-way ANOVA"
-                      and np.isfinite(r["p"])), None)
-        title = f"ANOVA p = {anova['p']:.3g}" if anova else "ANOVA skipped"
-        _draw_by_group(ax, subj, col, gcol, order, [r for r in rows if r["test"] == "Tukey HSD"],
-                       title, seed)
-    return _save(fig, path)
-
-
-def _draw_by_group(ax, subj, var, gcol, order, posthoc, title, seed):
-    rng = np.random.default_rng(seed)
-    tops = []
-    for i, g in enumerate(order):
-        v = subj.loc[subj[gcol] == g, var].dropna().to_numpy(dtype=float)
-        ax.scatter(i + rng.uniform(-0.15, 0.15, v.size), v, s=18, alpha=0.7,
-                   color=COLOURS[i % len(COLOURS)], edgecolor="none")
-        if v.size:
-            ax.errorbar(i + 0.3, v.mean(), yerr=v.std(ddof=1) if v.size > 1 else 0,
-                        fmt="o", color="k", capsize=4, ms=5)
-            tops.append(v.max())
-    lo, hi = ax.get_ylim()
-    step = 0.08 * (hi - lo)
-    level = max(tops) if tops else hi
-    for r in posthoc:
-        p = r["p_adj"] if r["p_adj_method"] == "Tukey HSD" else r["p"]
-        if not np.isfinite(p) or p >= 0.05:
-            continue
-        g2, g1 = [s.strip() for s in r["contrast"].replace(" vs ", " - ").split(" - ")]
-        if g1 not in order or g2 not in order:
-            continue
-        x1, x2 = sorted((order.index(g1), order.index(g2)))
-        level += step
-        ax.plot([x1, x1, x2, x2], [level - step / 3, level, level, level - step / 3], "k-",
-                lw=1)
-        ax.text((x1 + x2) / 2, level, f"{_stars(p)} p={p:.3g}", ha="center", va="bottom",
-                fontsize=8)
-    ax.set_ylim(lo, max(hi, level + 1.5 * step))
-    ax.set_xticks(range(len(order)), order)
-    ax.set_ylabel(var)
-    ax.set_title(title, fontsize=10)
-
-
-def fig_scatter(patients, xs, outcome, gcol, order, stats_rows, path, first_colour=0):
-    """One panel per x: patients' x against the outcome, least-squares line, Spearman rho."""
-    fig, axes = _subplots(1, len(xs), figsize=(4.2 * len(xs), 4.0), squeeze=False)
-    fig.subplots_adjust(left=0.1, right=0.98, top=0.96, bottom=0.12, wspace=0.3)
-    for ax, x in zip(axes[0], xs):
-        data = patients[[x, outcome, gcol]].dropna()
-        for i, g in enumerate(order):
-            d = data[data[gcol] == g]
-            if len(d):
-                ax.scatter(d[x], d[outcome], s=20, alpha=0.8, label=g, edgecolor="none",
-                           color=COLOURS[(i + first_colour) % len(COLOURS)])
-        if len(data) > 2:
-            slope, icpt = np.polyfit(data[x].astype(float), data[outcome].astype(float), 1)
-            xx = np.linspace(data[x].min(), data[x].max(), 50)
-            ax.plot(xx, icpt + slope * xx, "k-", lw=1.2)
-        row = next((r for r in stats_rows if r["test"] == "Spearman rank correlation"
-                    and r["contrast"] == f"{x} ~ {outcome}" and np.isfinite(r["p"])), None)
-        if row:
-            ax.text(0.03, 0.97, f"Spearman rho = {row['statistic']:.2f}\np = {row['p']:.3g}, "
-                    f"n = {row['n']}", transform=ax.transAxes, va="top", fontsize=9)
-        ax.set_xlabel(x)
-        ax.set_ylabel(outcome)
-        ax.legend(loc="lower right", fontsize=8)
-    return _save(fig, path)
-
-
-def fig_mediation(med, path):
-    """Path diagram X -> M -> Y with a, b, c, c' and the indirect effect."""
-    est = med.set_index("path")
-    x, m, y = med["x"].iloc[0], med["m"].iloc[0], med["y"].iloc[0]
-    fig, ax = _subplots(figsize=(6.4, 3.6))
-    fig.subplots_adjust(left=0.01, right=0.99, top=0.99, bottom=0.01)
-    ax.set_xlim(0, 10)
-    ax.set_ylim(0, 6)
-    ax.axis("off")
-    pos = {"X": (1.5, 1.2), "M": (5, 4.6), "Y": (8.5, 1.2)}
-    for key, label in (("X", x), ("M", m), ("Y", y)):
-        ax.text(*pos[key], f"{key}\n{label}", ha="center", va="center", fontsize=9,
-                bbox={"boxstyle": "round", "fc": "#eef", "ec": "k"})
-
-    def arrow(a, b, text, dx=0.0, dy=0.0):
-        (x0, y0), (x1, y1) = pos[a], pos[b]
-        ax.annotate("", xy=(x1 - 0.9 * np.sign(x1 - x0), y1 - 0.6 * np.sign(y1 - y0)),
-                    xytext=(x0 + 0.9 * np.sign(x1 - x0), y0 + 0.6 * np.sign(y1 - y0)),
-                    arrowprops={"arrowstyle": "->", "lw": 1.4})
-        ax.text((x0 + x1) / 2 + dx, (y0 + y1) / 2 + dy, text, ha="center", fontsize=8)
-
-    def coef(p):
-        r = est.loc[p]
-        return f"{r['estimate']:.3g} (SE {r['se']:.2g}), p={r['p']:.3g}"
-
-    arrow("X", "M", "a = " + coef("a"), dx=-1.3, dy=0.3)
-    arrow("M", "Y", "b = " + coef("b"), dx=1.3, dy=0.3)
-    arrow("X", "Y", "c' = " + coef("c_prime") + "\nc = " + coef("c"), dy=-0.9)
-    ind = est.loc["indirect"]
-    ax.text(5, 5.85, f"indirect a*b = {ind['estimate']:.3g}, 95% bootstrap CI "
-            f"[{ind['ci_low']:.3g}, {ind['ci_high']:.3g}] (percentile), "
-            f"[{ind['ci_bc_low']:.3g}, {ind['ci_bc_high']:.3g}] (BC)",
-            ha="center", fontsize=8)
-    return _save(fig, path)
-
-
-def fig_roc(pred, curves, path):
-    """Leave-one-out ROC curves with AUC and its bootstrap CI."""
-    fig, ax = _subplots(figsize=(4.4, 4.2))
-    fig.subplots_adjust(left=0.15, right=0.97, top=0.93, bottom=0.12)
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
-    for i, r in enumerate(pred.itertuples()):
-        fpr, tpr = curves[r.model]
-        ax.plot(fpr, tpr, color=COLOURS[i % len(COLOURS)], lw=1.6,
-                label=f"{r.model}: AUC {r.auc:.2f} [{r.auc_ci_low:.2f}, {r.auc_ci_high:.2f}]")
-    ax.set_xlabel("1 - specificity")
-    ax.set_ylabel("sensitivity")
-    ax.set_title("Responder prediction (leave-one-out)", fontsize=10)
-    ax.legend(loc="lower right", fontsize=7)
-    return _save(fig, path)
-
-
-def _table(frame, digits=4):
+def _table(frame):
+    """An HTML table of ``frame`` (P values and numbers formatted, paired columns merged)."""
     if frame is None or len(frame) == 0:
         return "<p><em>none</em></p>"
+    columns = {c: [_cell(c, v) for v in frame[c]] for c in frame.columns}
+    shown: dict[str, list[tuple[str, bool]]] = {}
+    merged = {}
+    for name, first, second, joiner in MERGED_COLUMNS:
+        if first in columns and second in columns:
+            merged[first] = (name, second, joiner)
+    skip = {second for _, second, _ in merged.values()}
+    for c, cells in columns.items():
+        if c in merged:
+            name, second, joiner = merged[c]
+            shown[name] = [_merge(x, y, joiner) for x, y in zip(cells, columns[second])]
+        elif c not in skip:
+            shown[c] = cells
+    # headers may break after an underscore (effect_<wbr>size_<wbr>type)
+    head = "".join(f"<th>{html.escape(str(c)).replace('_', '_<wbr>')}</th>" for c in shown)
+    rows = zip(*shown.values())
+    body = "".join("<tr>" + "".join(f'<td class="num">{_escape(t)}</td>' if num
+                                    else f"<td>{_escape(t)}</td>" for t, num in row) + "</tr>"
+                   for row in rows)
+    return (f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+            "</table></div>")
 
-    def cell(v):
-        if isinstance(v, (float, np.floating)):
-            return "n/a" if not np.isfinite(v) else f"{v:.{digits}g}"
-        return html.escape("n/a" if v is None or (isinstance(v, float) and np.isnan(v))
-                           else str(v))
 
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
-                   for row in frame.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+#: columns of the mediation table with one value for the whole model (said once, above it)
+MODEL_COLUMNS = ("x", "m", "y", "n", "covariates")
 
 
+def _mediation_table(med):
+    """The mediation paths; the model's variables, n and covariates in a line above."""
+    if med is None or len(med) == 0:
+        return _table(med)
+    first = med.iloc[0]
+    covariates = first["covariates"] if isinstance(first["covariates"], str) else ""
+    model = (f"X {first['x']}, M {first['m']}, Y {first['y']}; {first['n']} patients; "
+             f"covariates: {covariates or 'none'}.")
+    return f"<p>{_escape(model)}</p>" + _table(med.drop(columns=list(MODEL_COLUMNS)))
+
+
+#: the methods paragraph; works are cited as their bibliography entries' ``cite`` spells
+#: them, so the reference list finds them (:func:`bids_dfc.reports.citations.cited_keys`)
 METHODS = (
     "dFC is the standard deviation over time of the dynamic conditional correlation (DCC; "
-    "Lindquist et al. 2014, NeuroImage 101:531) of the primary seed pair, averaged over a "
+    "Engle 2002; Lindquist et al. 2014) of the primary seed pair, averaged over a "
     "participant's included runs. Normality: Shapiro-Wilk per group. dFC across groups: "
     "one-way ANOVA with Tukey HSD post hoc (scipy). Predictor across groups: Kruskal-Wallis "
-    "with two-sided Mann-Whitney U post hoc (Holm-adjusted p in p_adj). Spearman rank "
+    "with two-sided Mann-Whitney U post hoc (Holm-adjusted P in p_adj). Spearman rank "
     "correlations in patients (Fisher-z CI with the Bonett-Wright variance). Mediation "
     "X -> M -> Y: Hayes PROCESS model 4 by OLS, indirect effect a*b with a nonparametric "
     "bootstrap (percentile and bias-corrected intervals). Covariates enter the ANCOVA and both "
-    "mediation models. With all seed pairs tested, ANOVA and Spearman p-values are "
+    "mediation models. With all seed pairs tested, ANOVA and Spearman P values are "
     "Benjamini-Hochberg FDR-corrected across pairs. Prognosis: leave-one-out L2-penalised "
     "logistic regression of responder status, ROC AUC with a stratified bootstrap CI. "
-    "All tests two-sided, alpha 0.05."
+    "All tests two-sided, alpha .05."
 )
+
+
+def _references(page: str) -> str:
+    """The reference list of every work the page (HTML) cites, from the one bibliography,
+    in author order; citations without an entry are named in a warning."""
+    keys, unknown = cited_keys(html.unescape(re.sub(r"<[^>]+>", " ", page)))
+    refs = sorted(bibliography()[k]["reference"] for k in keys)
+    items = "".join(f"<li>{html.escape(r)}</li>" for r in refs)
+    out = f'<ul class="references">{items}</ul>' if refs else "<p>No works cited.</p>"
+    if unknown:
+        out += (f"<p class='skip'>cited without a bibliography entry: "
+                f"{html.escape(', '.join(unknown))}</p>")
+    return "<h2>References</h2>" + out
+
 
 def _key_results(stats_rows, roles):
     """Sentences in the paper's style for the tests that ran."""
@@ -222,21 +156,22 @@ def _key_results(stats_rows, roles):
         r = find("one-way ANOVA", var)
         if r:
             out.append(f"{var} across groups: one-way ANOVA F[{r['df']}] = "
-                       f"{r['statistic']:.2f}, P = {r['p']:.3g}.")
+                       f"{r['statistic']:.2f}, {format_p(r['p'])}.")
     r = find("Kruskal-Wallis", predictor)
     if r:
         out.append(f"{predictor} across groups: Kruskal-Wallis H({r['df']}) = "
-                   f"{r['statistic']:.2f}, P = {r['p']:.3g}.")
+                   f"{r['statistic']:.2f}, {format_p(r['p'])}.")
     for x in (dfc, predictor):
         r = find("Spearman", x, f"{x} ~ {outcome}") if x and outcome else None
         if r:
             out.append(f"{x} vs {outcome} (patients): Spearman rho = {r['statistic']:.2f}, "
-                       f"P = {r['p']:.3g}, n = {r['n']}.")
+                       f"{format_p(r['p'])}, n = {r['n']}.")
     r = find("mediation")
     if r:
         verdict = "excludes" if r["ci_low"] > 0 or r["ci_high"] < 0 else "includes"
-        out.append(f"Mediation {r['variable']}: indirect effect {r['statistic']:.3g}, 95 % "
-                   f"bootstrap CI {r['ci_low']:.3g} to {r['ci_high']:.3g} ({verdict} 0).")
+        out.append(f"Mediation {r['variable']}: indirect effect {format_number(r['statistic'])}"
+                   f", 95 % bootstrap CI {format_number(r['ci_low'])} to "
+                   f"{format_number(r['ci_high'])} ({verdict} 0).")
     for r in stats_rows:
         if r["test"].startswith("LOO logistic") and np.isfinite(r["statistic"]):
             out.append(f"Responder prediction from {r['variable']}: leave-one-out AUC "
@@ -246,24 +181,24 @@ def _key_results(stats_rows, roles):
 
 def _compare_table(results, columns):
     """One row per compared column: mean +- SD (n) per group, ANOVA and Tukey HSD."""
-    import pandas as pd
-
     desc = results["descriptives"]
     st = results["stats"]
     rows = []
     for col in columns:
         row = {"variable": col}
         for d in desc[desc["variable"] == col].itertuples():
-            row[d.group] = (f"{d.mean:.3g} +- {d.sd:.2g} (n {d.n})" if d.n > 1
-                            else f"{d.mean:.3g} (n {d.n})" if d.n else "n/a")
+            row[d.group] = (f"{format_number(d.mean)} +- {format_number(d.sd, 2)} (n {d.n})"
+                            if d.n > 1 else f"{format_number(d.mean)} (n {d.n})" if d.n
+                            else "n/a")
         mine = st[st["variable"] == col]
         anova = mine[mine["test"] == "one-way ANOVA"]
         if len(anova) and np.isfinite(anova["p"].iloc[0]):
             a = anova.iloc[0]
-            row["one-way ANOVA"] = f"F({a['df']}) = {a['statistic']:.3g}, p = {a['p']:.3g}"
+            row["one-way ANOVA"] = (f"F({a['df']}) = {format_number(a['statistic'])}, "
+                                    f"{format_p(a['p'])}")
             row["eta squared"] = a["effect_size"]
-            row["Tukey HSD (mean difference, adjusted p)"] = "; ".join(
-                f"{t.contrast}: {t.effect_size:.3g}, p = {t.p_adj:.3g}"
+            row["Tukey HSD (mean difference, adjusted P)"] = "; ".join(
+                f"{t.contrast}: {format_number(t.effect_size)}, {format_p(t.p_adj)}"
                 for t in mine[mine["test"] == "Tukey HSD"].itertuples())
         else:
             row["one-way ANOVA"] = anova["note"].iloc[0] if len(anova) else "not run"
@@ -271,70 +206,49 @@ def _compare_table(results, columns):
     return pd.DataFrame(rows)
 
 
-CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
-       "font-size:12px;margin:0.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}"
-       "th{background:#eee}figure{display:inline-block;margin:0.5em;vertical-align:top}"
-       "figcaption{font-size:12px;max-width:560px}.skip{color:#a00}")
+#: the page fits any window from 360 px up: figures shrink to the page width (never past
+#: their own size), tables wrap their cells, nothing is wider than the window
+CSS = ("*,*::before,*::after{box-sizing:border-box}"
+       "body{font-family:sans-serif;margin:0 auto;padding:0 2em 2em;max-width:1200px;"
+       "line-height:1.4;overflow-wrap:break-word}"
+       "h1,h2{font-weight:600}h2{margin-top:1.6em}"
+       "img{max-width:100%;height:auto}"
+       ".figures{display:flex;flex-wrap:wrap;gap:1.2em;align-items:flex-start}"
+       "figure{margin:0;min-width:0;max-width:100%}"
+       "figure img{display:block;outline:1px solid #ddd}"
+       "figcaption{font-size:13px;color:#333;margin-top:0.3em}"
+       ".table{max-width:100%}"
+       "table{border-collapse:collapse;font-size:12px;margin:0.5em 0;max-width:100%}"
+       "td,th{border:1px solid #ccc;padding:2px 5px;vertical-align:top}"
+       # below 800 px a long word may break anywhere, so that every table still fits
+       "@media (max-width:799px){td,th{overflow-wrap:anywhere}}"
+       "td.num{text-align:right;white-space:nowrap}"
+       "th{background:#eee;text-align:left}"
+       ".skip{color:#a00}"
+       "ul.references{list-style:none;padding-left:2em}"
+       "ul.references li{margin:4px 0;text-indent:-2em}")
 
 
 def build_group_report(gdir, tables, results, options, *, random_seed):
     """Draw the figures and write ``report.html`` in ``gdir``; return the report path."""
     gdir = Path(gdir)
-    figs = _figures(gdir / "figures", tables, results, options)
+    figs = _save_figures(gdir / "figures", draw_figures(tables, results, options))
     path = gdir / "report.html"
     atomic_write(path, _html(figs, tables, results, options, random_seed))
     return path
 
 
-def _figures(fdir, tables, results, options) -> list[tuple[Path, str]]:
-    """Draw every figure the results allow (removing stale ones); (path, caption) pairs."""
-    roles, subj = tables.roles, tables.subjects
-    gcol, dfc, order = roles["group"], roles["dfc"], results["groups"]
-    outcome, predictor = roles["outcome"], roles["predictor"]
-    stats_rows = results["stats"].to_dict(orient="records")
-    figs = []
-
-    def post(test, var):
-        return [r for r in stats_rows if r["test"] == test and r["variable"] == var]
-
-    figs.append((fig_by_group(subj, dfc, gcol, order, post("Tukey HSD", dfc),
-                              "dFC by group (ANOVA, Tukey HSD)", fdir / "dfc_by_group.png",
-                              seed=JITTER_SEED),
-                 f"{dfc} by group: points are participants, black mean +- SD; bars mark "
-                 "Tukey HSD pairs with adjusted p < 0.05."))
-    if predictor:
-        figs.append((fig_by_group(subj, predictor, gcol, order,
-                                  post("Mann-Whitney U (two-sided)", predictor),
-                                  f"{predictor} by group (Kruskal-Wallis, Mann-Whitney U)",
-                                  fdir / "predictor_by_group.png", seed=JITTER_SEED),
-                     f"{predictor} by group; bars mark Mann-Whitney U pairs with p < 0.05."))
-    compare = roles.get("compare") or []
-    if compare:
-        figs.append((fig_compare(subj, compare, gcol, order, stats_rows,
-                                 fdir / "compare_by_group.png", seed=JITTER_SEED),
-                     f"{', '.join(compare)} by group (one-way ANOVA; bars mark Tukey HSD pairs "
-                     "with adjusted p < 0.05; black mean +- SD)."))
-    patients = subj[subj[gcol].isin(roles["labels"][1:])]
-    if outcome and len(patients):
-        xs = [dfc] + ([predictor] if predictor else [])
-        figs.append((fig_scatter(patients, xs, outcome, gcol, roles["labels"][1:], stats_rows,
-                                 fdir / "scatter_outcome.png",
-                                 first_colour=int(roles["labels"][0] in order)),
-                     f"Patients: {', '.join(xs)} against {outcome} (Spearman rho; line is the "
-                     "least-squares fit)."))
-    if results["mediation"] is not None:
-        figs.append((fig_mediation(results["mediation"], fdir / "mediation.png"),
-                     "Mediation (PROCESS model 4): unstandardised paths, indirect effect with "
-                     f"its {options.n_boot}-resample bootstrap CI."))
-    if len(results["prediction"]):
-        figs.append((fig_roc(results["prediction"], results["roc_curves"], fdir / "roc.png"),
-                     "Leave-one-out ROC curves of responder prediction; AUC with stratified "
-                     "bootstrap 95 % CI."))
-    made = {Path(p).name for p, _ in figs}
+def _save_figures(fdir, figs) -> list[tuple[Path, tuple[int, int], str]]:
+    """Save each figure as a PNG in ``fdir`` (removing stale ones); (path, (width, height)
+    in pixels, caption) triples."""
+    saved = [(save_figure(fig, fdir / name, dpi=DPI, format="png"),
+              tuple(int(round(v * DPI)) for v in fig.get_size_inches()), caption)
+             for name, fig, caption in figs]
+    made = {name for name, _, _ in figs}
     for stale in fdir.glob("*.png"):  # figures of an earlier run with other options
         if stale.name not in made:
             stale.unlink()
-    return figs
+    return saved
 
 
 def _html(figs, tables, results, options, random_seed) -> str:
@@ -343,15 +257,17 @@ def _html(figs, tables, results, options, random_seed) -> str:
     gcol, outcome, predictor = roles["group"], roles["outcome"], roles["predictor"]
     stats_rows = results["stats"].to_dict(orient="records")
     compare = roles.get("compare") or []
+    # a figure is as wide as its image (its caption wraps under it), at most the page width
     fig_html = "".join(
-        f'<figure><img src="figures/{html.escape(Path(p).name)}" alt="{html.escape(c)}">'
-        f"<figcaption>{html.escape(c)}</figcaption></figure>" for p, c in figs)
+        f'<figure style="width:{w}px"><img src="figures/{html.escape(Path(p).name)}" '
+        f'width="{w}" height="{h}" alt="{html.escape(c)}">'
+        f"<figcaption>{_escape(c)}</figcaption></figure>" for p, (w, h), c in figs)
     counts = subj[gcol].value_counts()
     ngroups = ", ".join(f"{g}: {int(counts.get(g, 0))}" for g in roles["labels"])
     skipped = "".join(f"<li class='skip'>{html.escape(s['test'])} ({html.escape(s['variable'])}"
                       f"): {html.escape(s['reason'])}</li>" for s in results["skipped"])
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in tables.notes)
-    key = "".join(f"<li>{html.escape(k)}</li>" for k in _key_results(stats_rows, roles))
+    key = "".join(f"<li>{_escape(k)}</li>" for k in _key_results(stats_rows, roles))
     methods = METHODS
     compare_html = ""
     if compare:
@@ -360,6 +276,7 @@ def _html(figs, tables, results, options, random_seed) -> str:
         compare_html = ("<h2>Compared columns (one-way ANOVA, Tukey HSD)</h2>"
                         + _table(_compare_table(results, compare)))
     body = f"""<!DOCTYPE html><html><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>bids_dfc group report</title><style>{CSS}</style></head><body>
 <h1>bids_dfc group report</h1>
 <p>{len(subj)} participants ({ngroups}), {len(tables.runs)} runs; primary pair
@@ -368,14 +285,13 @@ def _html(figs, tables, results, options, random_seed) -> str:
 bootstrap resamples {options.n_boot}; random seed {html.escape(str(random_seed))}.</p>
 <ul>{notes}</ul>
 <h2>Key results</h2><ul>{key or '<li>no test could run</li>'}</ul>
-<h2>Figures</h2>{fig_html}
+<h2>Figures</h2><div class="figures">{fig_html}</div>
 {compare_html}<h2>Descriptive statistics</h2>{_table(results['descriptives'])}
 <h2>Tests</h2>{_table(results['stats'])}
-<h2>Mediation</h2>{_table(results['mediation'])}
+<h2>Mediation</h2>{_mediation_table(results['mediation'])}
 <h2>Responder prediction</h2>{_table(results['prediction'])}
 <h2>Skipped tests</h2>{'<ul>' + skipped + '</ul>' if skipped else '<p><em>none</em></p>'}
 <h2>Exclusions</h2>{_table(tables.exclusions)}
-<h2>Methods</h2><p>{html.escape(methods)}</p>
-</body></html>
+<h2>Methods</h2><p>{_escape(methods)}</p>
 """
-    return body
+    return body + _references(body) + "\n</body></html>\n"
