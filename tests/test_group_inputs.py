@@ -353,3 +353,35 @@ def test_read_only_group_folder_is_one_line(small):
         assert _temp_dirs(out) == []
     finally:
         subprocess.run(["umount", str(group)], check=True)
+
+
+def test_unexpected_error_is_one_line_and_a_crash_file(tmp_path, monkeypatch, capsys):
+    """A bug (here: the statistics raise ZeroDivisionError, injected, since the real code
+    has no known one) is one paragraph naming the crash file, which holds the traceback;
+    the screen shows no traceback unless --debug."""
+    import bids_dfc.group.run as group_run
+    from bids_dfc.cli.run import main
+
+    bids, out, _ = make_group_dataset(tmp_path, n_hc=6, n_patients=8, seed=3)
+    (bids / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.9.0"}')
+    for sub in out.glob("sub-*"):  # the raw folders the command line's check looks for
+        (bids / sub.name).mkdir()
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr(group_run, "run_group_statistics", broken)
+    work = tmp_path / "work"
+    assert main([str(bids), str(out), "group", "-w", str(work)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    message = err[err.index("bids-dfc: error: "):]
+    assert "unexpected ZeroDivisionError: float division by zero" in message
+    crash = Path(re.search(r"the traceback is in (\S+crash-\S+\.txt)", message).group(1))
+    assert crash.parent == work / "logs"
+    assert "Traceback (most recent call last)" in crash.read_text()
+    assert "in broken" in crash.read_text()
+    assert not (out / "group").exists(), "nothing written"
+
+    assert main([str(bids), str(out), "group", "-w", str(work), "--debug"]) == 1
+    assert "Traceback (most recent call last)" in capsys.readouterr().err

@@ -241,6 +241,13 @@ def _crash_file(config, exc: Exception) -> str:
             f"data: {where}; please report it with that file")
 
 
+def _debug_traceback(exc: BaseException, debug: bool) -> None:
+    """With --debug, the original exception's traceback (the message that follows is a new
+    exception, which has none)."""
+    if debug:
+        traceback.print_exception(exc)
+
+
 def _report(exc: BaseException, code: int, debug: bool) -> int:
     if debug:
         traceback.print_exception(exc)
@@ -279,11 +286,13 @@ def main(argv: list[str] | None = None) -> int:
     except BidsDfcError as exc:
         return _report(exc, 1, config.execution.debug)
     except OSError as exc:  # the machine: a full disk, a lost mount, a permission
+        _debug_traceback(exc, config.execution.debug)
         return _report(BidsDfcError(f"{exc.strerror or exc} ({exc.filename or 'no file'}); "
                                     "free space or fix the folder, then run the same command "
-                                    "again to resume"), 1, config.execution.debug)
+                                    "again to resume"), 1, False)
     except Exception as exc:  # a bug: the traceback goes to a crash file, not the screen
-        return _report(BidsDfcError(_crash_file(config, exc)), 1, config.execution.debug)
+        _debug_traceback(exc, config.execution.debug)
+        return _report(BidsDfcError(_crash_file(config, exc)), 1, False)
     took = time.monotonic() - start
     print(f"bids-dfc: {config.execution.analysis_level} level finished in {took:.0f} s; "
           f"outputs in {Path(config.execution.output_dir)}")
