@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bids_dfc.derivatives import GROUP_FILES
 from bids_dfc.io import atomic_write, save_figure
 from bids_dfc.reports.citations import bibliography, cited_keys
 from bids_dfc.reports.group_figures import DPI, draw_figures
@@ -233,7 +234,7 @@ def build_group_report(gdir, tables, results, options, *, random_seed):
     """Draw the figures and write ``report.html`` in ``gdir``; return the report path."""
     gdir = Path(gdir)
     figs = _save_figures(gdir / "figures", draw_figures(tables, results, options))
-    path = gdir / "report.html"
+    path = gdir / GROUP_FILES["report"]
     atomic_write(path, _html(figs, tables, results, options, random_seed))
     return path
 
