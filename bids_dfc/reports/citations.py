@@ -10,8 +10,8 @@ from importlib import resources
 
 __all__ = ["IN_TEXT", "bibliography", "cited_keys"]
 
-#: an in-text citation: "Name 2002" or "Name et al. 2014"
-IN_TEXT = re.compile(r"\b[A-Z][A-Za-z'-]+(?: et al\.)? (?:19|20)\d{2}\b")
+#: an in-text citation: "Name 2002", "Name & Other 2000" or "Name et al. 2014"
+IN_TEXT = re.compile(r"\b[A-Z][A-Za-z'-]+(?: et al\.| & [A-Z][A-Za-z'-]+)? (?:19|20)\d{2}\b")
 
 
 @cache

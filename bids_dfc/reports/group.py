@@ -118,14 +118,14 @@ METHODS = (
     "Engle 2002; Lindquist et al. 2014) of the primary seed pair, averaged over a "
     "participant's included runs. Normality: Shapiro-Wilk per group. dFC across groups: "
     "one-way ANOVA with Tukey HSD post hoc (scipy). Predictor across groups: Kruskal-Wallis "
-    "with two-sided Mann-Whitney U post hoc (Holm-adjusted P in p_adj). Spearman rank "
-    "correlations in patients (Fisher-z CI with the Bonett-Wright variance). Mediation "
-    "X -> M -> Y: Hayes PROCESS model 4 by OLS, indirect effect a*b with a nonparametric "
-    "bootstrap (percentile and bias-corrected intervals). Covariates enter the ANCOVA and both "
-    "mediation models. With all seed pairs tested, ANOVA and Spearman P values are "
-    "Benjamini-Hochberg FDR-corrected across pairs. Prognosis: leave-one-out L2-penalised "
-    "logistic regression of responder status, ROC AUC with a stratified bootstrap CI. "
-    "All tests two-sided, alpha .05."
+    "with two-sided Mann-Whitney U post hoc (Holm-adjusted P in p_adj; Holm 1979). Spearman "
+    "rank correlations in patients, Fisher-z CI with the variance of Bonett & Wright 2000. "
+    "Mediation X -> M -> Y: PROCESS model 4 (Hayes 2022) by OLS, indirect effect a*b with a "
+    "nonparametric bootstrap (percentile and bias-corrected intervals; Efron 1987). "
+    "Covariates enter the ANCOVA and both mediation models. With all seed pairs tested, "
+    "ANOVA and Spearman P values are FDR-corrected across pairs (Benjamini & Hochberg "
+    "1995). Prognosis: leave-one-out L2-penalised logistic regression of responder status, "
+    "ROC AUC with a stratified bootstrap CI. All tests two-sided, alpha .05."
 )
 
 
