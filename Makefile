@@ -33,14 +33,16 @@ install: $(VENV)/.installed
 
 tools: .tools/bids-validator/node_modules/.bin/bids-validator
 
-# system packages the browser/cluster/container tests use (root only; tests skip without them)
+# system packages the browser/cluster/container tests and the R reference models of the
+# trial tests use (root only; tests skip without them)
 sysdeps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		extra=$$(command -v npm >/dev/null || echo "nodejs npm"); \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSDEPS) $$extra >/dev/null; \
 	else echo "not root: skipping apt-get install of $(SYSDEPS)"; fi
 
-SYSDEPS ?= chromium podman runc fuse-overlayfs uidmap debootstrap slurmctld slurmd slurm-client munge
+SYSDEPS ?= chromium podman runc fuse-overlayfs uidmap debootstrap slurmctld slurmd slurm-client munge \
+	r-base-core r-cran-lme4 r-cran-lmertest r-cran-emmeans r-cran-jsonlite
 
 demo: install tools
 	rm -rf $(DEMO_DIR)
