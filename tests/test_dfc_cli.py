@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _signals import as_from_a_terminal
 
 from bids_dfc import __version__
 from bids_dfc.cli.dcc import main
@@ -463,7 +464,8 @@ class _Lines:
 def test_signal_stops_the_run_and_leaves_nothing(tmp_path, sig, code):
     inp = _write(_many_regions(150, 300), tmp_path / "r150.tsv")
     proc = subprocess.Popen(_command(inp, tmp_path / "out" / "sub-01", "--n-jobs", "2"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=as_from_a_terminal)
     try:
         lines = _Lines(proc.stderr)
         lines.wait_for("estimation:")  # the worker threads are fitting pairs

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from _bids_data import make_bids
 from _demo_data import copy_tree
+from _signals import as_from_a_terminal
 
 from bids_dfc.cli.signals import descendants, running
 
@@ -39,7 +40,8 @@ def _start(bids: Path, tmp: Path, *extra: str) -> subprocess.Popen:
         [str(BIN / "bids-dfc"), str(bids), str(tmp / "out"), "participant", "-w",
          str(tmp / "work"), "--sloppy", "--nprocs", "2", "--omp-nthreads", "1",
          "--skip-bids-validation", *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=as_from_a_terminal)
 
 
 def _wait_for_workers(proc: subprocess.Popen, n: int = 2) -> list[int]:
