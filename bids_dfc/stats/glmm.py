@@ -73,7 +73,7 @@ def _negloglik(theta: np.ndarray, X: np.ndarray, y: np.ndarray, group: np.ndarra
     return -float(total)
 
 
-def fit_logistic_glmm(X: np.ndarray, y: np.ndarray, groups) -> GLMMFit:
+def fit_logistic_glmm(X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> GLMMFit:
     """Fit ``logit P(y = 1) = X beta + b_participant``, b ~ N(0, sigma^2), by AGHQ(7).
 
     ``X``: fixed-effects design (an intercept column included), ``y``: 0/1,
