@@ -261,3 +261,16 @@ def test_logistic_glmm_matches_glmer_nagq7(tmp_path, seed):
     print(f"seed {seed}: max OR ratio - 1 = "
           f"{np.max(np.abs(np.exp(fit.params - np.array(r['fixef'])) - 1)):.1e}, "
           f"loglik {fit.loglik:.4f} vs glmer {r['loglik']:.4f}")
+
+
+def test_a_boundary_variance_is_reported_not_silent():
+    """No subject effect at all, and less between-participant spread than the residual
+    noise implies: REML's subject variance is 0 (lme4 calls such a fit singular); the
+    fit says so instead of returning a quiet zero (statsmodels issue 10239)."""
+    data = _trial(7)
+    means = data.groupby("participant_id")["auc"].transform("mean")
+    data["auc"] = data["auc"] - means + data["auc"].mean()  # every participant's mean equal
+    fit = fit_crossover(data, "auc", "placebo", allow_log=False)
+    assert fit.var_subject < 1e-6 * fit.var_residual
+    assert any("boundary" in note for note in fit.notes), fit.notes
+    assert fit.icc < 1e-6

@@ -35,6 +35,9 @@ __all__ = ["CrossoverFit", "design_matrix", "fit_crossover", "sidak"]
 
 #: Shapiro-Wilk P below which the outcome is refitted on the log scale
 NORMALITY_ALPHA = 0.05
+#: a participant variance below this share of the residual one is on its boundary (0):
+#: statsmodels' optimiser stops near, not at, 0 (lme4 then reports a singular fit)
+BOUNDARY = 1e-6
 
 
 def sidak(p: float, k: int) -> float:
@@ -150,11 +153,11 @@ def _mixedlm(y: np.ndarray, X: pd.DataFrame, groups: np.ndarray) -> tuple[Any, l
             continue
         if best is None or res.llf > best.llf + 1e-8:
             best = res
-        if float(np.asarray(best.cov_re)[0, 0]) > 1e-8 * best.scale:
+        if float(np.asarray(best.cov_re)[0, 0]) > BOUNDARY * best.scale:
             break  # an interior optimum: no need to try further starts
     if best is None:
         raise RuntimeError("the mixed model did not converge from any start")
-    if float(np.asarray(best.cov_re)[0, 0]) <= 1e-8 * best.scale:
+    if float(np.asarray(best.cov_re)[0, 0]) <= BOUNDARY * best.scale:
         notes.append("the participant variance is on its boundary (0) from every start: "
                      "the model reduces to fixed effects")
     return best, notes
