@@ -23,6 +23,10 @@ from bids_dfc.io import atomic_write, move_into_place
 
 CODE_URL = "https://github.com/bids-dfc/bids_dfc"
 
+#: the name that every sidecar's ``bids:<name>:`` URI uses for the raw input dataset; the
+#: derivatives' DatasetLinks map it to the dataset's location
+RAW_LINK = "raw"
+
 
 def software_versions(*names: str) -> dict[str, str]:
     """Installed version of each distribution, in the order given (``bids_dfc`` is this

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from bids_dfc import __version__
-from bids_dfc.derivatives import CODE_URL
+from bids_dfc.derivatives import CODE_URL, RAW_LINK
 from bids_dfc.io import atomic_write, output_lock
 
 
@@ -29,11 +29,6 @@ def container_info() -> dict | None:
 
 #: the BIDS version the outputs follow (dataset_description.json's BIDSVersion)
 BIDS_VERSION = "1.9.0"
-
-#: the name that every sidecar's ``bids:<name>:`` URI uses for the raw input dataset; the
-#: derivatives' DatasetLinks map it to the dataset's location
-RAW_LINK = "raw"
-
 
 def _raw_description(bids_dir: Path) -> dict:
     try:

@@ -23,6 +23,7 @@ from nipype.interfaces.base import (
 
 from bids_dfc.derivatives import (
     _NIFTI_EXT,
+    RAW_LINK,
     build_path,
     raw_relpath,
     split_ext,
@@ -91,7 +92,7 @@ class DerivativesDataSink(SimpleInterface):
             meta = dict(ins.meta_dict) if isdefined(ins.meta_dict) else {}
             sources = list(ins.sources) if isdefined(ins.sources) else []
             raw = Path(ins.source_file)
-            sources.insert(0, f"bids:raw:{raw_relpath(raw)}")
+            sources.insert(0, f"bids:{RAW_LINK}:{raw_relpath(raw)}")
             meta.setdefault("Sources", sources)
             self._results["out_meta"] = str(write_sidecar(out, meta))
         return runtime
