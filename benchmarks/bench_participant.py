@@ -63,10 +63,11 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_measured(cmd: list[str]) -> dict:
-    """Run ``cmd``; return wall time, peak tree RSS and the tree's CPU seconds."""
+def run_measured(cmd: list[str], cwd: Path | None = None) -> dict:
+    """Run ``cmd`` (in ``cwd``); return wall time, peak tree RSS and the tree's CPU seconds."""
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=cwd)
     peak, cpu = 0, {}
     stop = threading.Event()
 
@@ -86,7 +87,7 @@ def run_measured(cmd: list[str]) -> dict:
     thread.join()
     wall = time.monotonic() - start
     if proc.returncode != 0:
-        sys.exit(f"participant run failed (exit {proc.returncode}):\n{output[-3000:]}")
+        sys.exit(f"{' '.join(cmd[:2])} failed (exit {proc.returncode}):\n{output[-3000:]}")
     return {"wall_s": wall, "peak_gb": peak / 1e9, "cpu_s": sum(cpu.values())}
 
 
