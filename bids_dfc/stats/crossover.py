@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["CrossoverFit", "design_matrix", "fit_crossover", "sidak"]
+__all__ = ["CrossoverFit", "design_matrix", "fit_crossover", "sidak", "treatment_pairs"]
 
 #: Shapiro-Wilk P below which the outcome is refitted on the log scale
 NORMALITY_ALPHA = 0.05
@@ -47,6 +48,17 @@ def sidak(p: float, k: int) -> float:
     0.058808
     """
     return float(1.0 - (1.0 - p) ** k) if np.isfinite(p) else float("nan")
+
+
+def treatment_pairs(levels: Iterable[str], reference: str) -> list[tuple[str, str]]:
+    """The pairwise contrasts ``(A, B)`` read "A - B": the other treatments in sorted order,
+    the reference always second.
+
+    >>> treatment_pairs({"placebo", "ketamine", "ketamine_mg"}, "placebo")
+    [('ketamine', 'ketamine_mg'), ('ketamine', 'placebo'), ('ketamine_mg', 'placebo')]
+    """
+    ordered = sorted(set(levels) - {reference}) + [reference]
+    return list(itertools.combinations(ordered, 2))
 
 
 def _dummies(values: pd.Series, levels: list, prefix: str) -> pd.DataFrame:
@@ -82,12 +94,18 @@ def design_matrix(data: pd.DataFrame, reference: str, *,
     full = pd.concat(blocks, axis=1)
     kept: list[str] = []
     dropped: list[str] = []
-    rank = 0
-    for column in full.columns:
-        trial = np.linalg.matrix_rank(full[[*kept, column]].to_numpy())
-        if trial > rank:
+    # a column adds to the rank when it is not in the span of the kept ones: its residual
+    # after projecting on an orthonormal basis of them (Gram-Schmidt, twice for accuracy)
+    basis = np.zeros((len(full), 0))
+    values = full.to_numpy(dtype=float)
+    for k, column in enumerate(full.columns):
+        residual = values[:, k].copy()
+        for _ in range(2):
+            residual -= basis @ (basis.T @ residual)
+        norm = np.linalg.norm(residual)
+        if norm > 1e-9 * max(float(np.linalg.norm(values[:, k])), 1.0):
             kept.append(column)
-            rank = trial
+            basis = np.column_stack([basis, residual / norm])
         else:
             if column.startswith("treatment["):
                 raise ValueError(f"{column} is aliased with the intercept: every participant "
@@ -179,8 +197,7 @@ def _fit_once(data: pd.DataFrame, y: np.ndarray, reference: str) -> CrossoverFit
     var_s, var_e = float(np.asarray(res.cov_re)[0, 0]), float(res.scale)
     treat_cols = [c for c in names if c.startswith("treatment[")]
     stat, df, p = _wald(params[treat_cols].to_numpy(), cov.loc[treat_cols, treat_cols].to_numpy())
-    levels = sorted(set(data["treatment"]))
-    pairs = list(itertools.combinations(levels, 2))
+    pairs = treatment_pairs(set(data["treatment"]), reference)
     sd_total = np.sqrt(var_s + var_e)
     rows = []
     for a, b in pairs:
