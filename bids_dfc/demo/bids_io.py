@@ -75,7 +75,13 @@ def write_dataset_files(root: Path, n_subjects: int, seed: int) -> None:
         "group (HC, R = responder, NR = non-responder); phenotype/ holds the pain ratings "
         "before/after treatment, the temporal summation of pain ratings and the "
         "psychological scores (HADS anxiety and depression, pain catastrophizing, "
-        "resilience).\n\n"
+        "resilience). The patients (R and NR), and trial-only participants without imaging "
+        "(up to 24 in all; they are in the trial's files only), also took part in a "
+        "simulated randomized double-blind crossover trial of ketamine, ketamine + magnesium and placebo (three "
+        "35-day periods, one infusion each): phenotype/trial_allocation.tsv (treatment of "
+        "each period), pain_diary.tsv (daily average, worst and night pain, 0-10), "
+        "adverse_events.tsv and questionnaires.tsv (pain interference, sleep quality) per "
+        "period.\n\n"
         "The ground truth (transforms, motion, masks, true dynamic connectivity) is in the "
         "sibling truth folder, not in this dataset. See docs/demo.md of bids_dfc.\n\n"
         + TEMPLATE_NOTICE + "\n")
@@ -160,3 +166,98 @@ def bold_sidecar(tr: float, n_dummies: int) -> dict:
             "TaskDescription": "Resting state, eyes closed (synthetic). The first "
                                f"{n_dummies} volumes are non-steady-state (bright).",
             "NumberOfVolumesDiscardedByScanner": 0}
+
+
+#: what each demo treatment label means (other labels are described by their name)
+TREATMENT_LEVELS = {
+    "ketamine": "ketamine infusion",
+    "ketamine_mg": "ketamine + magnesium sulfate infusion",
+    "placebo": "placebo (saline) infusion",
+}
+_PERIOD = {"Description": "Treatment period of the crossover trial (1 = first); one "
+                          "infusion on day 1 of each period."}
+_ID = {"Description": "Participant label."}
+_TRIAL = ("Synthetic randomized double-blind crossover trial (bids_dfc demo): every "
+          "participant receives each treatment once, one infusion per period, in one of the "
+          "sequences of all treatment orders.")
+
+
+#: the trial tables, listed in .bidsignore
+TRIAL_FILES = ("trial_allocation", "pain_diary", "adverse_events", "questionnaires")
+
+
+def _bidsignore(root: Path, patterns) -> None:
+    """Add ``patterns`` to ``root/.bidsignore`` (kept lines stay, none is repeated)."""
+    path = root / ".bidsignore"
+    lines = path.read_text().splitlines() if path.exists() else []
+    lines += [p for p in patterns if p not in lines]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_trial(root: Path, trial: dict) -> None:
+    """phenotype/trial_allocation, pain_diary, adverse_events and questionnaires (.tsv with
+    n/a for a missing value, + .json describing every column) of a simulated trial, the
+    dict from :func:`bids_dfc.demo.trial.simulate_trial`.
+
+    The tables have one row per participant and period (or day) and only the trial's
+    participants, where a BIDS phenotype table has one row per participant of the dataset
+    (the validator reports PHENOTYPE_SUBJECTS_MISSING, and EVENTS_COLUMN_ONSET for a name
+    ending in ``_events.tsv``): they are listed in ``.bidsignore``.
+    """
+    root = Path(root)
+    pheno = root / "phenotype"
+    pheno.mkdir(parents=True, exist_ok=True)
+    _bidsignore(root, [f"phenotype/{name}.*" for name in TRIAL_FILES])
+    alloc = trial["allocation"][["participant_id", "period", "treatment"]]
+    n_days = int(trial["diary"]["day"].max())
+    write_tsv(pheno / "trial_allocation.tsv", alloc)
+    labels = sorted(alloc["treatment"].unique())
+    write_json(pheno / "trial_allocation.json", {
+        "MeasurementToolMetadata": {"Description": _TRIAL + " This table is the unblinded "
+                                    "allocation: the treatment of each period."},
+        "participant_id": _ID, "period": _PERIOD,
+        "treatment": {"Description": "Treatment given in the period.",
+                      "Levels": {t: TREATMENT_LEVELS.get(t, t) for t in labels}},
+    })
+    outcomes = {"pain_avg": "Average pain over the day", "pain_max": "Worst pain of the day",
+                "pain_night": "Pain during the night before"}
+    diary = trial["diary"][["participant_id", "period", "day", *outcomes]]
+    write_tsv(pheno / "pain_diary.tsv", diary, float_format="%.1f")
+    sidecar = {
+        "MeasurementToolMetadata": {"Description": "Daily pain diary, numeric rating scale "
+                                    "(NRS) 0 = no pain, 10 = worst pain imaginable, one row "
+                                    f"per participant, period and day (1..{n_days}). n/a: "
+                                    "the day was not entered (all three ratings); a diary "
+                                    "that stopped early has no rows after its last entry."},
+        "participant_id": _ID, "period": _PERIOD,
+        "day": {"Description": "Day of the period; day 1 is the infusion day.",
+                "Units": "day"},
+    }
+    for name, text in outcomes.items():
+        sidecar[name] = {"Description": f"{text} (NRS).", "Units": "NRS 0-10"}
+    write_json(pheno / "pain_diary.json", sidecar)
+    write_tsv(pheno / "adverse_events.tsv",
+              trial["adverse_events"][["participant_id", "period", "any_adverse_event"]])
+    write_json(pheno / "adverse_events.json", {
+        "MeasurementToolMetadata": {"Description": "Adverse events recorded during each "
+                                    "period of the trial."},
+        "participant_id": _ID, "period": _PERIOD,
+        "any_adverse_event": {"Description": "Whether any adverse event occurred in the "
+                                             "period.", "Levels": {"0": "no", "1": "yes"}},
+    })
+    scores = trial["questionnaires"][["participant_id", "period", "bpi_interference",
+                                      "sleep_quality"]]
+    write_tsv(pheno / "questionnaires.tsv", scores, float_format="%.1f")
+    write_json(pheno / "questionnaires.json", {
+        "MeasurementToolMetadata": {"Description": "Questionnaires filled in at the end of "
+                                    "each period (synthetic scores)."},
+        "participant_id": _ID, "period": _PERIOD,
+        "bpi_interference": {"LongName": "BPI interference",
+                             "Description": "Brief Pain Inventory pain interference: mean of "
+                                            "7 items rated 0-10 (higher = more interference "
+                                            "with daily life).", "Units": "score 0-10"},
+        "sleep_quality": {"LongName": "Sleep quality",
+                          "Description": "Sleep quality over the period, numeric rating "
+                                         "scale 0 = worst, 10 = best.",
+                          "Units": "score 0-10"},
+    })

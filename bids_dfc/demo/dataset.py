@@ -29,6 +29,7 @@ from bids_dfc.demo.signals import (
     physio_series,
     planted_dynamics,
 )
+from bids_dfc.demo.trial import TRIAL_PARAMS, simulate_trial
 from bids_dfc.demo.truth import entity_prefix
 
 #: Acquisition geometry of the two sizes.
@@ -220,12 +221,41 @@ def _generative_model(seed, n_subjects, full_size, n_volumes, n_sessions, n_runs
         "n_volumes": int(n_volumes), "n_sessions": n_sessions, "n_runs": n_runs,
         "repetition_time": TR, "n_dummies": N_DUMMIES, "sizes": size,
         "cohort": COHORT_PARAMS, "amplitudes": AMPLITUDES, "warp_max_mm": WARP_MAX_MM,
-        "psych": PSYCH_PARAMS,
+        "psych": PSYCH_PARAMS, "trial": TRIAL_PARAMS,
         "pad_mm": PAD_MM, "head_centre_mni": HEAD_CENTRE_MNI.tolist(),
         "bold_centre_mni": BOLD_CENTRE_MNI.tolist(),
         "seeds": [{k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in s.items()}
                   for s in load_seeds()],
         "documentation": "docs/demo.md of bids_dfc"}
+
+
+#: participants of the demo's crossover trial: the cohort's patients, then participants
+#: without imaging (``sub-<n>`` after the cohort's labels) up to this many
+TRIAL_PARTICIPANTS = 24
+
+
+def write_cohort_trial(out_dir: Path, truth_dir: Path, cohort: pd.DataFrame, seed: int):
+    """The crossover trial in phenotype/ and its truth (trial_truth.json); None without
+    patients. Its own stream, ``[seed, 3]``: every other draw is unchanged.
+
+    The trial's participants are the cohort's patients (R, NR; responders as R), then
+    trial-only participants (no imaging, so not in participants.tsv; alternately R and NR)
+    up to :data:`TRIAL_PARTICIPANTS`: a trial as large as the benchmark's, beside an imaging
+    cohort kept small for speed."""
+    patients = cohort[cohort["group"] != "HC"]
+    if patients.empty:
+        return None
+    ids = patients["participant_id"].tolist()
+    responder = (patients["group"] == "R").tolist()
+    width = max(2, len(str(len(cohort) + TRIAL_PARTICIPANTS)))
+    for k in range(max(0, TRIAL_PARTICIPANTS - len(ids))):
+        ids.append(f"sub-{len(cohort) + k + 1:0{width}d}")
+        responder.append(k % 2 == 0)
+    trial = simulate_trial(ids, np.random.default_rng([seed, 3]),
+                           responder=np.asarray(responder, dtype=bool))
+    bids_io.write_trial(out_dir, trial)
+    bids_io.write_json(truth_dir / "trial_truth.json", trial["truth"])
+    return truth_dir / "trial_truth.json"
 
 
 def make_demo_dataset(out_dir, *, n_subjects: int = 12, seed: int = 0, n_volumes=None,
@@ -260,7 +290,8 @@ def make_demo_dataset(out_dir, *, n_subjects: int = 12, seed: int = 0, n_volumes
     Returns
     -------
     dict
-        ``bids_dir``, ``truth_dir``, ``participants`` (truth table path), ``subjects``.
+        ``bids_dir``, ``truth_dir``, ``participants`` (truth table path), ``subjects``,
+        ``trial_truth`` (the trial's truth; only when the cohort has patients).
 
     Examples
     --------
@@ -297,10 +328,12 @@ def make_demo_dataset(out_dir, *, n_subjects: int = 12, seed: int = 0, n_volumes
     bids_io.write_dataset_files(out_dir, n_subjects, seed)
     bids_io.write_participants(out_dir, cohort)
     bids_io.write_psych(out_dir, psych)
+    trial_truth = write_cohort_trial(out_dir, truth_dir, cohort, seed)
     cohort = cohort.merge(psych, on="participant_id", how="left", validate="one_to_one")
     bids_io.write_tsv(truth_dir / "participants_truth.tsv", cohort, "%.6g")
     bids_io.write_json(truth_dir / "generative_model.json", _generative_model(
         seed, n_subjects, full_size, n_volumes, n_sessions, n_runs, size))
     return {"bids_dir": out_dir, "truth_dir": truth_dir,
             "participants": truth_dir / "participants_truth.tsv",
-            "subjects": [r["label"] for r in results]}
+            "subjects": [r["label"] for r in results],
+            **({"trial_truth": trial_truth} if trial_truth else {})}
