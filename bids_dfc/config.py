@@ -83,6 +83,11 @@ class GroupOptions:
     n_boot: int = 5000
     all_pairs: bool = False
     pair: tuple[str, str] = ("DMN", "DeS")
+    #: the crossover trial (docs/trial.md): the treatment every other is compared with, the
+    #: AUC horizons (days after the infusion) and the days of a diary period
+    trial_reference: str = "placebo"
+    trial_horizons: tuple[int, ...] = (7, 15, 21, 28, 35)
+    trial_days: int = 35
 
 
 @dataclass

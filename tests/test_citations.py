@@ -17,6 +17,7 @@ from bids_dfc.reports import methods
 from bids_dfc.reports.citations import IN_TEXT, bibliography, cited_keys
 from bids_dfc.reports.group import METHODS as GROUP_METHODS
 from bids_dfc.reports.methods import collect_methods, workflow_citations
+from bids_dfc.reports.trial import TRIAL_CITED
 from bids_dfc.workflows.anat import TEMPLATE_CITATIONS, _anat_desc
 from bids_dfc.workflows.base import init_bids_dfc_wf
 
@@ -95,6 +96,7 @@ def test_every_entry_is_cited_by_some_builder(graphs):
     cited = {k for wf in graphs.values() for k in workflow_citations(wf)}
     cited |= _templateflow_anat_keys()
     cited |= set(cited_keys(GROUP_METHODS)[0])  # the group report's methods
+    cited |= set(cited_keys(" ".join(TRIAL_CITED.values()))[0])  # and the trial's
     assert not set(bibliography()) - cited, f"never cited: {sorted(set(bibliography()) - cited)}"
 
 

@@ -181,7 +181,7 @@ def test_pybids_participant_query_returns_no_group_table(tmp_path):
         func = out / f"sub-{sub}" / "func"
         func.mkdir(parents=True)
         (func / f"sub-{sub}_task-rest_seg-seeds_dfc.tsv").write_text("seed_a\n")
-    (out / "group").mkdir()
+    (out / "group" / "trial").mkdir(parents=True)
     for name in GROUP_FILES.values():
         (out / "group" / name).write_text("x\n")
     layout = BIDSLayout(out, validate=False)

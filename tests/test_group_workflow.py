@@ -8,6 +8,7 @@ participant level's format, with planted effects: TSP raises DMN-DeS dFC, dFC ra
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import types
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bids_dfc.config import GroupOptions
 from bids_dfc.errors import InputError
 from bids_dfc.group.run import run_group_level
 
@@ -25,7 +27,8 @@ PAIRS = [("DMN", "DeS"), ("PCC", "PAG"), ("PCC", "RVM"), ("mPFC", "PAG"), ("mPFC
 
 def group_options(**kw):
     """The group options with the documented defaults (as the CLI would build them)."""
-    base = dict(group_column="group", control_label="HC", responder_label="R",
+    base = {f.name: getattr(GroupOptions(), f.name) for f in dataclasses.fields(GroupOptions)}
+    base |= dict(group_column="group", control_label="HC", responder_label="R",
                 nonresponder_label="NR", outcome=None, predictor=None, covariates=[],
                 compare_columns=[],
                 relief_from=("pain_pre", "pain_post"), responder_threshold=30.0,

@@ -287,6 +287,18 @@ def _add_group_args(parser: argparse.ArgumentParser) -> None:
                    help="also test every secondary pair (FDR-corrected)")
     g.add_argument("--pair", nargs=2, default=_default("pair"), metavar=("A", "B"),
                    help="the primary pair of the dFC summary")
+    g = parser.add_argument_group(
+        "Crossover trial (group level; runs when phenotype/trial_allocation.tsv exists)")
+    g.add_argument("--trial-reference", dest="trial_reference", metavar="LABEL",
+                   default=_default("trial_reference"),
+                   help="treatment label every other treatment is compared with")
+    g.add_argument("--trial-horizons", dest="trial_horizons", nargs="+", type=positive_int,
+                   default=_default("trial_horizons"), metavar="DAYS",
+                   help="diary AUC horizons in days after the infusion (the longest is the "
+                   "primary endpoint)")
+    g.add_argument("--trial-days", dest="trial_days", type=positive_int,
+                   default=_default("trial_days"), metavar="DAYS",
+                   help="days of a diary period (diary days run 1..DAYS)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -353,6 +365,12 @@ def parse_args(argv: list[str] | None = None):
     values["plugin_args"] = values["plugin_args"] or {}
     values["band_pass"] = tuple(values["band_pass"])
     values["pair"] = tuple(values["pair"])
+    values["trial_horizons"] = tuple(sorted(set(values["trial_horizons"])))
+    late = [h for h in values["trial_horizons"] if not 2 <= h <= values["trial_days"]]
+    if late:
+        parser.error(f"argument --trial-horizons: {', '.join(map(str, late))} outside 2.."
+                     f"{values['trial_days']} (a horizon is a diary day; the diary has "
+                     "--trial-days days)")
     if values["relief_from"] is not None:
         values["relief_from"] = tuple(values["relief_from"])
     values.pop("config_file")

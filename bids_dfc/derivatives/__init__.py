@@ -238,6 +238,13 @@ GROUP_FILES: dict[str, str] = {
     "descriptives": "descriptives.tsv",
     "report": "report.html",
     "results": "group_results.json",
+    # the crossover trial (docs/trial.md)
+    "trial_auc": "trial/auc.tsv",
+    "trial_contrasts": "trial/contrasts.tsv",
+    "trial_omnibus": "trial/omnibus.tsv",
+    "trial_icc": "trial/icc.tsv",
+    "trial_binary": "trial/binary.tsv",
+    "trial_response": "trial/response.tsv",
 }
 
 

@@ -61,7 +61,7 @@ CONVENTIONS: tuple[Convention, ...] = (
                rf"sub-{_LABEL}\.html|sub-{_LABEL}/figures/[^/]+\.(?:png|svg)"),
     Convention("group level", "bids_dfc (group/, no sub- entity and no participant suffix)",
                r"group/(?:" + "|".join(re.escape(n) for n in GROUP_FILES.values())
-               + r"|[0-9a-z_]+\.json|figures/[0-9a-z_]+\.png)"),
+               + r"|(?:trial/)?[0-9a-z_]+\.json|figures/[0-9a-z_]+\.png)"),
     Convention("licence of the input", "the input dataset's own LICENSE file, copied",
                r"LICENSE"),
 )

@@ -13,6 +13,7 @@ import pandas as pd
 
 from bids_dfc.derivatives import OUTPUT_NAMES
 from bids_dfc.errors import InputError
+from bids_dfc.group.trial_inputs import TRIAL_INPUTS
 from bids_dfc.group.validate import check_dfc_files
 from bids_dfc.stats import table as tb
 
@@ -28,6 +29,12 @@ def _read_tsv(path, source):
     return frame
 
 
+def dfc_files(output_dir: str | os.PathLike) -> list[Path]:
+    """Every participant ``*_seg-seeds_dfc.tsv`` under ``output_dir`` (sorted)."""
+    pattern = "sub-*/**/*" + OUTPUT_NAMES["seed_dfc"].pattern()
+    return sorted(p for p in Path(output_dir).glob(pattern) if p.is_file())
+
+
 def collect_dfc(output_dir: str | os.PathLike, *, pair: Sequence[str],
                 fd_needed_by: str | None = None) -> pd.DataFrame:
     """Read every participant ``*_seg-seeds_dfc.tsv`` under ``output_dir`` into one long table.
@@ -40,9 +47,9 @@ def collect_dfc(output_dir: str | os.PathLike, *, pair: Sequence[str],
     every problem of every file.
     """
     output_dir = Path(output_dir)
-    pattern = "sub-*/**/*" + OUTPUT_NAMES["seed_dfc"].pattern()
-    files = sorted(p for p in output_dir.glob(pattern) if p.is_file())
+    files = dfc_files(output_dir)
     if not files:
+        pattern = "sub-*/**/*" + OUTPUT_NAMES["seed_dfc"].pattern()
         raise InputError(
             f"no participant outputs ({pattern}) found in {output_dir}; run the "
             "participant level first: bids-dfc <bids_dir> <output_dir> participant")
@@ -61,7 +68,10 @@ def collect_dfc(output_dir: str | os.PathLike, *, pair: Sequence[str],
 
 def read_phenotype(bids_dir: str | os.PathLike,
                    ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], dict[str, str]]:
-    """participants.tsv and phenotype/*.tsv of a BIDS dataset (strings, with ``_line``).
+    """participants.tsv and phenotype/*.tsv of a BIDS dataset (strings, with ``_line``);
+    the crossover trial's files (one row per participant and period or day,
+    :data:`~bids_dfc.group.trial_inputs.TRIAL_INPUTS`) are read by the trial analysis
+    instead, their sidecars' column descriptions are kept.
 
     Returns
     -------
@@ -81,8 +91,10 @@ def read_phenotype(bids_dir: str | os.PathLike,
     sidecars = [ppath.with_suffix(".json")]
     for path in sorted((bids_dir / "phenotype").glob("*.tsv")):
         name = f"phenotype/{path.name}"
-        phenotypes[name] = tb.load_phenotype(_read_tsv(path, name), name)
         sidecars.append(path.with_suffix(".json"))
+        if name in TRIAL_INPUTS.values():
+            continue
+        phenotypes[name] = tb.load_phenotype(_read_tsv(path, name), name)
     for side in sidecars:
         if side.is_file():
             try:

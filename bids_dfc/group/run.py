@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -20,12 +21,16 @@ import pandas as pd
 from bids_dfc import __version__
 from bids_dfc.derivatives import GROUP_FILES, software_versions
 from bids_dfc.errors import BidsDfcError, InputError
-from bids_dfc.group.collect import collect_dfc, read_phenotype
-from bids_dfc.io import atomic_write, dir_replacement, remove_stale_temp_dirs, write_json
+from bids_dfc.group.collect import collect_dfc, dfc_files, read_phenotype
+from bids_dfc.group.trial import response_phenotype, trial_summary, write_trial_tables
+from bids_dfc.group.trial_inputs import TRIAL_INPUTS, read_trial
+from bids_dfc.group.writer import write_tsv
+from bids_dfc.io import dir_replacement, remove_stale_temp_dirs, write_json
 from bids_dfc.reports.group import build_group_report
 from bids_dfc.stats import table as tb
 from bids_dfc.stats.analysis import run_group_statistics
 from bids_dfc.stats.tests_classic import STATS_COLUMNS
+from bids_dfc.stats.trial import TrialData, TrialResults, run_trial
 
 __all__ = ["run_group_level", "write_tsv"]
 
@@ -39,79 +44,12 @@ class _GroupOptionsLike(tb.GroupOptionsLike, Protocol):
     def n_boot(self) -> int: ...
     @property
     def all_pairs(self) -> bool: ...
-
-
-SIDECARS = {
-    "group_dfc": {
-        "participant_id": "BIDS participant label", "session_id": "BIDS session label",
-        "task": "task entity of the run", "acq": "acq entity", "run": "run entity",
-        "file": "participant-level dFC file (relative to output_dir)",
-        "responder": "1 if the outcome >= the responder threshold, 0 if below",
-        "relief_pct": "pain relief %, 100 x (pre - post) / pre",
-        "tsp": "temporal summation of pain, 100 x (max - first) / first rating",
-        "dcc_sd": "SD over time of the DCC correlation of the primary seed pair",
-        "mean_fd": "mean framewise displacement of the run (mm)",
-    },
-    "stats": {
-        "test": "exact test performed", "variable": "dependent variable (or x of a correlation)",
-        "contrast": "groups compared, pair (second - first), or 'x ~ y'",
-        "statistic": "test statistic (W, F, q, H, U, rho, a*b or AUC, see test)",
-        "df": "degrees of freedom ('num, den' for F)", "p": "two-sided p-value (unadjusted)",
-        "effect_size": "effect size (type in effect_size_type)",
-        "ci_low": "lower bound of the 95 % CI of effect_size",
-        "ci_high": "upper bound of the 95 % CI of effect_size", "n": "subjects in the test",
-        "effect_size_type": "name of the effect size",
-        "p_adj": "adjusted p (method in p_adj_method)", "p_adj_method": "adjustment",
-        "note": "population, settings or 'skipped: <reason>'",
-    },
-    "mediation": {
-        "path": "a (X->M), b (M->Y | X), c (total X->Y), c_prime (direct), indirect (a*b)",
-        "x": "predictor X", "m": "mediator M", "y": "outcome Y",
-        "estimate": "unstandardised coefficient", "se": "OLS SE, bootstrap SD for indirect",
-        "statistic": "t value", "df": "residual df", "p": "two-sided t-test p",
-        "ci_low": "95 % CI low (OLS t interval; bootstrap percentile for indirect)",
-        "ci_high": "95 % CI high", "ci_bc_low": "bias-corrected bootstrap CI low (indirect)",
-        "ci_bc_high": "bias-corrected bootstrap CI high (indirect)",
-        "ci_method": "CI method", "n": "patients", "n_boot": "bootstrap resamples",
-        "covariates": "covariates in the M and Y models",
-    },
-    "prediction": {
-        "model": "feature set", "features": "feature columns", "n": "patients",
-        "n_positive": "responders", "auc": "leave-one-out ROC AUC",
-        "auc_ci_low": "stratified bootstrap 95 % CI low", "auc_ci_high": "CI high",
-        "accuracy": "accuracy at probability 0.5", "sensitivity": "at probability 0.5",
-        "specificity": "at probability 0.5", "l2": "ridge penalty on standardised features",
-    },
-    "prediction_scores": {
-        "participant_id": "BIDS participant label", "model": "feature set",
-        "observed": "1 responder, 0 non-responder",
-        "probability": "held-out (leave-one-out) predicted probability of response",
-    },
-    "exclusions": {
-        "participant_id": "BIDS participant label", "session_id": "session (if any)",
-        "file": "run file concerned (if any)",
-        "scope": "run, participant, or the tests that lost the subject",
-        "reason": "why the subject or run was excluded",
-    },
-    "descriptives": {
-        "variable": "variable", "group": "group label", "n": "subjects",
-        "mean": "mean", "sd": "standard deviation (ddof 1)", "median": "median",
-        "q1": "25th percentile", "q3": "75th percentile",
-    },
-}
-
-
-def write_tsv(path: PathLike, frame: pd.DataFrame, description: str,
-              extra: Mapping[str, str] | None = None) -> None:
-    """Atomic TSV (``n/a`` for missing) plus a JSON sidecar describing every column."""
-    path = Path(path)
-    atomic_write(path, frame.to_csv(sep="\t", index=False, na_rep="n/a", float_format="%.10g",
-                                  lineterminator="\n"))
-    known = {**SIDECARS.get(path.stem, {}), **(extra or {})}
-    side: dict[str, object] = {"Description": description}
-    side.update({c: {"Description": known.get(c, "phenotype column (see its BIDS sidecar)")}
-                 for c in frame.columns})
-    write_json(path.with_suffix(".json"), side)
+    @property
+    def trial_reference(self) -> str: ...
+    @property
+    def trial_horizons(self) -> tuple[int, ...]: ...
+    @property
+    def trial_days(self) -> int: ...
 
 
 def run_group_level(bids_dir: PathLike, output_dir: PathLike, options: _GroupOptionsLike, *,
@@ -159,25 +97,89 @@ def run_group_level(bids_dir: PathLike, output_dir: PathLike, options: _GroupOpt
     say = progress or (lambda line: None)
     start = time.monotonic()
     remove_stale_temp_dirs(gdir)  # what a killed group run left behind
-    say("group: checking the participant dFC files and the phenotype")
-    dfc_long = collect_dfc(output_dir, pair=tuple(options.pair),
-                           fd_needed_by=_fd_needed_by(options))
-    participants, phenotypes, descriptions = read_phenotype(bids_dir)
-    tables = tb.assemble(dfc_long, participants, phenotypes, options)
-    say(f"group: statistics of {len(tables.subjects)} participants ({int(options.n_boot)} "
-        f"bootstrap resamples)  {time.monotonic() - start:.0f}s")
-    results = run_group_statistics(tables, n_boot=int(options.n_boot), random_seed=random_seed,
-                                   all_pairs=bool(options.all_pairs), pair=tuple(options.pair))
-    _require_a_test(tables, results, gdir)
+    inputs = _read_inputs(bids_dir, output_dir, options, say)
+    trial = None
+    if inputs.trial is not None:
+        say(f"group: crossover trial of {inputs.trial.allocation['participant_id'].nunique()} "
+            f"participants  {time.monotonic() - start:.0f}s")
+        trial = run_trial(inputs.trial, reference=options.trial_reference,
+                          horizons=options.trial_horizons, progress=say)
+        if inputs.dfc_long is None:
+            trial.notes.insert(0, f"no participant dFC outputs in {output_dir}: only the "
+                                  "crossover trial was analysed")
+    tables = results = None
+    if inputs.dfc_long is not None and inputs.participants is not None:
+        phenotypes = dict(inputs.phenotypes)
+        if trial is not None:  # the diary response can be the imaging analysis' outcome
+            name, table = response_phenotype(trial)
+            phenotypes[name] = table
+        tables = tb.assemble(inputs.dfc_long, inputs.participants, phenotypes, options)
+        say(f"group: statistics of {len(tables.subjects)} participants ({int(options.n_boot)} "
+            f"bootstrap resamples)  {time.monotonic() - start:.0f}s")
+        results = run_group_statistics(tables, n_boot=int(options.n_boot),
+                                       random_seed=random_seed,
+                                       all_pairs=bool(options.all_pairs),
+                                       pair=tuple(options.pair))
+        if trial is None:
+            _require_a_test(tables, results, gdir)
     say(f"group: tables, figures and report  {time.monotonic() - start:.0f}s")
     try:
         with dir_replacement(gdir) as tmp:
-            out = _write_outputs(tmp, tables, results, options, random_seed, descriptions)
+            out = _write_outputs(tmp, tables, results, options, random_seed,
+                                 inputs.descriptions, trial)
     except OSError as exc:
         raise BidsDfcError(
             f"writing the group outputs failed ({exc}); {gdir} was left as it was: free space "
             "or fix the permissions of output_dir and rerun") from exc
     return {key: gdir / Path(path).relative_to(tmp) for key, path in out.items()}
+
+
+@dataclass
+class _Inputs:
+    """The group level's inputs, all checked; ``dfc_long`` is None for a trial-only run."""
+
+    trial: TrialData | None
+    dfc_long: pd.DataFrame | None
+    participants: pd.DataFrame | None
+    phenotypes: dict[str, pd.DataFrame]
+    descriptions: dict[str, str]
+
+
+def _read_inputs(bids_dir: Path, output_dir: Path, options: _GroupOptionsLike,
+                 say: Callable[[str], None]) -> _Inputs:
+    """Read and check every input before anything is computed, reporting the problems of
+    every input at once. The imaging part is skipped when there is a trial and no
+    participant dFC output (a trial-only run, said so)."""
+    has_trial = (bids_dir / TRIAL_INPUTS["allocation"]).is_file()
+    imaging = bool(dfc_files(output_dir)) or not has_trial
+    checked = ((["participant dFC files", "the phenotype"] if imaging else [])
+               + (["the crossover trial's files"] if has_trial else []))
+    say("group: checking the " + " and ".join([", ".join(checked[:-1]), checked[-1]]
+                                               if len(checked) > 1 else checked))
+    problems: list[str] = []
+    inputs = _Inputs(None, None, None, {}, {})
+    try:
+        inputs.trial = read_trial(bids_dir, reference=options.trial_reference,
+                                  horizons=options.trial_horizons, n_days=options.trial_days)
+    except InputError as exc:
+        problems.append(str(exc))
+    if imaging:
+        try:
+            inputs.dfc_long = collect_dfc(output_dir, pair=tuple(options.pair),
+                                          fd_needed_by=_fd_needed_by(options))
+        except InputError as exc:
+            problems.append(str(exc))
+        try:
+            inputs.participants, inputs.phenotypes, inputs.descriptions = \
+                read_phenotype(bids_dir)
+        except InputError as exc:
+            problems.append(str(exc))
+    else:
+        say(f"group: no participant dFC outputs in {output_dir}: only the crossover trial "
+            "is analysed")
+    if problems:
+        raise InputError("\n".join(problems))
+    return inputs
 
 
 def _fd_needed_by(options: _GroupOptionsLike) -> str | None:
@@ -216,10 +218,25 @@ def _require_a_test(tables: tb.AnalysisTables, results: dict, gdir: Path) -> Non
     raise InputError("\n".join(lines))
 
 
-def _write_outputs(gdir: Path, tables: tb.AnalysisTables, results: dict,
+def _write_outputs(gdir: Path, tables: tb.AnalysisTables | None, results: dict | None,
                    options: _GroupOptionsLike, random_seed: int | None,
-                   descriptions: Mapping[str, str]) -> dict[str, Path]:
+                   descriptions: Mapping[str, str],
+                   trial: TrialResults | None = None) -> dict[str, Path]:
     """Every group table, the report and ``group_results.json`` in ``gdir``."""
+    out = write_trial_tables(gdir, trial) if trial is not None else {}
+    if tables is not None and results is not None:
+        out.update(_write_imaging(gdir, tables, results, options, descriptions))
+    out["report"] = build_group_report(gdir, tables, results, options, random_seed=random_seed,
+                                       trial=trial)
+    out["results"] = gdir / GROUP_FILES["results"]
+    write_json(out["results"], _summary(tables, results, options, random_seed, out, trial))
+    return out
+
+
+def _write_imaging(gdir: Path, tables: tb.AnalysisTables, results: dict,
+                   options: _GroupOptionsLike,
+                   descriptions: Mapping[str, str]) -> dict[str, Path]:
+    """The imaging analysis' tables."""
     out = {}
     pair = "-".join(options.pair)
     out["group_dfc"] = gdir / GROUP_FILES["group_dfc"]
@@ -243,22 +260,28 @@ def _write_outputs(gdir: Path, tables: tb.AnalysisTables, results: dict,
     write_tsv(out["exclusions"], tables.exclusions, "Every excluded run or participant")
     out["descriptives"] = gdir / GROUP_FILES["descriptives"]
     write_tsv(out["descriptives"], results["descriptives"], "Descriptive statistics by group")
-    out["report"] = build_group_report(gdir, tables, results, options, random_seed=random_seed)
-    out["results"] = gdir / GROUP_FILES["results"]
-    write_json(out["results"], _summary(tables, results, options, random_seed, out))
     return out
 
 
-def _summary(tables, results, options, random_seed, out):
+def _summary(tables, results, options, random_seed, out, trial=None):
     opts = {k: getattr(options, k) for k in (
         "group_column", "control_label", "responder_label", "nonresponder_label", "outcome",
         "predictor", "covariates", "compare_columns", "relief_from", "responder_threshold",
-        "tsp_columns", "max_mean_fd", "n_boot", "all_pairs", "pair") if hasattr(options, k)}
-    subj = tables.subjects
-    return {
+        "tsp_columns", "max_mean_fd", "n_boot", "all_pairs", "pair", "trial_reference",
+        "trial_horizons", "trial_days") if hasattr(options, k)}
+    head = {
         "GeneratedBy": {"Name": "bids_dfc", "Version": __version__},
         "software": software_versions("numpy", "pandas", "scipy", "statsmodels"),
-        "options": opts, "random_seed": random_seed, "roles": tables.roles,
+        "options": opts, "random_seed": random_seed,
+        "files": {k: str(Path(v).relative_to(Path(out["results"]).parent))
+                  for k, v in out.items()},
+        "trial": trial_summary(trial) if trial is not None else None,
+    }
+    if tables is None:
+        return {**head, "imaging": None}
+    subj = tables.subjects
+    return {
+        **head, "roles": tables.roles,
         "notes": tables.notes,
         "n_by_group": subj[tables.roles["group"]].value_counts().to_dict(),
         "n_runs": len(tables.runs), "n_participants": len(subj),
@@ -266,5 +289,4 @@ def _summary(tables, results, options, random_seed, out):
         "mediation": results["mediation"] if results["mediation"] is not None else [],
         "prediction": results["prediction"], "prediction_scores": results["prediction_scores"],
         "skipped": results["skipped"], "exclusions": tables.exclusions,
-        "files": {k: str(Path(v).name) for k, v in out.items()},
     }

@@ -1,8 +1,10 @@
 """Group report: ``group/report.html`` around the figures (PNG files in ``group/figures/``,
 drawn by :mod:`bids_dfc.reports.group_figures`).
 
-The page: key results in sentences, the figures, every table, the methods and the reference
-list. It fits any window from 500 px up (figures shrink to the page, never past their own
+The page: key results in sentences, the figures, every table, then the crossover trial's
+section when the dataset has a trial (:mod:`bids_dfc.reports.trial`), the methods and the
+reference list. A dataset with a trial but no participant dFC outputs gets a page of the trial
+alone. It fits any window from 500 px up (figures shrink to the page, never past their own
 size; tables fit with whole words from 800 px). Every P value shown goes through
 :func:`bids_dfc.reports.text.format_p`, every other number through
 :func:`~bids_dfc.reports.text.format_number`; the works the page cites come from the one
@@ -24,6 +26,8 @@ from bids_dfc.io import atomic_write, save_figure
 from bids_dfc.reports.citations import bibliography, cited_keys
 from bids_dfc.reports.group_figures import DPI, draw_figures
 from bids_dfc.reports.text import MISSING, format_number, format_p
+from bids_dfc.reports.trial import figures_html, trial_methods, trial_section
+from bids_dfc.reports.trial_figures import draw_trial_figures
 
 __all__ = ["build_group_report"]
 
@@ -230,12 +234,22 @@ CSS = ("*,*::before,*::after{box-sizing:border-box}"
        "ul.references li{margin:4px 0;text-indent:-2em}")
 
 
-def build_group_report(gdir, tables, results, options, *, random_seed):
-    """Draw the figures and write ``report.html`` in ``gdir``; return the report path."""
+def build_group_report(gdir, tables, results, options, *, random_seed, trial=None):
+    """Draw the figures and write ``report.html`` in ``gdir``; return the report path.
+
+    ``tables`` and ``results`` are the imaging analysis' (None when the dataset has no
+    participant dFC outputs: a trial-only page); ``trial`` is the crossover trial's
+    :class:`~bids_dfc.stats.trial.TrialResults` (None without a trial).
+    """
+    if tables is None and trial is None:
+        raise ValueError("a group report needs the imaging results, a trial or both")
     gdir = Path(gdir)
-    figs = _save_figures(gdir / "figures", draw_figures(tables, results, options))
+    imaging = draw_figures(tables, results, options) if tables is not None else []
+    drawn = draw_trial_figures(trial) if trial is not None else []
+    saved = _save_figures(gdir / "figures", imaging + drawn)  # one call: none is stale
+    figs, trial_figs = saved[:len(imaging)], saved[len(imaging):]
     path = gdir / GROUP_FILES["report"]
-    atomic_write(path, _html(figs, tables, results, options, random_seed))
+    atomic_write(path, _html(figs, tables, results, options, random_seed, trial, trial_figs))
     return path
 
 
@@ -252,17 +266,41 @@ def _save_figures(fdir, figs) -> list[tuple[Path, tuple[int, int], str]]:
     return saved
 
 
-def _html(figs, tables, results, options, random_seed) -> str:
-    """The report page around the figures."""
+#: the page's head, up to its first heading
+HEAD = """<!DOCTYPE html><html><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>bids_dfc group report</title><style>{css}</style></head><body>
+<h1>bids_dfc group report</h1>
+"""
+
+
+def _html(figs, tables, results, options, random_seed, trial=None, trial_figs=()) -> str:
+    """The report page around the figures: the imaging sections (unless ``tables`` is
+    None), the trial's section (when ``trial``), the methods and the references."""
+    methods = []
+    if tables is not None:
+        body, imaging_methods = _imaging_html(figs, tables, results, options, random_seed)
+        methods.append(imaging_methods)
+    else:
+        n = trial.auc["participant_id"].nunique()
+        body = (f"<p>No participant dFC outputs were found, so only the crossover trial was "
+                f"analysed ({n} participants).</p>\n")
+    if trial is not None:
+        body += trial_section(trial, trial_figs) + "\n"
+        methods.append(trial_methods(trial))
+    body = (HEAD.format(css=CSS) + body + "<h2>Methods</h2>"
+            + "".join(f"<p>{_escape(m)}</p>" for m in methods) + "\n")
+    return body + _references(body) + "\n</body></html>\n"
+
+
+def _imaging_html(figs, tables, results, options, random_seed) -> tuple[str, str]:
+    """The imaging analysis' part of the page (from the summary line to the exclusions)
+    and its methods paragraph."""
     roles, subj = tables.roles, tables.subjects
     gcol, outcome, predictor = roles["group"], roles["outcome"], roles["predictor"]
     stats_rows = results["stats"].to_dict(orient="records")
     compare = roles.get("compare") or []
-    # a figure is as wide as its image (its caption wraps under it), at most the page width
-    fig_html = "".join(
-        f'<figure style="width:{w}px"><img src="figures/{html.escape(Path(p).name)}" '
-        f'width="{w}" height="{h}" alt="{html.escape(c)}">'
-        f"<figcaption>{_escape(c)}</figcaption></figure>" for p, (w, h), c in figs)
+    fig_html = figures_html(figs)
     counts = subj[gcol].value_counts()
     ngroups = ", ".join(f"{g}: {int(counts.get(g, 0))}" for g in roles["labels"])
     skipped = "".join(f"<li class='skip'>{html.escape(s['test'])} ({html.escape(s['variable'])}"
@@ -276,11 +314,7 @@ def _html(figs, tables, results, options, random_seed) -> str:
                     "one-way ANOVA with Tukey HSD post hoc, as dFC.")
         compare_html = ("<h2>Compared columns (one-way ANOVA, Tukey HSD)</h2>"
                         + _table(_compare_table(results, compare)))
-    body = f"""<!DOCTYPE html><html><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>bids_dfc group report</title><style>{CSS}</style></head><body>
-<h1>bids_dfc group report</h1>
-<p>{len(subj)} participants ({ngroups}), {len(tables.runs)} runs; primary pair
+    body = f"""<p>{len(subj)} participants ({ngroups}), {len(tables.runs)} runs; primary pair
 {html.escape('-'.join(options.pair))}; outcome {html.escape(str(outcome))}; predictor
 {html.escape(str(predictor))}; covariates {html.escape(', '.join(roles['covariates']) or 'none')};
 bootstrap resamples {options.n_boot}; random seed {html.escape(str(random_seed))}.</p>
@@ -293,6 +327,5 @@ bootstrap resamples {options.n_boot}; random seed {html.escape(str(random_seed))
 <h2>Responder prediction</h2>{_table(results['prediction'])}
 <h2>Skipped tests</h2>{'<ul>' + skipped + '</ul>' if skipped else '<p><em>none</em></p>'}
 <h2>Exclusions</h2>{_table(tables.exclusions)}
-<h2>Methods</h2><p>{_escape(methods)}</p>
 """
-    return body + _references(body) + "\n</body></html>\n"
+    return body, methods
