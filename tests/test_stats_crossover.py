@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from scipy.integrate import trapezoid
 
-from bids_dfc.stats.crossover import design_matrix, fit_crossover, sidak
+from bids_dfc.stats.crossover import design_matrix, fit_crossover, gls_covariance, sidak
 from bids_dfc.stats.diary import diary_auc, locf
 
 RSCRIPT = shutil.which("Rscript")
@@ -274,3 +274,15 @@ def test_a_boundary_variance_is_reported_not_silent():
     assert fit.var_subject < 1e-6 * fit.var_residual
     assert any("boundary" in note for note in fit.notes), fit.notes
     assert fit.icc < 1e-6
+
+
+def test_gls_covariance_is_the_dense_formula():
+    """The per-participant formula of (X' V^-1 X)^-1 against V built and inverted densely
+    (numpy), unbalanced groups (a participant with one period, one with four)."""
+    rng = np.random.default_rng(8)
+    groups = np.repeat(np.arange(7), [3, 3, 1, 4, 2, 3, 3])
+    X = np.column_stack([np.ones(groups.size), rng.normal(size=(groups.size, 3))])
+    var_s, var_e = 2.5, 0.7
+    V = var_e * np.eye(groups.size) + var_s * (groups[:, None] == groups[None, :])
+    dense = np.linalg.inv(X.T @ np.linalg.solve(V, X))
+    np.testing.assert_allclose(gls_covariance(X, groups, var_s, var_e), dense, rtol=1e-10)

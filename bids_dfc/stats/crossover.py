@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["CrossoverFit", "design_matrix", "fit_crossover", "sidak", "treatment_pairs"]
+__all__ = ["CrossoverFit", "design_matrix", "fit_crossover", "gls_covariance", "sidak",
+           "treatment_pairs"]
 
 #: Shapiro-Wilk P below which the outcome is refitted on the log scale
 NORMALITY_ALPHA = 0.05
@@ -181,6 +182,25 @@ def _mixedlm(y: np.ndarray, X: pd.DataFrame, groups: np.ndarray) -> tuple[Any, l
     return best, notes
 
 
+def gls_covariance(X: np.ndarray, groups: np.ndarray, var_subject: float,
+                   var_residual: float) -> np.ndarray:
+    """Covariance of the fixed effects, (X' V^-1 X)^-1, at the REML variances: what lme4's
+    ``vcov``, Stata's ``mixed`` and emmeans report. (statsmodels' ``cov_params`` inverts
+    the Hessian of every parameter together, which differs by about 1 % in small trials.)
+
+    With a random intercept, ``V_i^-1 = (I - w_i 1 1') / var_residual`` where
+    ``w_i = var_subject / (var_residual + n_i var_subject)``.
+    """
+    _, group = np.unique(np.asarray(groups), return_inverse=True)
+    n_groups = int(group.max()) + 1
+    sizes = np.bincount(group, minlength=n_groups).astype(float)
+    weights = var_subject / (var_residual + sizes * var_subject)
+    sums = np.zeros((n_groups, X.shape[1]))
+    np.add.at(sums, group, X)  # X_i' 1 per participant
+    information = (X.T @ X - (sums * weights[:, None]).T @ sums) / var_residual
+    return np.linalg.inv(information)
+
+
 def _wald(params: np.ndarray, cov: np.ndarray) -> tuple[float, int, float]:
     stat = float(params @ np.linalg.solve(cov, params))
     return stat, params.size, float(stats.chi2.sf(stat, params.size))
@@ -192,9 +212,9 @@ def _fit_once(data: pd.DataFrame, y: np.ndarray, reference: str) -> CrossoverFit
     res, notes = _mixedlm(y, X, groups)
     names = list(X.columns)
     params = pd.Series(np.asarray(res.fe_params), index=names)
-    cov = pd.DataFrame(np.asarray(res.cov_params())[: len(names), : len(names)],
-                       index=names, columns=names)
     var_s, var_e = float(np.asarray(res.cov_re)[0, 0]), float(res.scale)
+    cov = pd.DataFrame(gls_covariance(X.to_numpy(), groups, var_s, var_e), index=names,
+                       columns=names)
     treat_cols = [c for c in names if c.startswith("treatment[")]
     stat, df, p = _wald(params[treat_cols].to_numpy(), cov.loc[treat_cols, treat_cols].to_numpy())
     pairs = treatment_pairs(set(data["treatment"]), reference)
@@ -221,7 +241,8 @@ def _fit_once(data: pd.DataFrame, y: np.ndarray, reference: str) -> CrossoverFit
     if inter:
         res_i, _ = _mixedlm(y, Xi, groups)
         idx = [list(Xi.columns).index(c) for c in inter]
-        cov_i = np.asarray(res_i.cov_params())[np.ix_(idx, idx)]
+        cov_i = gls_covariance(Xi.to_numpy(), groups, float(np.asarray(res_i.cov_re)[0, 0]),
+                               float(res_i.scale))[np.ix_(idx, idx)]
         p_inter = _wald(np.asarray(res_i.fe_params)[idx], cov_i)[2]
     resid = np.asarray(res.resid)
     shapiro_p = float(stats.shapiro(resid).pvalue) if resid.size >= 3 else float("nan")
