@@ -370,7 +370,8 @@ def _run_trial(data: TrialData, *, reference: str, horizons: Sequence[int],
             jobs.append((outcome, None, None, frame))
     for job in jobs:
         values.append(job[3].assign(outcome=job[0], horizon=job[1], analysis=job[2]))
-    say(f"trial: {len(jobs)} crossover models, {len(data.binary_outcomes)} logistic")
+    say(f"group: crossover trial: {len(jobs)} linear mixed models, "
+        f"{len(data.binary_outcomes)} logistic")
     contrasts, omnibus, icc, models, fit_notes, residuals = _fit_all(jobs, reference)
     binary, binary_notes = _binary(data, reference, treatments)
     value_frame = pd.concat(values, ignore_index=True)
