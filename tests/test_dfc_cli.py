@@ -509,3 +509,271 @@ def test_help_example_runs_and_writes_the_files_it_lists(roi, tmp_path, capsys):
     named = [c.strip() for c in columns.replace("\n", " ").split(",") if c.strip()]
     summary = pd.read_csv(tmp_path / "dcc" / "sub-01_summary.tsv", sep="\t")
     assert list(summary.columns) == named
+
+
+# -- threads by default, start-up without pandas/scipy, the same bytes ------------------------
+
+#: prints the two defaults: bids-dfc-dcc's --n-jobs and bids-dfc's --nprocs
+_DEFAULTS = ("import json; from bids_dfc.cli.dcc import _build_parser; "
+             "from bids_dfc.cli.parser import parse_args; print(json.dumps(["
+             "_build_parser().get_default('n_jobs'), "
+             "parse_args(['/b', '/o', 'participant']).execution.nprocs]))")
+
+
+def _child_env(**extra):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_CPUS_PER_TASK"}
+    return {**env, **extra}
+
+
+def _defaults(env, preexec_fn=None):
+    proc = subprocess.run([sys.executable, "-c", _DEFAULTS], capture_output=True, text=True,
+                          env=env, preexec_fn=preexec_fn, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _help(env, preexec_fn=None):
+    proc = subprocess.run(_command("--help"), capture_output=True, text=True, env=env,
+                          preexec_fn=preexec_fn, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return " ".join(proc.stdout.split())
+
+
+def test_thread_default_follows_the_affinity_mask():
+    """Both commands default to the CPUs the process may use: in a child pinned to one CPU
+    (os.sched_setaffinity, as taskset does) that is 1, and the help says so."""
+    import os
+
+    from bids_dfc.cli.resources import usable_cpus
+
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    env = _child_env()
+    mine = usable_cpus(environ=env)
+    assert 1 <= mine <= len(os.sched_getaffinity(0))
+    assert _defaults(env) == [mine, mine]
+    assert f"SLURM_CPUS_PER_TASK; here {mine})" in _help(env)
+    one = min(os.sched_getaffinity(0))
+
+    def pin():
+        os.sched_setaffinity(0, {one})
+
+    assert _defaults(env, pin) == [1, 1]
+    assert "SLURM_CPUS_PER_TASK; here 1)" in _help(env, pin)
+
+
+def test_thread_default_follows_slurm_cpus_per_task():
+    from bids_dfc.cli.resources import slurm_cpus, usable_cpus
+
+    mine = usable_cpus(environ={})
+    assert _defaults(_child_env(SLURM_CPUS_PER_TASK="1")) == [1, 1]
+    # more than the process may use, or not a count: the other limits decide
+    assert _defaults(_child_env(SLURM_CPUS_PER_TASK="4096")) == [mine, mine]
+    assert _defaults(_child_env(SLURM_CPUS_PER_TASK="two")) == [mine, mine]
+    assert slurm_cpus({"SLURM_CPUS_PER_TASK": " 3\n"}) == 3
+    assert slurm_cpus({"SLURM_CPUS_PER_TASK": "0"}) is None and slurm_cpus({}) is None
+    assert usable_cpus(environ={"SLURM_CPUS_PER_TASK": "1"}) == 1
+
+
+def _cgroup(tmp_path, membership, files):
+    """A cgroup tree under tmp_path/fs and a /proc/self/cgroup file naming membership."""
+    root = tmp_path / "fs"
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    root.mkdir(exist_ok=True)
+    self_cgroup = tmp_path / "self_cgroup"
+    self_cgroup.write_text(membership)
+    return root, self_cgroup
+
+
+@pytest.mark.parametrize("membership,files,cpus", [
+    # cgroup v2: cpu.max "quota period" of this cgroup and its ancestors, the tightest
+    ("0::/user.slice/job\n", {"user.slice/job/cpu.max": "150000 100000\n",
+                              "user.slice/cpu.max": "max 100000\n"}, 1.5),
+    ("0::/a/b\n", {"a/b/cpu.max": "400000 100000\n", "a/cpu.max": "50000 100000\n"}, 0.5),
+    ("0::/a\n", {"a/cpu.max": "max 100000\n", "cpu.max": "max\n"}, None),
+    # a container: /proc/self/cgroup names the host's path, the mount root is its own
+    ("0::/docker/f00d\n", {"cpu.max": "200000 100000\n"}, 2.0),
+    ("0::/\n", {"cpu.max": "100000 50000\n"}, 2.0),
+    ("0::/\n", {}, None),
+    ("0::/\n", {"cpu.max": "lots\n"}, None),
+    # cgroup v1: cpu.cfs_quota_us / cpu.cfs_period_us (quota -1: no limit), at cpu,cpuacct
+    ("12:memory:/x\n4:cpu,cpuacct:/slurm/uid_1/job_5\n1:name=systemd:/y\n",
+     {"cpu,cpuacct/slurm/uid_1/job_5/cpu.cfs_quota_us": "300000\n",
+      "cpu,cpuacct/slurm/uid_1/job_5/cpu.cfs_period_us": "100000\n",
+      "cpu,cpuacct/slurm/cpu.cfs_quota_us": "-1\n",
+      "cpu,cpuacct/slurm/cpu.cfs_period_us": "100000\n"}, 3.0),
+    # ... or at cpu (as on this machine), a parent tighter; cpuacct alone is not cpu
+    ("3:cpuacct:/k\n2:cpu:/k/j\n", {"cpu/k/j/cpu.cfs_quota_us": "-1\n",
+                                    "cpu/k/j/cpu.cfs_period_us": "100000\n",
+                                    "cpu/k/cpu.cfs_quota_us": "25000\n",
+                                    "cpu/k/cpu.cfs_period_us": "100000\n",
+                                    "cpuacct/k/cpu.cfs_quota_us": "1000\n",
+                                    "cpuacct/k/cpu.cfs_period_us": "100000\n"}, 0.25),
+    ("2:cpu:/\n", {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ("garbage without colons\n", {"cpu.max": "100000 100000\n"}, None),
+])  # fmt: skip
+def test_cgroup_cpu_quota_from_real_files(tmp_path, membership, files, cpus):
+    import math
+    import os
+
+    from bids_dfc.cli.resources import cgroup_cpus, usable_cpus
+
+    root, self_cgroup = _cgroup(tmp_path, membership, files)
+    assert cgroup_cpus(root, self_cgroup) == cpus
+    mask = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    expected = mask if cpus is None else max(1, min(mask, math.ceil(cpus)))
+    assert usable_cpus(root, self_cgroup, environ={}) == expected
+
+
+def test_cgroup_cpu_quota_of_this_machine():
+    """The real /sys/fs/cgroup and /proc/self/cgroup: a quota found is the one in the files
+    of this process's cgroup or an ancestor, and the default respects it."""
+    import math
+    import os
+
+    from bids_dfc.cli.resources import CGROUP_ROOT, SELF_CGROUP, cgroup_cpus, usable_cpus
+
+    quota = cgroup_cpus()
+    assert quota is None or quota > 0
+    if not SELF_CGROUP.exists():
+        assert quota is None
+        return
+    limits = []
+    for line in SELF_CGROUP.read_text().splitlines():
+        _, controllers, rel = line.split(":", 2)
+        if controllers == "" and (CGROUP_ROOT / "cpu.max").exists():
+            text = (CGROUP_ROOT / "cpu.max").read_text().split()
+            limits += [] if text[0] == "max" else [int(text[0]) / int(text[1])]
+        elif "cpu" in controllers.split(","):
+            folder = CGROUP_ROOT / "cpu"
+            if (folder / "cpu.cfs_quota_us").exists():
+                q = int((folder / "cpu.cfs_quota_us").read_text())
+                limits += [q / int((folder / "cpu.cfs_period_us").read_text())] if q > 0 else []
+    if limits:  # the mount root's own limit bounds the quota found
+        assert quota is not None and quota <= min(limits)
+    mask = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    expected = mask if quota is None else max(1, min(mask, math.ceil(quota)))
+    assert usable_cpus(environ={}) == expected
+
+
+#: runs the CLI's main in a fresh interpreter, then lists the heavy modules it imported
+_IMPORTS = ("import sys; from bids_dfc.cli.dcc import main; code = main(sys.argv[1:]); "
+            "print(code, *sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('pandas', 'scipy', 'tqdm', 'matplotlib', 'nipype')))")
+
+
+@pytest.mark.parametrize("extra", [[], ["--summary-only", "--thresholds", "0.2"],
+                                   ["--method", "pearson"]])
+def test_small_run_imports_neither_pandas_nor_scipy(roi, tmp_path, extra):
+    """Start-up time (benchmarks/bench_dcc_startup.py): a small DCC run needs numpy only."""
+    inp = _write(roi, tmp_path / "roi.tsv")
+    proc = subprocess.run([sys.executable, "-c", _IMPORTS, str(inp), str(tmp_path / "o"),
+                           *extra], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "estimation: 100%" in proc.stderr or "pearson" in extra  # the plain progress line
+    assert proc.stdout.split("\n")[-2].split() == ["0"], proc.stdout
+
+
+def _old_summary_text(names, result):
+    """The summary as the committed writer made it: pandas' to_csv of this frame."""
+    label = np.asarray(names, dtype=object)
+    summ = result.summary
+    frame = pd.DataFrame({"region_a": label[result.pairs[:, 0]],
+                          "region_b": label[result.pairs[:, 1]], **result.extra,
+                          "sd": summ["sd"], "mean": summ["mean"], "n_timepoints": summ["n"]})
+    for key, val in summ.items():
+        if key.startswith("frac_"):
+            frame[key] = val
+    return frame.to_csv(sep="\t", index=False, na_rep="n/a", float_format="%.10g",
+                        lineterminator="\n")
+
+
+def _written(writer):
+    import io
+
+    fh = io.StringIO(newline="")
+    writer(fh)
+    return fh.getvalue()
+
+
+@pytest.mark.parametrize("static", [False, True])
+def test_summary_and_series_bytes_are_pandas_to_csv_bytes(static):
+    """The pandas-free writers write what pandas' to_csv wrote: numbers (%.10g, n/a, inf,
+    -0, tiny and huge), integers, strings and the csv quoting of awkward region names."""
+    from bids_dfc.cli.dcc_run import Result, StopState, series_writer, summary_writer
+
+    names = ["PCC", 'say "hi"', "tab\there", "comma,name", "new\nline", "é ü", "'q'", " sp "]
+    pairs = np.column_stack(np.triu_indices(len(names), 1))
+    n_p = len(pairs)
+    rng = np.random.default_rng(7)
+    special = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-300, 1.5e300, 1 / 3, -2.5e-7,
+                        123456789.123, 0.1 + 0.2, 1.0, -1.0, 2.0**-1074])
+    vals = np.resize(special, n_p)
+    if static:
+        na = np.full(n_p, "n/a", dtype=object)
+        extra = {"a": na, "b": na, "loglik": na, "converged": na}
+    else:
+        extra = {"a": rng.uniform(0, 0.2, n_p), "b": vals.copy(), "loglik": rng.normal(size=n_p),
+                 "converged": np.where(rng.uniform(size=n_p) > 0.3, "true", "false")}
+    summary = {"sd": rng.uniform(0, 1, n_p) ** 7, "mean": vals[::-1].copy(),
+               "n": rng.integers(2, 300, n_p), "frac_above_0.2": vals.copy(),
+               "frac_below_-0.5": rng.uniform(size=n_p)}
+    result = Result(pairs, extra, summary, {})
+    assert _written(summary_writer(names, result)) == _old_summary_text(names, result)
+    series = rng.normal(size=(9, n_p))
+    series[2] = np.nan
+    series[4, :5] = special[:5]
+    labels = [f"{names[i]}__{names[j]}" for i, j in pairs]
+    old = pd.DataFrame(series, columns=labels).to_csv(
+        sep="\t", index=False, na_rep="n/a", float_format="%.10g", lineterminator="\n")
+    assert _written(series_writer(names, pairs, series, StopState(), quiet=True)) == old
+
+
+def test_cli_summary_rewritten_by_pandas_is_the_same_file(tmp_path):
+    """End to end, the quoting of awkward names in a real run's summary (CSV input)."""
+    rng = np.random.default_rng(2)
+    names = ['a"q', "b, c", "tab\tin", "é"]
+    df = pd.DataFrame(rng.standard_normal((60, 4)) + np.arange(4), columns=names)
+    inp = _write(df, tmp_path / "odd.csv", sep=",")
+    assert main([str(inp), str(tmp_path / "o"), "--quiet"]) == 0
+    text = (tmp_path / "o_summary.tsv").read_text()
+    back = pd.read_csv(tmp_path / "o_summary.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert list(back["region_a"][:3]) == ['a"q'] * 3 and back["region_b"][5] == "é"
+    assert back.to_csv(sep="\t", index=False, lineterminator="\n") == text
+
+
+def test_recursion_is_lfilter_bit_for_bit():
+    """The pairwise DCC's S_t recursion (no scipy.signal import) against lfilter itself."""
+    from scipy.signal import lfilter
+
+    from bids_dfc.dfc._pairwise import GRID_B, _filter
+
+    rng = np.random.default_rng(11)
+    for dtype in (np.float32, np.float64):
+        for shape in ((273, 4), (133, 512), (40,), (1, 3), (300, 1)):
+            e = (rng.standard_normal(shape) * rng.uniform(0.01, 100)).astype(dtype)
+            for b in (*GRID_B, 0.5, 0.9999):
+                a = np.array([1.0, -b], dtype)
+                ref = lfilter(np.array([0.0, 1.0], dtype), a, e, axis=0)
+                got = _filter(e, b)
+                assert got.dtype == ref.dtype == dtype and got.shape == shape
+                assert got.tobytes() == ref.tobytes(), (dtype, shape, b)
+
+
+def test_plain_progress_line_is_tqdms():
+    from tqdm import tqdm
+
+    from bids_dfc.cli.dcc_run import Progress, plain_line
+
+    for total in (1, 6, 780, 79_800, 10**7):
+        for frac in (0.0, 0.001, 0.1, 0.5, 0.999, 1.0):
+            for elapsed in (0.0, 1e-4, 0.3, 1.0, 59.99, 61.0, 3599.5, 3600.0, 2 * 86400 + 5.5):
+                done = int(total * frac)
+                for unit in (" pairs", " rows"):
+                    ref = tqdm.format_meter(done, total, elapsed, unit=unit, prefix="p: est",
+                                            bar_format=Progress.FORMAT)
+                    assert plain_line("p: est", done, total, elapsed, unit) == ref

@@ -46,8 +46,9 @@ from bids_dfc.cli.dcc_run import (
     say,
     series_writer,
     stop_on_signals,
-    summary_frame,
+    summary_writer,
 )
+from bids_dfc.cli.resources import usable_cpus
 from bids_dfc.cli.types import correlation_threshold, finite_number, window_length
 from bids_dfc.errors import InputError
 from bids_dfc.io import commit_many
@@ -106,7 +107,15 @@ def _build_parser():
         metavar="C",
         help="also report the fraction of time with R above/below each C",
     )
-    est.add_argument("--n-jobs", type=int, default=1, help="threads (DCC; results identical)")
+    est.add_argument(
+        "--n-jobs",
+        type=int,
+        default=usable_cpus(),
+        metavar="N",
+        help="threads of the DCC fit (results identical whatever N; default: the CPUs this "
+        "process may use, the smallest of its affinity mask, its cgroup CPU quota and "
+        "SLURM_CPUS_PER_TASK; here %(default)s)",
+    )
     run = parser.add_argument_group("resources and output")
     run.add_argument(
         "--summary-only",
@@ -238,9 +247,7 @@ def _write(args, table: Table, result, paths: dict[str, Path], state: StopState)
     if "series" in paths:
         writers[paths["series"]] = series_writer(table.names, result.pairs, result.series,
                                                  state, args.quiet)
-    frame = summary_frame(table.names, result)
-    writers[paths["summary"]] = lambda fh: frame.to_csv(
-        fh, sep="\t", index=False, na_rep="n/a", float_format="%.10g", lineterminator="\n")
+    writers[paths["summary"]] = summary_writer(table.names, result)
 
     def sidecar(fh) -> None:
         json.dump(result.info, fh, indent=2, default=float)

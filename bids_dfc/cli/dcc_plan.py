@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bids_dfc.cli.resources import usable_cpus
 from bids_dfc.errors import InputError
 from bids_dfc.io import check_writable
 
@@ -34,7 +35,9 @@ SLIDING_S, PEARSON_S = 6e-8, 1e-7
 WRITE_S, BYTES_PER_VALUE = 3e-7, 14
 #: the summary table: bytes on disk and seconds per pair
 SUMMARY_BYTES, SUMMARY_S = 160, 4e-6
-#: interpreter, numpy, scipy, pandas and the package (peak RSS of a 4-region run)
+#: interpreter, numpy and the package, on the high side (peak RSS of a 4-region DCC run:
+#: 34 MB without scipy and pandas, 136 MB when the command imported them; joint mode and the
+#: sliding window import parts of scipy)
 BASE_BYTES = 0.25e9
 #: per pair bookkeeping: parameters, summaries, pair lists and names, summary frame
 PAIR_BYTES, PAIR_BYTES_SUMMARY_ONLY = 400, 200
@@ -133,13 +136,6 @@ def busy_factor(n_jobs: int) -> float:
     except OSError:
         return 1.0
     return max(1.0, (load + n_jobs) / usable_cpus()) ** 0.5
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _cgroup_files() -> list[tuple[Path, Path]]:

@@ -19,8 +19,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
-from tqdm import tqdm
 
 from bids_dfc.cli import signals
 from bids_dfc.cli.dcc_plan import SUMMARY_BLOCK, WRITE_BLOCK, duration
@@ -80,6 +78,8 @@ class Progress:
     def begin(self) -> None:
         self.start = self.last = time.monotonic()
         if self.enabled and self.stream.isatty():
+            from tqdm import tqdm  # here: a quiet or small run never imports tqdm
+
             self.bar = tqdm(total=self.total, desc=self.desc, unit=self.unit, file=self.stream,
                             bar_format=self.FORMAT.replace("{desc}:", "{desc}: {bar:20}"))
 
@@ -96,13 +96,33 @@ class Progress:
             while self.next_pct <= pct:
                 self.next_pct += 10
             self.last = now
-            line = tqdm.format_meter(done, self.total, now - self.start, unit=self.unit,
-                                     prefix=self.desc, bar_format=self.FORMAT)
+            line = plain_line(self.desc, done, self.total, now - self.start, self.unit)
             print(line, file=self.stream, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _clock(seconds: float) -> str:
+    """``MM:SS`` or ``H:MM:SS`` (tqdm's ``format_interval``)."""
+    minutes, sec = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:d}:{minutes:02d}:{sec:02d}" if hours else f"{minutes:02d}:{sec:02d}"
+
+
+def plain_line(desc: str, done: int, total: int, elapsed: float, unit: str) -> str:
+    """The plain progress line: what ``tqdm.format_meter(done, total, elapsed, unit=unit,
+    prefix=desc, bar_format=Progress.FORMAT)`` prints, without importing tqdm (tests)."""
+    rate = done / elapsed if elapsed else None
+    inv = 1 / rate if rate else None
+    if inv and inv > 1:
+        speed = f"{inv:5.2f}s/{unit}"
+    else:
+        speed = (f"{rate:5.2f}" if rate else "?") + f"{unit}/s"
+    left = _clock((total - done) / rate) if rate else "?"
+    return (f"{desc}: {done / total * 100:3.0f}% {done}/{total} [{_clock(elapsed)}<{left}, "
+            f"{speed}]")
 
 
 def say(text: str, quiet: bool) -> None:
@@ -252,18 +272,34 @@ def series_writer(names, pairs: np.ndarray, series: np.ndarray, state: StopState
     return write
 
 
-def summary_frame(names, result: Result) -> pd.DataFrame:
+def _cells(values: np.ndarray) -> list:
+    """A column's cells as text: floats ``%.10g`` and ``n/a`` for NaN, others as they are."""
+    if np.issubdtype(values.dtype, np.floating):
+        return ["n/a" if v != v else f"{v:.10g}" for v in values.tolist()]
+    return values.tolist()
+
+
+def summary_writer(names, result: Result) -> Callable:
+    """Writer of OUTPUT_PREFIX_summary.tsv, one row per pair: the bytes pandas' ``to_csv(
+    sep="\\t", index=False, na_rep="n/a", float_format="%.10g", lineterminator="\\n")``
+    writes (the same csv module quoting), without importing pandas."""
     label = np.asarray(names, dtype=object)
     summ = result.summary
-    frame = pd.DataFrame({
+    columns = {
         "region_a": label[result.pairs[:, 0]],
         "region_b": label[result.pairs[:, 1]],
         **result.extra,
         "sd": summ["sd"],
         "mean": summ["mean"],
         "n_timepoints": summ["n"],
-    })
-    for key, val in summ.items():
-        if key.startswith("frac_"):
-            frame[key] = val
-    return frame
+    }
+    columns.update((key, val) for key, val in summ.items() if key.startswith("frac_"))
+    step = max(1, WRITE_BLOCK // len(columns))
+
+    def write(fh) -> None:
+        out = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        out.writerow(columns)
+        for lo in range(0, len(result.pairs), step):
+            out.writerows(zip(*(_cells(col[lo:lo + step]) for col in columns.values())))
+
+    return write

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -13,11 +12,9 @@ from bids_dfc.cli.types import positive_int
 
 
 def _default_jobs() -> int:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(2, cpus))
+    from bids_dfc.cli.resources import usable_cpus
+
+    return max(1, min(2, usable_cpus()))
 
 
 def _build_parser() -> argparse.ArgumentParser:

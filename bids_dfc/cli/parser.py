@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from pathlib import Path
 
 from bids_dfc import __version__
 from bids_dfc.cli.config_file import toml_tokens
+from bids_dfc.cli.resources import usable_cpus
 from bids_dfc.cli.types import (
     acompcor_components,
     bids_label,
@@ -133,7 +133,8 @@ def _add_execution_args(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     g.add_argument(
         "--nprocs", "--n-cpus", "--n_cpus", dest="nprocs", type=positive_int, metavar="N",
-        help="processes run at once by MultiProc; default: all CPUs",
+        help="processes run at once by MultiProc; default: the CPUs this process may use "
+        "(affinity, cgroup quota, SLURM_CPUS_PER_TASK)",
     )  # fmt: skip
     g.add_argument(
         "--omp-nthreads", dest="omp_nthreads", type=positive_int, metavar="N",
@@ -351,7 +352,7 @@ def parse_args(argv: list[str] | None = None):
         parser.error(
             f"argument --band-pass: LOW_HZ must be below HIGH_HZ, got {values['band_pass']}"
         )
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = usable_cpus()  # affinity mask, cgroup CPU quota, SLURM_CPUS_PER_TASK
     values["nprocs"] = values["nprocs"] or cpus or 1
     values["omp_nthreads"] = min(values["omp_nthreads"] or min(values["nprocs"], 8),
                                  values["nprocs"])

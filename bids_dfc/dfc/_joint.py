@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize
 
 from ._pairwise import grid_points
 
@@ -47,6 +46,8 @@ def fit_joint(z: np.ndarray, *, max_persistence: float) -> tuple[float, float, f
     -------
     a, b, negll, converged
     """
+    from scipy.optimize import minimize  # here: the pairwise path never imports scipy.optimize
+
     f_const = joint_negll(z, 0.0, 0.0)
     pts = grid_points(max_persistence)
     vals = [joint_negll(z, a, b) for a, b in pts]

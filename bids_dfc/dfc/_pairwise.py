@@ -22,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from scipy.signal import lfilter
 
 from . import _bivariate as bv
 from ._newton import minimize_batch
@@ -69,9 +68,21 @@ def region_grid(z: np.ndarray, max_persistence: float) -> dict[str, Any]:
 
 
 def _filter(e, b):
-    """``S_0 = 0``, ``S_t = e_{t-1} + b S_{t-1}`` along axis 0 (one IIR filter per column)."""
+    """``S_0 = 0``, ``S_t = e_{t-1} + b S_{t-1}`` along axis 0 (one IIR filter per column).
+
+    In ``e``'s dtype, the same operations as ``scipy.signal.lfilter([0, 1], [1, -b], e,
+    axis=0)`` (same bits; tests/test_dfc_cli.py), row by row: faster than lfilter on a
+    chunk of pairs and without importing scipy.signal (0.2-0.8 s of a small run's start)."""
     e = np.asarray(e)
-    return lfilter(np.array([0.0, 1.0], e.dtype), np.array([1.0, -b], e.dtype), e, axis=0)
+    if e.ndim == 1:
+        return _filter(e[:, None], b)[:, 0]
+    out = np.empty_like(e)
+    b = e.dtype.type(b)
+    out[:1] = 0
+    for t in range(1, e.shape[0]):
+        np.multiply(out[t - 1], b, out=out[t])
+        np.add(e[t - 1], out[t], out=out[t])
+    return out
 
 
 def _runs(pi, pj, max_runs=16):

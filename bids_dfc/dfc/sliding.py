@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.ndimage import correlate1d
 
 from ._checks import check_pairs, check_series
 
@@ -114,6 +113,8 @@ def sliding_window_correlation(
     >>> r.shape, bool(np.isnan(r[0, 0])), bool(np.isfinite(r[40, 0]))
     ((80, 1), True, True)
     """
+    from scipy.ndimage import correlate1d  # here: DCC runs never import scipy.ndimage
+
     arr = check_series(x, names=names, min_series=2)
     n_t = arr.shape[0]
     if isinstance(window, bool) or int(window) != window or not 3 <= window <= n_t:
