@@ -124,3 +124,23 @@ def test_the_diary_response_is_the_imaging_outcome(demo_trial):
     summary = json.loads(paths["results"].read_text())
     assert summary["roles"]["outcome"] == outcome
     assert summary["files"]["trial_auc"] == GROUP_FILES["trial_auc"]
+
+
+def test_no_dfc_test_still_writes_the_trial(tmp_path):
+    """Two imaging participants support no dFC test; with a trial the group level still
+    writes the trial's results (and the imaging tables, every test skipped) and says so."""
+    bids, out, truth_dir = tmp_path / "bids", tmp_path / "out", tmp_path / "truth"
+    truth_dir.mkdir()
+    cohort = simulate_cohort(DEMO_SUBJECTS, np.random.default_rng([DEMO_SEED, 1]))
+    bids_io.write_participants(bids, cohort)
+    write_cohort_trial(bids, truth_dir, cohort, DEMO_SEED)
+    patients = cohort[cohort["group"] != "HC"]
+    _write_dfc(out, patients.iloc[:2], np.random.default_rng(5))
+    lines: list[str] = []
+    paths = run_group_level(bids, out, GroupOptions(n_boot=200), random_seed=0,
+                            progress=lines.append)
+    assert any(ln.startswith("group: no statistical test of dFC could be computed from 2 "
+                             "participants") for ln in lines), lines
+    stats = _table(paths, "stats")
+    assert stats["note"].astype(str).str.startswith("skipped").any()
+    assert len(_table(paths, "trial_contrasts")) > 0

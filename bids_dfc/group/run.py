@@ -122,6 +122,10 @@ def run_group_level(bids_dir: PathLike, output_dir: PathLike, options: _GroupOpt
                                        pair=tuple(options.pair))
         if trial is None:
             _require_a_test(tables, results, gdir)
+        elif not _tests_done(results):  # the trial's results are still worth writing
+            say(f"group: no statistical test of dFC could be computed from "
+                f"{len(tables.subjects)} participants (every one skipped; the report lists "
+                "why); the crossover trial's results are written")
     say(f"group: tables, figures and report  {time.monotonic() - start:.0f}s")
     try:
         with dir_replacement(gdir) as tmp:
@@ -192,11 +196,15 @@ def _fd_needed_by(options: _GroupOptionsLike) -> str | None:
     return None
 
 
+def _tests_done(results: dict) -> bool:
+    """Whether any test ran (normality checks do not count)."""
+    return any(r["test"] != "Shapiro-Wilk" and not str(r["note"]).startswith("skipped")
+               for r in results["stats"].to_dict(orient="records"))
+
+
 def _require_a_test(tables: tb.AnalysisTables, results: dict, gdir: Path) -> None:
     """Refuse a run in which every test was skipped (normality checks do not count)."""
-    done = [r for r in results["stats"].to_dict(orient="records")
-            if r["test"] != "Shapiro-Wilk" and not str(r["note"]).startswith("skipped")]
-    if done:
+    if _tests_done(results):
         return
     subj, gcol = tables.subjects, tables.roles["group"]
     counts = subj[gcol].value_counts() if len(subj) else pd.Series(dtype=int)
