@@ -98,15 +98,7 @@ def run_group_level(bids_dir: PathLike, output_dir: PathLike, options: _GroupOpt
     start = time.monotonic()
     remove_stale_temp_dirs(gdir)  # what a killed group run left behind
     inputs = _read_inputs(bids_dir, output_dir, options, say)
-    trial = None
-    if inputs.trial is not None:
-        say(f"group: crossover trial of {inputs.trial.allocation['participant_id'].nunique()} "
-            f"participants  {time.monotonic() - start:.0f}s")
-        trial = run_trial(inputs.trial, reference=options.trial_reference,
-                          horizons=options.trial_horizons, progress=say)
-        if inputs.dfc_long is None:
-            trial.notes.insert(0, f"no participant dFC outputs in {output_dir}: only the "
-                                  "crossover trial was analysed")
+    trial = _analyse_trial(inputs, options, output_dir, say, start)
     tables = results = None
     if inputs.dfc_long is not None and inputs.participants is not None:
         phenotypes = dict(inputs.phenotypes)
@@ -194,6 +186,21 @@ def _fd_needed_by(options: _GroupOptionsLike) -> str | None:
         if "mean_fd" in (getattr(options, option, None) or []):
             return f"--{option.replace('_', '-')} mean_fd"
     return None
+
+
+def _analyse_trial(inputs: _Inputs, options: _GroupOptionsLike, output_dir: Path,
+                   say: Callable[[str], None], start: float) -> TrialResults | None:
+    """The crossover trial's analysis, when the dataset has one."""
+    if inputs.trial is None:
+        return None
+    say(f"group: crossover trial of {inputs.trial.allocation['participant_id'].nunique()} "
+        f"participants  {time.monotonic() - start:.0f}s")
+    trial = run_trial(inputs.trial, reference=options.trial_reference,
+                      horizons=options.trial_horizons, progress=say)
+    if inputs.dfc_long is None:
+        trial.notes.insert(0, f"no participant dFC outputs in {output_dir}: only the "
+                              "crossover trial was analysed")
+    return trial
 
 
 def _tests_done(results: dict) -> bool:
