@@ -11,6 +11,8 @@ Conventions (identical to the ``arch`` package with ``mean="Zero"``, ``vol="GARC
 * bounds ``1e-8 v <= w <= 10 v`` (``v`` = mean of ``x**2``), ``0 <= alpha, beta`` and
   ``alpha + beta <= 1 - 1e-6``;
 * standardised residuals ``z = x / sqrt(s2)``.
+
+The maximum is searched over the closed set, faces included (see :func:`fit_garch`).
 """
 
 from __future__ import annotations
@@ -21,15 +23,21 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._bivariate import tsum
+from ._bivariate import recursion, tsum
 from ._checks import check_series
 from ._newton import minimize_batch
 
 #: Upper bound of alpha + beta (strict stationarity, as required by the method).
 GARCH_MAX_PERSISTENCE = 1.0 - 1e-6
-_ALPHA_GRID = (0.0, 0.03, 0.08, 0.15, 0.3)
-_BETA_GRID = (0.0, 0.25, 0.5, 0.7, 0.8, 0.88, 0.93, 0.97)
-_BETA_BANDS = ((0.0, 0.6), (0.6, 0.9), (0.9, 1.0))
+#: Bounds of ``w`` in units of the mean square ``v``.
+_W_LOW, _W_HIGH = 1e-8, 10.0
+#: Start grid over the closed feasible set (plus the cap face, alpha + beta at its bound).
+_ALPHA_GRID = (0.0, 0.01, 0.03, 0.08, 0.15, 0.25, 0.4, 0.6, 0.85)
+_BETA_GRID = (0.0, 0.4, 0.65, 0.8, 0.88, 0.93, 0.96, 0.98, 0.99, 0.996)
+#: Bands of beta of the start groups (off the cap face).
+_BAND_EDGES = (0.6, 0.9)
+#: Fisher-scoring steps of the profiled ``w`` at every grid point.
+_W_STEPS = 3
 
 
 @dataclass
@@ -166,25 +174,131 @@ def _standardise(x):
     return mean, v, y, y2, bc
 
 
-def _band_starts(y2, bc):
-    """Best (alpha, beta) grid start of every series in each band of beta.
+def _profile_w(y2, a_t, b_t):
+    """Approximately best ``w`` for fixed (alpha, beta), where ``s2 = w a_t + b_t``.
 
-    The grid uses the variance-targeting ``w = 1 - alpha - beta`` (unit mean square).
-    Returns the starts ``x0`` (n_bands * N, 3), band-major, and the series of each row.
+    ``s2`` is linear in ``w``: ``a_t`` (T, 1) = ``sum_{k <= t} beta^k`` and ``b_t`` (T, N)
+    holds the alpha and backcast terms. Starts at the ``w`` that matches the mean of ``s2``
+    to the mean square (1), then takes ``_W_STEPS`` Fisher-scoring steps (always downhill
+    in expectation, no logarithm needed). Returns ``w`` (N,) and the value of
+    :func:`_negll` there (N,).
+    """
+    w = np.clip((1.0 - tsum(b_t) / a_t.shape[0]) / np.mean(a_t), _W_LOW, _W_HIGH)
+    for _ in range(_W_STEPS):
+        inv = 1.0 / (w * a_t + b_t)
+        grad = tsum(a_t * inv * (1.0 - y2 * inv))
+        info = tsum(a_t * a_t * inv * inv)
+        w = np.clip(w - grad / info, _W_LOW, _W_HIGH)
+    s2 = w * a_t + b_t
+    val = 0.5 * tsum(np.log(s2) + y2 / s2)
+    return w, np.where(np.isfinite(val), val, np.inf)
+
+
+def _grid_points():
+    """The (alpha, beta) grid over the closed feasible set: both axes and the cap face.
+
+    Returns the points (G, 2) and the start group of each (G,): the three bands of beta
+    off the cap (``< 0.6``, ``0.6-0.9``, ``>= 0.9``; alpha = 0 and beta = 0 included), and
+    the cap face ``alpha + beta = GARCH_MAX_PERSISTENCE`` (group 3).
+    """
+    pts = [(a, b) for b in _BETA_GRID for a in _ALPHA_GRID if a + b <= 0.999]
+    group = [int(np.searchsorted(_BAND_EDGES, b, side="right")) for _, b in pts]
+    cap_alphas = (*_ALPHA_GRID, GARCH_MAX_PERSISTENCE)
+    pts += [(a, GARCH_MAX_PERSISTENCE - a) for a in cap_alphas]
+    group += [len(_BAND_EDGES) + 1] * len(cap_alphas)
+    return np.array(pts), np.array(group)
+
+
+def _grid_starts(y2, bc):
+    """Best grid point (with its profiled ``w``) of every series in each start group.
+
+    Returns ``x0`` (n_groups * N, 3) as ``(w, alpha, beta)``, group-major, and the start
+    group of each row. Every grid value is the likelihood of a feasible point, so the
+    best start of each group is a point the refinement can only improve on.
+    """
+    n_t, n_s = y2.shape
+    pts, group = _grid_points()
+    t = np.arange(n_t)[:, None]
+    vals = np.empty((len(pts), n_s))
+    ws = np.empty((len(pts), n_s))
+    filt, filt_beta = None, None
+    for g, (a, b) in enumerate(pts):
+        if b != filt_beta:  # S_t = sum_k beta^k y2[t-1-k]; points come grouped by beta
+            filt, filt_beta = recursion(y2, b), b
+        a_t = (1.0 - b ** (t + 1.0)) / (1.0 - b)
+        b_t = a * filt + ((a + b) * b**t) * bc
+        ws[g], vals[g] = _profile_w(y2, a_t, b_t)
+    x0 = []
+    for k in range(int(group.max()) + 1):
+        best = np.argmin(np.where((group == k)[:, None], vals, np.inf), axis=0)
+        x0.append(np.column_stack([ws[best, np.arange(n_s)], pts[best]]))
+    n_groups = len(x0)
+    return np.concatenate(x0), np.repeat(np.arange(n_groups), n_s)
+
+
+def _theta(u, slack):
+    """``(w, alpha, beta)`` from search coordinates: ``u`` itself, or on ``slack`` rows
+    ``u = (w, alpha, s)`` with ``beta = GARCH_MAX_PERSISTENCE - alpha - s``."""
+    theta = u.copy()
+    theta[slack, 2] = np.maximum(GARCH_MAX_PERSISTENCE - u[slack, 1] - u[slack, 2], 0.0)
+    return theta
+
+
+def _to_slack(theta):
+    """The slack coordinates ``(w, alpha, s)`` of points ``(w, alpha, beta)``."""
+    u = theta.copy()
+    u[:, 2] = np.maximum(GARCH_MAX_PERSISTENCE - theta[:, 1] - theta[:, 2], 0.0)
+    return u
+
+
+def _slack_fgh(f, g, h, slack):
+    """Chain rule to the slack coordinates on ``slack`` rows (``d beta / d(alpha, s) = -1``).
+
+    Written out element by element (no matrix product), so that every row's result is the
+    same whatever the batch holds.
+    """
+    g, h = g.copy(), h.copy()
+    gs, hs = g[slack], h[slack]
+    g[slack, 1] = gs[:, 1] - gs[:, 2]
+    g[slack, 2] = -gs[:, 2]
+    hu = hs.copy()
+    hu[:, 0, 1] = hu[:, 1, 0] = hs[:, 0, 1] - hs[:, 0, 2]
+    hu[:, 0, 2] = hu[:, 2, 0] = -hs[:, 0, 2]
+    hu[:, 1, 1] = hs[:, 1, 1] - 2.0 * hs[:, 1, 2] + hs[:, 2, 2]
+    hu[:, 1, 2] = hu[:, 2, 1] = hs[:, 2, 2] - hs[:, 1, 2]
+    h[slack] = hu
+    return f, g, h
+
+
+def _search(y2, bc, max_iter):
+    """Best ``(w, alpha, beta)`` of every series (standardised), its value and convergence.
+
+    The likelihood can have several local optima, on the faces too: the best grid point of
+    every start group is refined and the best result kept.
     """
     n_s = y2.shape[1]
-    grid = [(a, b) for a in _ALPHA_GRID for b in _BETA_GRID if a + b < 0.99]
-    starts = np.array([[max(1.0 - a - b, 0.01), a, b] for a, b in grid])
-    g_n = len(starts)
-    theta = np.repeat(starts, n_s, axis=0)  # start-major, series-minor
-    vals = _negll(theta, np.tile(y2, (1, g_n)), np.tile(bc, g_n)).reshape(g_n, n_s)
-    x0, owner = [], []
-    for lo, hi in _BETA_BANDS:
-        in_band = np.array([lo <= b < hi for _, b in grid])
-        band_vals = np.where(in_band[:, None], vals, np.inf)
-        x0.append(starts[np.argmin(band_vals, axis=0)])
-        owner.append(np.arange(n_s))
-    return np.concatenate(x0), np.concatenate(owner)
+    x0, group = _grid_starts(y2, bc)
+    owner = np.tile(np.arange(n_s), int(group.max()) + 1)
+    slack = group == group.max()  # cap-face starts search in (w, alpha, s) coordinates
+    x0[slack] = _to_slack(x0[slack])
+    lower = np.array([_W_LOW, 0.0, 0.0])
+    upper = np.array([_W_HIGH, 1.0, 1.0])
+
+    def fval(u: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        th = _theta(u, slack[rows])
+        return _negll(th, np.take(y2, owner[rows], axis=1), bc[owner[rows]])
+
+    def fgh(u: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        th = _theta(u, slack[rows])
+        f, g, h = _negll_fgh(th, np.take(y2, owner[rows], axis=1), bc[owner[rows]])
+        return _slack_fgh(f, g, h, slack[rows])
+
+    us, fmins, convs, _ = minimize_batch(
+        fgh, fval, x0, lower, upper, [1, 2], GARCH_MAX_PERSISTENCE, max_iter=max_iter
+    )
+    thetas = _theta(us, slack)
+    pick = np.argmin(fmins.reshape(-1, n_s), axis=0) * n_s + np.arange(n_s)
+    return thetas[pick], fmins[pick], convs[pick]
 
 
 def fit_garch(
@@ -192,11 +306,23 @@ def fit_garch(
 ) -> GarchResult:
     """Fit a zero-mean Gaussian GARCH(1,1) to every column of ``x``.
 
-    The fit is deterministic: a grid of (alpha, beta) starts (with the variance-targeting
-    ``w = (1 - alpha - beta) v``) picks the best start per series in each of three bands
-    of beta, a batched projected Newton method with exact derivatives refines all of them
-    at once, and the best of the three optima is kept (short series can have several
-    local optima).
+    The fit is deterministic and searches the closed parameter set, boundary included:
+
+    1. a grid of 51 (alpha, beta) points covering the triangle, its two axes (alpha = 0,
+       beta = 0) and the cap face ``alpha + beta = GARCH_MAX_PERSISTENCE``, with ``w``
+       profiled out at each point (``s2`` is linear in ``w``: Fisher scoring in ``w``), is
+       evaluated for all series at once;
+    2. the best grid point of every series in each of four start groups (three bands of
+       beta off the cap face, and the cap face) is refined by a batched projected Newton
+       method with exact derivatives; the cap-face starts search in the coordinates
+       ``(w, alpha, s)``, ``beta = GARCH_MAX_PERSISTENCE - alpha - s``, so that the cap is
+       the simple bound ``s = 0`` along which they can move;
+    3. the best of the four optima is kept. The Newton method only accepts improving steps,
+       so the result is never worse than the best grid point.
+
+    Short or near-integrated series can have several local optima, on the faces too
+    (issue 17: the former three-start search ended below them on 29 of 239 benchmark
+    series; ``benchmarks/bench_garch.py``).
 
     Parameters
     ----------
@@ -225,25 +351,8 @@ def fit_garch(
     """
     x = check_series(x, names=names)
     mean, v, y, y2, bc = _standardise(x)
-    n_t, n_s = y.shape
-    # the GARCH likelihood can have several local optima (short series): refine from the
-    # best grid point of each band of beta and keep the best result
-    x0, owner = _band_starts(y2, bc)
-
-    lower = np.array([1e-8, 0.0, 0.0])
-    upper = np.array([10.0, 1.0, 1.0])
-
-    def fval(th: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        return _negll(th, np.take(y2, owner[rows], axis=1), bc[owner[rows]])
-
-    def fgh(th: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return _negll_fgh(th, np.take(y2, owner[rows], axis=1), bc[owner[rows]])
-
-    thetas, fmins, convs, _ = minimize_batch(
-        fgh, fval, x0, lower, upper, [1, 2], GARCH_MAX_PERSISTENCE, max_iter=max_iter
-    )
-    pick = np.argmin(fmins.reshape(len(_BETA_BANDS), n_s), axis=0) * n_s + np.arange(n_s)
-    theta, fmin, conv = thetas[pick], fmins[pick], convs[pick]
+    n_t = y.shape[0]
+    theta, fmin, conv = _search(y2, bc, max_iter)
     s2 = garch_sigma2(y, theta, bc)
     params = theta.copy()
     params[:, 0] *= v
