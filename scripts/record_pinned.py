@@ -1,7 +1,10 @@
 #!/usr/bin/env python
 """Record tests/data/pinned.json: the pinned tests run against the pre-refactor package.
 
-    python scripts/record_pinned.py [--commit 025ed64]
+    python scripts/record_pinned.py [--commit dc5f7d7]
+
+Record again only for a deliberate change of result (the commit that makes it), never to
+make a refactor pass.
 
 The package at ``--commit`` is checked out into a temporary git worktree and imported from
 there (the editable install's import hook is bypassed); the test modules are today's, so
@@ -37,7 +40,8 @@ sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "--rootdir", {repo!r}, *{t
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--commit", default="025ed64", help="the pre-refactor commit")
+    parser.add_argument("--commit", default="dc5f7d7",
+                        help="the recording commit (tests/_pinned.py RECORD_COMMIT)")
     args = parser.parse_args()
     reference = REPO / "tests" / "data" / "pinned.json"
     reference.unlink(missing_ok=True)

@@ -25,8 +25,10 @@ import numpy as np
 import pandas as pd
 
 REFERENCE = Path(__file__).parent / "data" / "pinned.json"
-#: the pre-refactor commit (before the dfc/ and stats/ long functions were cut)
-RECORD_COMMIT = "025ed64"
+#: the recording commit: 025ed64 (before the dfc/ and stats/ long functions were cut) until
+#: dc5f7d7, whose GARCH stage finds a better optimum for one pinned series (a deliberate
+#: change of result, issue 17); every other pinned value is 025ed64's, unchanged
+RECORD_COMMIT = "dc5f7d7"
 RECORD_ENV = "BIDS_DFC_PINNED_RECORD"
 #: off the recording machine: float agreement of a changed BLAS kernel, not of a changed
 #: formula. The fits are iterative: last-bit differences move the optimum within the
