@@ -300,11 +300,11 @@ def _missing_html(trial) -> str:
             f"{_td(str(r['days_expected']), num=True)}"
             f"{_td(str(r['days_missing']), num=True)}"
             f"{_td(format_number(r['pct_missing'], 2), num=True)}"
-            f"{_td(str(r['periods_ending_early']), num=True)}</tr>"
+            f"{_td(str(r['periods_last_day_missing']), num=True)}</tr>"
             for r in trial.missing.to_dict(orient="records")]
     return (f"<h3>Missing diary days ({_escape(trial.primary[0])})</h3>"
             + _table(["treatment", "periods", "diary days expected", "days missing",
-                      "% missing", "periods ending early"], rows))
+                      "% missing", "periods without the last day"], rows))
 
 
 def _model_notes(trial) -> list[str]:

@@ -82,7 +82,7 @@ class TrialResults:
     response: pd.DataFrame
     descriptives: pd.DataFrame  #: outcome, horizon, analysis, treatment, n, mean, sd
     daily: pd.DataFrame  #: outcome, treatment, day, n, mean, se (observed entries)
-    missing: pd.DataFrame  #: per treatment: periods, days expected, missing, early stops
+    missing: pd.DataFrame  #: per treatment: periods, days expected, missing, last day missing
     models: pd.DataFrame  #: per model: n_obs, n_participants, dropped columns, notes
     residuals: dict[tuple, np.ndarray]  #: (outcome, horizon, analysis) -> residuals
     notes: list[str] = field(default_factory=list)
@@ -302,15 +302,14 @@ def _missing(data: TrialData, arrays: _Arrays, treatments: list[str],
         values = [arrays[k][outcome] if k in arrays else np.full(data.n_days, np.nan)
                   for k in keys]
         missing = int(sum(np.isnan(v).sum() for v in values))
-        early = 0
-        for v in values:
-            seen = np.flatnonzero(~np.isnan(v))
-            early += int(seen.size == 0 or seen[-1] < data.n_days - 1)
+        # the last day missing: an early stop, or that one entry missing (the observed AUC
+        # at the longest horizon is then n/a)
+        last_missing = sum(int(np.isnan(v[-1])) for v in values)
         expected = len(keys) * data.n_days
         rows.append({"treatment": treatment, "periods": len(keys), "days_expected": expected,
                      "days_missing": missing,
                      "pct_missing": 100.0 * missing / expected if expected else float("nan"),
-                     "periods_ending_early": early})
+                     "periods_last_day_missing": last_missing})
     return pd.DataFrame(rows)
 
 
