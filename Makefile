@@ -66,7 +66,7 @@ test: install tools
 # the edit loop: every test but the four slow tiers (markers in setup.cfg, tests/conftest.py)
 FAST_TIERS ?= not slow and not container and not slurm and not browser
 test-fast: install tools
-	$(BIN)/python -m pytest -q -m "$(FAST_TIERS)"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "$(FAST_TIERS)"
 
 # ruff over the code; mypy (mypy.ini) over the nipype-free packages' type hints
 lint: install
