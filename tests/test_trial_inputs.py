@@ -272,3 +272,13 @@ def test_the_command_line_refuses_a_bad_trial_without_a_traceback(bids, tmp_path
     assert f"{ALLOC}: line 5: no treatment label" in text
     assert "--trial-reference: 'saline' is not a treatment" in text
     assert not (out / "group").exists()
+
+
+def test_the_same_day_written_two_ways_is_a_duplicate(bids):
+    diary = _read(bids, DIARY)
+    row = _row(diary, participant_id="sub-06", period=2, day=8)
+    other = _row(diary, participant_id="sub-06", period=2, day=9)
+    diary.loc[other, "day"] = "08"  # day 8 twice, once with a leading zero
+    _write(bids, DIARY, diary)
+    (line,) = _refusal(bids)
+    assert line.startswith(f"{DIARY}: lines {row + 2}, {other + 2}: duplicate rows")

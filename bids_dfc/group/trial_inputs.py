@@ -85,7 +85,7 @@ def _integers(frame: pd.DataFrame, column: str, name: str, problems: _Problems, 
 
 
 def _common(frame: pd.DataFrame, name: str, problems: _Problems,
-            extra_keys: tuple[str, ...] = ()) -> pd.DataFrame | None:
+            extra_keys: tuple[str, ...] = (), duplicates: bool = True) -> pd.DataFrame | None:
     """participant_id + period (+ extra keys) present, valid and unique."""
     keys = [*_KEYS, *extra_keys]
     missing = [c for c in keys if c not in frame.columns]
@@ -105,6 +105,8 @@ def _common(frame: pd.DataFrame, name: str, problems: _Problems,
     if not ok or period is None:
         return None
     frame = frame.assign(period=period)
+    if not duplicates:
+        return frame
     dup = frame.duplicated(keys, keep=False) & ~empty
     if dup.any():
         first = frame[dup].iloc[0]
@@ -202,15 +204,16 @@ def _diary(frame: pd.DataFrame, alloc: pd.DataFrame | None, n_days: int,
         problems.add(name, "no day column; the diary is long format: participant_id, "
                            "period, day, then the outcomes")
         return None, []
-    diary = _common(frame, name, problems, extra_keys=("day",))
-    if diary is None:
-        return None, []
-    day = _integers(diary, "day", name, problems, 1, n_days)
-    outcomes = _value_columns(diary, name, problems, [*_KEYS, "day"])
-    values = _numbers(diary, outcomes, name, problems, *DIARY_RANGE)
-    if day is None or len(values) < len(outcomes) or not outcomes:
+    day = _integers(frame, "day", name, problems, 1, n_days)
+    # duplicates judged on the day numbers, so "07" and "7" are the same day; the other
+    # columns are checked whatever the days are (every problem reported at once)
+    diary = _common(frame if day is None else frame.assign(day=day), name, problems,
+                    extra_keys=("day",), duplicates=day is not None)
+    outcomes = _value_columns(frame, name, problems, [*_KEYS, "day"])
+    values = _numbers(frame, outcomes, name, problems, *DIARY_RANGE)
+    if diary is None or day is None or len(values) < len(outcomes) or not outcomes:
         return None, outcomes
-    diary = diary.assign(day=day, **values)
+    diary = diary.assign(**values)
     if alloc is not None:
         _unallocated(diary, _keys(alloc), name, problems, alloc_name)
         observed = diary[outcomes].notna().any(axis=1)
