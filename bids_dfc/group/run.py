@@ -1,4 +1,6 @@
-"""Group level: collect participant dFC outputs, join the phenotype, run and write statistics.
+"""Group level: collect participant dFC outputs, join the phenotype, run and write statistics;
+and the crossover trial's analysis when the dataset has one (:mod:`bids_dfc.group.trial`,
+docs/trial.md), with or without imaging outputs.
 
 ``bids-dfc bids_dir output_dir group`` calls :func:`run_group_level`. Every participant dFC
 file is checked before any statistics (:mod:`bids_dfc.group.validate`). ``output_dir/group/``
