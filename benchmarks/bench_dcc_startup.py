@@ -72,15 +72,9 @@ def wall_times(cmd: list[str], runs: int) -> list[float]:
 
 
 def machine() -> tuple[str, int, float]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return cpu, os.cpu_count() or 1, os.getloadavg()[0]
+    from bids_dfc.cli.resources import cpu_model
+
+    return cpu_model(), os.cpu_count() or 1, os.getloadavg()[0]
 
 
 #: the imports whose cumulative time is reported (``-X importtime``)

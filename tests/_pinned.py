@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bids_dfc.cli.resources import cpu_model
+
 REFERENCE = Path(__file__).parent / "data" / "pinned.json"
 #: the recording commit: 025ed64 (before the dfc/ and stats/ long functions were cut) until
 #: dc5f7d7, whose GARCH stage finds a better optimum for one pinned series (a deliberate
@@ -40,14 +42,7 @@ RTOL, ATOL = 1e-6, 1e-8
 def environment() -> dict[str, str]:
     """What decides the last bits of a float result: libraries, BLAS build, CPU."""
     blas = np.__config__.CONFIG.get("Build Dependencies", {}).get("blas", {})
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model(default=platform.processor())
     return {
         "python": platform.python_version(),
         # "AMD EPYC" names several CPU generations: what the BLAS and numpy dispatch to does

@@ -26,6 +26,18 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 SELF_CGROUP = Path("/proc/self/cgroup")
 
 
+def cpu_model(default: str = "unknown", cpuinfo: Path | str = "/proc/cpuinfo") -> str:
+    """The CPU's model name (``/proc/cpuinfo``), ``default`` where it cannot be read; the
+    benchmarks and the pinned tests record it with their figures."""
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return default
+
+
 def affinity_cpus() -> int:
     """CPUs in this process's affinity mask (``os.cpu_count()`` without one)."""
     try:
