@@ -282,3 +282,10 @@ def test_the_same_day_written_two_ways_is_a_duplicate(bids):
     _write(bids, DIARY, diary)
     (line,) = _refusal(bids)
     assert line.startswith(f"{DIARY}: lines {row + 2}, {other + 2}: duplicate rows")
+
+
+def test_a_trial_only_run_says_what_it_checks(bids, tmp_path):
+    lines: list[str] = []
+    run_group_level(bids, tmp_path / "out", group_options(n_boot=200), random_seed=0,
+                    progress=lines.append)
+    assert lines[0] == "group: checking the crossover trial's files"

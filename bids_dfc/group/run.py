@@ -150,10 +150,10 @@ def _read_inputs(bids_dir: Path, output_dir: Path, options: _GroupOptionsLike,
     participant dFC output (a trial-only run, said so)."""
     has_trial = (bids_dir / TRIAL_INPUTS["allocation"]).is_file()
     imaging = bool(dfc_files(output_dir)) or not has_trial
-    checked = ((["participant dFC files", "the phenotype"] if imaging else [])
+    checked = ((["the participant dFC files", "the phenotype"] if imaging else [])
                + (["the crossover trial's files"] if has_trial else []))
-    say("group: checking the " + " and ".join([", ".join(checked[:-1]), checked[-1]]
-                                               if len(checked) > 1 else checked))
+    say("group: checking " + " and ".join([", ".join(checked[:-1]), checked[-1]]
+                                          if len(checked) > 1 else checked))
     problems: list[str] = []
     inputs = _Inputs(None, None, None, {}, {})
     try:
@@ -172,11 +172,11 @@ def _read_inputs(bids_dir: Path, output_dir: Path, options: _GroupOptionsLike,
                 read_phenotype(bids_dir)
         except InputError as exc:
             problems.append(str(exc))
-    else:
-        say(f"group: no participant dFC outputs in {output_dir}: only the crossover trial "
-            "is analysed")
     if problems:
         raise InputError("\n".join(problems))
+    if not imaging:
+        say(f"group: no participant dFC outputs in {output_dir}: only the crossover trial "
+            "is analysed")
     return inputs
 
 
