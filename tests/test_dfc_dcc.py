@@ -197,6 +197,12 @@ def test_bit_identical_across_runs_orders_chunks_and_threads(monkeypatch):
         assert np.array_equal(other.R, ref.R[:, perm])
         assert np.array_equal(other.a, ref.a[perm]) and np.array_equal(other.b, ref.b[perm])
         assert np.array_equal(other.loglik, ref.loglik[perm])
+    # threads where worker processes cannot be started (a daemon process, no fork)
+    monkeypatch.setattr(pairwise, "can_fork", lambda: False)
+    threaded = dcc(x, pairs=pairs, chunk_size=5, n_jobs=2)
+    assert np.array_equal(threaded.R, ref.R[:, perm])
+    assert np.array_equal(threaded.loglik, ref.loglik[perm])
+    monkeypatch.undo()
     # evaluation blocks inside a chunk do not matter either
     monkeypatch.setattr(pairwise, "BLOCK", 7)
     blocked = dcc(x)

@@ -26,6 +26,9 @@ from numpy.typing import ArrayLike
 #: Distance from a soft lower bound below which a step may land on the bound.
 SOFT_FLOOR = 1e-5
 
+#: A second start this close to the first one's optimum (every parameter) is in its basin.
+MERGE_DIST = 1e-2
+
 #: ``fgh(x, rows) -> (f, g, H)``: values (m,), gradients (m, k), Hessians (m, k, k).
 FGH = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 #: ``fval(x, rows) -> f``: values (m,) only.
@@ -61,8 +64,9 @@ class _Batch:
     n_iter: np.ndarray
 
 
-def _start(fgh: FGH, x0: ArrayLike) -> _Batch:
-    """State at the starting points (values and derivatives evaluated once)."""
+def _start(fgh: FGH, x0: ArrayLike, f_start: ArrayLike | None = None) -> _Batch:
+    """State at the starting points (derivatives evaluated once; values too unless
+    ``f_start`` gives them)."""
     x = np.array(x0, dtype=float, copy=True)
     n, k = x.shape
     grad = np.zeros((n, k))
@@ -70,7 +74,7 @@ def _start(fgh: FGH, x0: ArrayLike) -> _Batch:
     lam = np.zeros(n)
     if n:
         f0, g0, h0 = fgh(x, np.arange(n))
-        f = np.asarray(f0, dtype=float).copy()
+        f = np.array(f0 if f_start is None else f_start, dtype=float)
         grad[:] = np.where(np.isfinite(g0), g0, 0.0)
         hess[:] = np.where(np.isfinite(h0), h0, 0.0)
     else:
@@ -188,6 +192,7 @@ def minimize_batch(
     fgh: FGH, fval: FVal, x0: ArrayLike, lower: ArrayLike, upper: ArrayLike,
     sum_idx: Sequence[int], sum_cap: float, *, max_iter: int = 100, ftol: float = 1e-9,
     xtol: float = 1e-9, soft_lower: ArrayLike | None = None, target: np.ndarray | None = None,
+    target_x: np.ndarray | None = None, f_start: ArrayLike | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Minimise ``n`` independent smooth functions of ``k`` parameters with bounds.
 
@@ -218,6 +223,14 @@ def minimize_batch(
         Values to beat: a member is abandoned (reported as not converged) once even four
         times the decrease predicted by its quadratic model would leave it above
         ``target`` (used to drop a second start heading for a worse optimum).
+    target_x : ndarray, shape (n, k), optional
+        Where ``target`` was reached: a member whose point comes within :data:`MERGE_DIST`
+        of it in every parameter (and not below ``target``) has joined that optimum's basin
+        and is dropped too (it could only reproduce ``target`` to rounding).
+    f_start : ndarray, shape (n,), optional
+        ``f`` at ``x0``, when ``fgh``'s values are only approximate (e.g. computed in
+        float32 to steer the steps): every value compared or returned then comes from
+        ``fval`` (or from here).
     ftol, xtol : float
         A member has converged when an accepted step lowers ``f`` by at most
         ``ftol * (1 + |f|)`` or moves no parameter by more than ``xtol``, or when no step
@@ -237,7 +250,7 @@ def minimize_batch(
     The method (projected Newton, eigenvalue floor, Levenberg-Marquardt damping) is
     described in the module docstring.
     """
-    st = _start(fgh, x0)
+    st = _start(fgh, x0, f_start)
     lower = np.asarray(lower, dtype=float)
     upper = np.asarray(upper, dtype=float)
     for _ in range(max_iter):
@@ -251,6 +264,9 @@ def minimize_batch(
         gf, step = _damped_step(g, st.hess[rows], free, st.lam[rows])
         if target is not None:
             hopeless = _hopeless(gf, step, fa, target[rows])
+            if target_x is not None:
+                near = np.max(np.abs(xa - target_x[rows]), axis=1) <= MERGE_DIST
+                hopeless |= near & (fa >= target[rows])
             st.done[rows[hopeless]] = True
             keep = ~hopeless
             rows, xa, fa, step = rows[keep], xa[keep], fa[keep], step[keep]

@@ -16,15 +16,16 @@ Search strategy (deterministic, aimed at the global optimum; docs/dcc.md):
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from typing import Any
 
 import numpy as np
 
 from . import _bivariate as bv
 from ._newton import minimize_batch
+from ._workers import can_fork, map_chunks
 
 GRID_B = (0.0, 0.25, 0.45, 0.6, 0.7, 0.78, 0.84, 0.88, 0.91, 0.935, 0.955, 0.97, 0.98, 0.988, 0.994)
 GRID_A = (0.003, 0.007, 0.013, 0.022, 0.035, 0.055, 0.08, 0.12, 0.17, 0.24, 0.33)
@@ -44,13 +45,13 @@ def grid_points(max_persistence: float) -> list[tuple[float, float]]:
 
 
 def region_grid(z: np.ndarray, max_persistence: float) -> dict[str, Any]:
-    """Per-region grid quantities shared by all pairs (float32).
+    """Per-region grid quantities shared by all pairs (float32, region-major).
 
     Returns
     -------
     dict with ``qbar`` (N,), and per grid value of b (keyed by its index in GRID_B):
-    ``s[kb]`` = S_t(b) of the squared residuals (T, N) and ``g[kb, ka]`` =
-    ``1 / sqrt(qbar + a S_t(b))`` (T, N).
+    ``s[kb]`` = S_t(b) / qbar of the squared residuals (N, T) and ``g[kb, ka]`` =
+    ``1 / sqrt(qbar + a S_t(b))`` (N, T).
     """
     f32 = np.float32
     z2 = z * z
@@ -60,10 +61,11 @@ def region_grid(z: np.ndarray, max_persistence: float) -> dict[str, Any]:
     out: dict[str, Any] = {"qbar": qbar, "s": {}, "g": {}}
     for kb, b in enumerate(GRID_B):
         s_reg = _filter(e_reg, b)
-        out["s"][kb] = s_reg
+        # S_t(b) / qbar of each region, for the slope at a = 0
+        out["s"][kb] = np.ascontiguousarray((s_reg / qbar).T)
         for ka, a in enumerate(GRID_A):
             if a + b <= max_persistence:
-                out["g"][kb, ka] = 1.0 / np.sqrt(qbar + f32(a) * s_reg)
+                out["g"][kb, ka] = np.ascontiguousarray((1.0 / np.sqrt(qbar + f32(a) * s_reg)).T)
     return out
 
 
@@ -85,6 +87,19 @@ def _filter(e, b):
     return out
 
 
+def _filter_many(e, bs):
+    """:func:`_filter` of ``e`` (T, m) for every ``b`` in ``bs`` at once: (len(bs), T, m),
+    the same bits (the same operations, one time loop instead of one per ``b``)."""
+    e = np.asarray(e)
+    out = np.empty((len(bs),) + e.shape, dtype=e.dtype)
+    b = np.asarray(bs, dtype=e.dtype)[:, None]
+    out[:, 0] = 0
+    for t in range(1, e.shape[0]):
+        np.multiply(out[:, t - 1], b, out=out[:, t])
+        np.add(e[t - 1], out[:, t], out=out[:, t])
+    return out
+
+
 def _runs(pi, pj, max_runs=16):
     """Runs of pairs ``(i, j0), (i, j0 + 1), ...`` (row-major order), or None if too many."""
     brk = np.flatnonzero((np.diff(pi) != 0) | (np.diff(pj) != 1)) + 1
@@ -94,13 +109,13 @@ def _runs(pi, pj, max_runs=16):
     return [(int(a), int(b), int(pi[a]), int(pj[a])) for a, b in zip(starts, ends, strict=True)]
 
 
-def _pair_product(g, pi, pj, runs, out):
-    """``g[:, pi] * g[:, pj]`` into ``out``; slices and broadcasting instead of gathers
-    when the pairs come in row-major runs (the usual all-pairs order). Same bits."""
+def _pair_product(g, pi, pj, runs, out, op=np.multiply):
+    """``op(g[pi], g[pj])`` (region-major rows) into ``out``; slices and broadcasting instead
+    of gathers when the pairs come in row-major runs (the usual all-pairs order). Same bits."""
     if runs is None:
-        return np.multiply(np.take(g, pi, axis=1), np.take(g, pj, axis=1), out=out)
+        return op(np.take(g, pi, axis=0), np.take(g, pj, axis=0), out=out)
     for start, end, i, j in runs:
-        np.multiply(g[:, i : i + 1], g[:, j : j + end - start], out=out[:, start:end])
+        op(g[i : i + 1], g[j : j + end - start], out=out[start:end])
     return out
 
 
@@ -115,46 +130,53 @@ def _grid_best(z, pi, pj, data, max_persistence, grid=None):
         ``min over GRID_B of dF/da at a = 0``: when it is >= 0, moving away from the
         constant-correlation solution raises F for every grid value of b.
 
-    Evaluated in float32: the grid only chooses where the float64 refinement starts.
+    Evaluated in float32, pair-major (m, T): the grid only chooses where the float64
+    refinement starts. Sums over time run along each pair's row, so a pair's values do not
+    depend on the other pairs of the block.
     """
     f32 = np.float32
     grid = region_grid(z, max_persistence) if grid is None else grid
-    s, c2 = data.s.astype(f32), (2.0 * data.c).astype(f32)
-    e12 = data.e[:, 2].astype(f32)
-    qb12 = data.qbar[2].astype(f32)
+    s = np.ascontiguousarray(data.s.T, dtype=f32)
+    c2 = np.ascontiguousarray(2.0 * data.c.T, dtype=f32)
+    qb12 = data.qbar[2].astype(f32)[:, None]
     # at a = 0: rho is constant; dF/da = 1/2 sum_t f'(rho) d rho/da with
     # d rho/da = S12 / sqrt(qb11 qb22) - rho/2 (S11 / qb11 + S22 / qb22)
-    qb11, qb22 = grid["qbar"][pi], grid["qbar"][pj]
-    ginv0 = 1.0 / np.sqrt(qb11 * qb22)
+    ginv0 = 1.0 / np.sqrt(grid["qbar"][pi] * grid["qbar"][pj])[:, None]
     rho0 = qb12 * ginv0
     iu0 = 1.0 / (1.0 - rho0 * rho0)
-    n0 = s - rho0 * c2
-    d1 = iu0 * (rho0 * n0 * iu0 - rho0 - 0.5 * c2)  # f'(rho0) / 2 per time point
+    d1 = iu0 * (rho0 * (s - rho0 * c2) * iu0 - rho0 - 0.5 * c2)  # f'(rho0) / 2 per time point
     m = pi.size
     runs = _runs(pi, pj)
-    gij = np.empty(s.shape, dtype=f32)
+    gij, rho, u = (np.empty(s.shape, dtype=f32) for _ in range(3))
     slope = np.full(m, np.inf, dtype=f32)
     nb = len(B_BANDS)
     best_f = np.full((nb, m), np.inf, dtype=f32)
     best_a = np.zeros((nb, m))
     best_b = np.zeros((nb, m))
+    s12_all = _filter_many(data.e[:, 2].astype(f32), GRID_B)
     for kb, b in enumerate(GRID_B):
         band = [k for k, (lo, hi) in enumerate(B_BANDS) if lo <= b < hi][0]
-        s_reg = grid["s"][kb]
-        s12 = _filter(e12, b)
-        rho_a = ginv0 * s12 - (0.5 * rho0) * (
-            np.take(s_reg, pi, axis=1) / qb11 + np.take(s_reg, pj, axis=1) / qb22
-        )
-        slope = np.minimum(slope, bv.tsum(d1 * rho_a))
+        s12 = np.ascontiguousarray(s12_all[kb].T)
+        rho_a = ginv0 * s12 - (0.5 * rho0) * _pair_product(grid["s"][kb], pi, pj, runs, gij,
+                                                           np.add)
+        slope = np.minimum(slope, np.add.reduce(d1 * rho_a, axis=1))
         for ka, a in enumerate(GRID_A):
             if (kb, ka) not in grid["g"]:
                 continue
-            gij = _pair_product(grid["g"][kb, ka], pi, pj, runs, gij)
-            rho = (qb12 + f32(a) * s12) * gij
-            u = 1.0 - rho * rho
-            # log(1 - rho^2) + (s - 2 rho c) / (1 - rho^2) - s
-            val = np.log(u) + rho * (s * rho - c2) / u
-            f = bv.tsum(val)
+            _pair_product(grid["g"][kb, ka], pi, pj, runs, gij)
+            # rho = (qb12 + a S12) gij; log(1 - rho^2) + (s - 2 rho c) / (1 - rho^2) - s
+            np.multiply(s12, f32(a), out=rho)
+            rho += qb12
+            rho *= gij
+            np.multiply(rho, rho, out=u)
+            np.subtract(1.0, u, out=u)
+            np.multiply(s, rho, out=gij)
+            gij -= c2
+            gij *= rho
+            gij /= u
+            np.log(u, out=u)
+            gij += u
+            f = np.add.reduce(gij, axis=1)
             better = f < best_f[band]
             best_f[band] = np.where(better, f, best_f[band])
             best_a[band] = np.where(better, a, best_a[band])
@@ -171,6 +193,8 @@ def _blocked(fn, data, idx, *args):
 
     Per-pair results do not depend on the blocking (all operations are per pair).
     """
+    if idx.size == 0:
+        return fn(data.take(idx), *(a[:0] for a in args))
     outs = []
     for k in range(0, idx.size, BLOCK):
         sub = data.take(idx[k : k + BLOCK])
@@ -198,16 +222,19 @@ def _grid_starts(z, pi, pj, data, max_persistence, grid):
     return tuple(np.concatenate(p, axis=-1) for p in zip(*parts, strict=True))
 
 
-def _refine_band(data, a0, b0, members, band, max_persistence, max_iter, target=None):
+def _refine_band(data, a0, b0, members, band, max_persistence, max_iter, target=None,
+                 target_x=None):
     """Newton from the grid point of ``band`` (one band index per member) for the pairs
-    ``members``; ``target`` abandons members heading for a worse optimum."""
+    ``members``; ``target`` abandons members heading for a worse optimum, or (``target_x``)
+    for the one already found."""
     sub = data.take(members)  # one gather per stage; full-range calls then use views
+    sub32 = sub.single()  # derivatives in float32 (they only steer the steps)
 
     def fval(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return _blocked(bv.value, sub, rows, x[:, 0], x[:, 1])
 
     def fgh(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return _blocked(bv.value_fgh, sub, rows, x[:, 0], x[:, 1])
+        return _blocked(bv.value_fgh, sub32, rows, x[:, 0], x[:, 1])
 
     x0 = np.column_stack([a0[band, members], b0[band, members]])
     return minimize_batch(
@@ -221,6 +248,8 @@ def _refine_band(data, a0, b0, members, band, max_persistence, max_iter, target=
         max_iter=max_iter,
         soft_lower=[True, False],
         target=target,
+        target_x=target_x,
+        f_start=fval(x0, np.arange(members.size)),
     )
 
 
@@ -258,7 +287,8 @@ def _multi_start(data, a0, b0, f0, max_persistence, max_iter):
         if not cand.size:
             continue
         x2, f2, conv2, it2 = _refine_band(
-            data, a0, b0, cand, np.full(cand.size, band), max_persistence, max_iter, f[cand]
+            data, a0, b0, cand, np.full(cand.size, band), max_persistence, max_iter, f[cand],
+            x[cand],
         )
         n_iter[cand] += it2
         better = f2 < f[cand]
@@ -317,13 +347,13 @@ def fit_pairs(
     max_iter: int = 100,
     progress: Callable[[int], object] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Fit all ``pairs`` (P, 2) in chunks, optionally on several threads.
+    """Fit all ``pairs`` (P, 2) in chunks, on ``n_jobs`` worker processes when there are
+    several chunks (:mod:`._workers`; threads where processes cannot be started).
 
     Chunks are independent and every pair follows its own optimisation path, so the
     output does not depend on ``chunk_size``, ``n_jobs`` or the order of ``pairs``.
-    ``progress``, if given, is called after every chunk with the number of pairs done so
-    far (one call at a time, from the thread that finished the chunk); an exception it
-    raises stops the fit.
+    ``progress``, if given, is called in this thread after every chunk with the number of
+    pairs done so far; an exception it raises stops the fit and every worker.
     """
     n_pairs = pairs.shape[0]
     n_t = z.shape[0]
@@ -337,26 +367,38 @@ def fit_pairs(
     }
     bounds = [(k, min(k + chunk_size, n_pairs)) for k in range(0, n_pairs, chunk_size)]
     grid = region_grid(z, max_persistence)
-    done = [0]
-    lock = threading.Lock()
 
-    def work(lo_hi: tuple[int, int]) -> None:
-        lo, hi = lo_hi
-        res = fit_chunk(z, pairs[lo:hi, 0], pairs[lo:hi, 1], max_persistence, max_iter, grid)
-        for key, val in res.items():
-            if key == "R":
-                out["R"][:, lo:hi] = val
-            else:
-                out[key][lo:hi] = val
-        if progress is not None:
-            with lock:
-                done[0] += hi - lo
-                progress(done[0])
+    def fit(lo: int, hi: int) -> dict[str, np.ndarray]:
+        return fit_chunk(z, pairs[lo:hi, 0], pairs[lo:hi, 1], max_persistence, max_iter, grid)
 
-    if n_jobs > 1 and len(bounds) > 1:
-        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-            list(pool.map(work, bounds))
-    else:
-        for item in bounds:
-            work(item)
+    done = 0
+    with closing(_chunks(fit, bounds, n_jobs)) as results:
+        for (lo, hi), res in results:
+            for key, val in res.items():
+                if key == "R":
+                    out["R"][:, lo:hi] = val
+                else:
+                    out[key][lo:hi] = val
+            done += hi - lo
+            if progress is not None:
+                progress(done)
     return out
+
+
+def _chunks(fit, bounds, n_jobs):
+    """``((lo, hi), fit(lo, hi))`` over the chunks: on worker processes when there are
+    several chunks and workers (threads where processes cannot be started), else here."""
+    if n_jobs > 1 and len(bounds) > 1 and can_fork():
+        yield from map_chunks(fit, bounds, n_jobs)
+    elif n_jobs > 1 and len(bounds) > 1:
+        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            futures = [pool.submit(fit, lo, hi) for lo, hi in bounds]
+            try:
+                for item, future in zip(bounds, futures, strict=True):
+                    yield item, future.result()
+            finally:
+                for future in futures:
+                    future.cancel()
+    else:
+        for lo, hi in bounds:
+            yield (lo, hi), fit(lo, hi)
