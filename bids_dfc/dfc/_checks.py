@@ -92,17 +92,19 @@ def check_pairs(pairs: ArrayLike, n_series: int) -> np.ndarray:
 
 
 def check_memory(
-    n_t: int, n_pairs: int, max_memory_gb: float, *, chunk_size: int = 8192, n_jobs: int = 1
+    n_t: int, n_pairs: int, max_memory_gb: float, *, chunk_size: int = 8192, n_jobs: int = 1,
+    series: bool = True,
 ) -> None:
     """Raise ValueError when the estimate of peak memory exceeds ``max_memory_gb``.
 
-    The estimate counts two (T, P) float64 arrays (the output and one copy), about 12
-    (T, chunk) float64 arrays of working data per thread, and 0.3 GB for the interpreter
-    and libraries (measured peak for 79,800 pairs x 273 time points with 2 threads: 0.79 GB;
-    estimate 1.0 GB).
+    The estimate counts two (T, P) float64 arrays (the output and one copy; none when the
+    series are not kept, ``series=False``), about 12 (T, chunk) float64 arrays of working
+    data per worker, and 0.3 GB for the interpreter and libraries (measured peak for 79,800
+    pairs x 273 time points with 2 threads: 0.79 GB; estimate 1.0 GB).
     """
     per_thread = 12.0 * n_t * min(chunk_size, n_pairs) * 8
-    need = (2.0 * n_t * n_pairs * 8 + max(1, n_jobs) * per_thread) / 1e9 + 0.3
+    held = 2.0 * n_t * n_pairs * 8 if series else 0.0
+    need = (held + max(1, n_jobs) * per_thread) / 1e9 + 0.3
     if need > max_memory_gb:
         raise ValueError(
             f"{n_pairs} pairs x {n_t} time points need about {need:.1f} GB, more than the "

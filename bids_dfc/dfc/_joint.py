@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._pairwise import grid_points
+from ._grid import grid_points
 
 
 def _s_series(z, b):

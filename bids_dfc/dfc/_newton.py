@@ -145,6 +145,16 @@ def _hopeless(gf, step, fa, target):
     return fa - 10.0 * decrease - 0.05 > target
 
 
+def _drop(gf, step, xa, fa, rows, target, target_x):
+    """Members to abandon: :func:`_hopeless`, or (``target_x`` given) in the basin of the
+    optimum already found (within :data:`MERGE_DIST` of it and not below it)."""
+    out = _hopeless(gf, step, fa, target[rows])
+    if target_x is not None:
+        near = np.max(np.abs(xa - target_x[rows]), axis=1) <= MERGE_DIST
+        out |= near & (fa >= target[rows])
+    return out
+
+
 def _trial_point(xa, step, lower, upper, sum_idx, sum_cap, soft_lower):
     """``xa + step``, stopped short of soft lower bounds, projected onto the feasible set."""
     trial = xa + step
@@ -224,17 +234,14 @@ def minimize_batch(
         times the decrease predicted by its quadratic model would leave it above
         ``target`` (used to drop a second start heading for a worse optimum).
     target_x : ndarray, shape (n, k), optional
-        Where ``target`` was reached: a member whose point comes within :data:`MERGE_DIST`
-        of it in every parameter (and not below ``target``) has joined that optimum's basin
-        and is dropped too (it could only reproduce ``target`` to rounding).
+        Where ``target`` was reached: a member within :data:`MERGE_DIST` of it (and not
+        below ``target``) is in that optimum's basin and is dropped too.
     f_start : ndarray, shape (n,), optional
-        ``f`` at ``x0``, when ``fgh``'s values are only approximate (e.g. computed in
-        float32 to steer the steps): every value compared or returned then comes from
-        ``fval`` (or from here).
+        ``f`` at ``x0`` when ``fgh``'s values are approximate (float32 derivatives): every
+        value compared or returned then comes from ``fval`` or from here.
     ftol, xtol : float
-        A member has converged when an accepted step lowers ``f`` by at most
-        ``ftol * (1 + |f|)`` or moves no parameter by more than ``xtol``, or when no step
-        can lower ``f`` any more.
+        A member has converged when an accepted step lowers ``f`` by at most ``ftol * (1 +
+        |f|)`` or moves no parameter by more than ``xtol``, or when no step lowers ``f``.
 
     Returns
     -------
@@ -247,12 +254,10 @@ def minimize_batch(
     n_iter : ndarray of int, shape (n,)
         Iterations used by each member.
 
-    The method (projected Newton, eigenvalue floor, Levenberg-Marquardt damping) is
-    described in the module docstring.
+    The method is described in the module docstring.
     """
     st = _start(fgh, x0, f_start)
-    lower = np.asarray(lower, dtype=float)
-    upper = np.asarray(upper, dtype=float)
+    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
     for _ in range(max_iter):
         rows = np.flatnonzero(~st.done)
         if rows.size == 0:
@@ -263,10 +268,7 @@ def minimize_batch(
         free = _free_mask(xa, g, lower, upper, sum_idx, sum_cap)
         gf, step = _damped_step(g, st.hess[rows], free, st.lam[rows])
         if target is not None:
-            hopeless = _hopeless(gf, step, fa, target[rows])
-            if target_x is not None:
-                near = np.max(np.abs(xa - target_x[rows]), axis=1) <= MERGE_DIST
-                hopeless |= near & (fa >= target[rows])
+            hopeless = _drop(gf, step, xa, fa, rows, target, target_x)
             st.done[rows[hopeless]] = True
             keep = ~hopeless
             rows, xa, fa, step = rows[keep], xa[keep], fa[keep], step[keep]

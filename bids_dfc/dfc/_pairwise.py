@@ -3,15 +3,19 @@
 Search strategy (deterministic, aimed at the global optimum; docs/dcc.md):
 
 1. the constant-correlation solution ``a = 0`` in closed form (flat in ``b``);
-2. a grid over the feasible triangle (``GRID_A x GRID_B``, ``a + b <= max_persistence``),
-   evaluated for all pairs at once in float32; ``S_t(b)`` is shared by all grid values of
-   ``a`` and the diagonal terms are computed once per region, not once per pair; plus the
-   slope ``dF/da`` at ``a = 0`` for every grid ``b``;
+2. a grid over the feasible triangle (``GRID_A x GRID_B``, ``a + b <= max_persistence``;
+   :mod:`._grid`), evaluated for all pairs at once in float32; ``S_t(b)`` is shared by all
+   grid values of ``a`` and the diagonal terms are computed once per region, not once per
+   pair; plus the slope ``dF/da`` at ``a = 0`` for every grid ``b``;
 3. pairs falling away from ``a = 0`` along every grid ``b`` (and with no better grid point)
    are settled at ``a = 0``;
-4. batched projected Newton refinement (exact gradient and Hessian) from the best grid
-   point of the better band of ``b``, then of the other band unless it is clearly worse;
+4. batched projected Newton refinement (exact gradient and Hessian, computed in float32:
+   they only steer the steps; every value compared or returned is float64) from the best
+   grid point of the better band of ``b``, then of the other band unless it is clearly
+   worse or it enters the basin of the first band's optimum;
 5. the best of (1) and (4) is kept.
+
+Chunks of pairs go to worker processes (:mod:`._workers`) when ``n_jobs > 1``.
 """
 
 from __future__ import annotations
@@ -24,168 +28,19 @@ from typing import Any
 import numpy as np
 
 from . import _bivariate as bv
+from ._grid import _grid_best, region_grid
 from ._newton import minimize_batch
 from ._workers import can_fork, map_chunks
 
-GRID_B = (0.0, 0.25, 0.45, 0.6, 0.7, 0.78, 0.84, 0.88, 0.91, 0.935, 0.955, 0.97, 0.98, 0.988, 0.994)
-GRID_A = (0.003, 0.007, 0.013, 0.022, 0.035, 0.055, 0.08, 0.12, 0.17, 0.24, 0.33)
-#: The Newton refinement starts from the best grid point of each band of b: short-memory
-#: (b < 0.7) and long-memory (b >= 0.7) solutions can be separate local optima when the
-#: correlation barely moves.
-B_BANDS = ((0.0, 0.7), (0.7, 1.0))
 #: The second band's start is refined only if its grid value is within
 #: ``START_MARGIN + 2 x (gain of the first refinement)`` of the first band's refined optimum
 #: (units of F = -log-likelihood).
 START_MARGIN = 0.5
 
-
-def grid_points(max_persistence: float) -> list[tuple[float, float]]:
-    """Feasible (a, b) grid points, b-major."""
-    return [(a, b) for b in GRID_B for a in GRID_A if a + b <= max_persistence]
-
-
-def region_grid(z: np.ndarray, max_persistence: float) -> dict[str, Any]:
-    """Per-region grid quantities shared by all pairs (float32, region-major).
-
-    Returns
-    -------
-    dict with ``qbar`` (N,), and per grid value of b (keyed by its index in GRID_B):
-    ``s[kb]`` = S_t(b) / qbar of the squared residuals (N, T) and ``g[kb, ka]`` =
-    ``1 / sqrt(qbar + a S_t(b))`` (N, T).
-    """
-    f32 = np.float32
-    z2 = z * z
-    qbar = bv.tsum(z2) / z.shape[0]
-    e_reg = (z2 - qbar).astype(f32)
-    qbar = qbar.astype(f32)
-    out: dict[str, Any] = {"qbar": qbar, "s": {}, "g": {}}
-    for kb, b in enumerate(GRID_B):
-        s_reg = _filter(e_reg, b)
-        # S_t(b) / qbar of each region, for the slope at a = 0
-        out["s"][kb] = np.ascontiguousarray((s_reg / qbar).T)
-        for ka, a in enumerate(GRID_A):
-            if a + b <= max_persistence:
-                out["g"][kb, ka] = np.ascontiguousarray((1.0 / np.sqrt(qbar + f32(a) * s_reg)).T)
-    return out
-
-
-def _filter(e, b):
-    """``S_0 = 0``, ``S_t = e_{t-1} + b S_{t-1}`` along axis 0 (one IIR filter per column).
-
-    In ``e``'s dtype, the same operations as ``scipy.signal.lfilter([0, 1], [1, -b], e,
-    axis=0)`` (same bits; tests/test_dfc_cli.py), row by row: faster than lfilter on a
-    chunk of pairs and without importing scipy.signal (0.2-0.8 s of a small run's start)."""
-    e = np.asarray(e)
-    if e.ndim == 1:
-        return _filter(e[:, None], b)[:, 0]
-    out = np.empty_like(e)
-    b = e.dtype.type(b)
-    out[:1] = 0
-    for t in range(1, e.shape[0]):
-        np.multiply(out[t - 1], b, out=out[t])
-        np.add(e[t - 1], out[t], out=out[t])
-    return out
-
-
-def _filter_many(e, bs):
-    """:func:`_filter` of ``e`` (T, m) for every ``b`` in ``bs`` at once: (len(bs), T, m),
-    the same bits (the same operations, one time loop instead of one per ``b``)."""
-    e = np.asarray(e)
-    out = np.empty((len(bs),) + e.shape, dtype=e.dtype)
-    b = np.asarray(bs, dtype=e.dtype)[:, None]
-    out[:, 0] = 0
-    for t in range(1, e.shape[0]):
-        np.multiply(out[:, t - 1], b, out=out[:, t])
-        np.add(e[t - 1], out[:, t], out=out[:, t])
-    return out
-
-
-def _runs(pi, pj, max_runs=16):
-    """Runs of pairs ``(i, j0), (i, j0 + 1), ...`` (row-major order), or None if too many."""
-    brk = np.flatnonzero((np.diff(pi) != 0) | (np.diff(pj) != 1)) + 1
-    if brk.size + 1 > max_runs:
-        return None
-    starts, ends = np.r_[0, brk], np.r_[brk, pi.size]
-    return [(int(a), int(b), int(pi[a]), int(pj[a])) for a, b in zip(starts, ends, strict=True)]
-
-
-def _pair_product(g, pi, pj, runs, out, op=np.multiply):
-    """``op(g[pi], g[pj])`` (region-major rows) into ``out``; slices and broadcasting instead
-    of gathers when the pairs come in row-major runs (the usual all-pairs order). Same bits."""
-    if runs is None:
-        return op(np.take(g, pi, axis=0), np.take(g, pj, axis=0), out=out)
-    for start, end, i, j in runs:
-        op(g[i : i + 1], g[j : j + end - start], out=out[start:end])
-    return out
-
-
-def _grid_best(z, pi, pj, data, max_persistence, grid=None):
-    """Best grid point per pair and b-band, and the slope of F at a = 0.
-
-    Returns
-    -------
-    a, b, F : ndarray, shape (n_bands, m)
-        Best grid point of each band of b.
-    slope : ndarray, shape (m,)
-        ``min over GRID_B of dF/da at a = 0``: when it is >= 0, moving away from the
-        constant-correlation solution raises F for every grid value of b.
-
-    Evaluated in float32, pair-major (m, T): the grid only chooses where the float64
-    refinement starts. Sums over time run along each pair's row, so a pair's values do not
-    depend on the other pairs of the block.
-    """
-    f32 = np.float32
-    grid = region_grid(z, max_persistence) if grid is None else grid
-    s = np.ascontiguousarray(data.s.T, dtype=f32)
-    c2 = np.ascontiguousarray(2.0 * data.c.T, dtype=f32)
-    qb12 = data.qbar[2].astype(f32)[:, None]
-    # at a = 0: rho is constant; dF/da = 1/2 sum_t f'(rho) d rho/da with
-    # d rho/da = S12 / sqrt(qb11 qb22) - rho/2 (S11 / qb11 + S22 / qb22)
-    ginv0 = 1.0 / np.sqrt(grid["qbar"][pi] * grid["qbar"][pj])[:, None]
-    rho0 = qb12 * ginv0
-    iu0 = 1.0 / (1.0 - rho0 * rho0)
-    d1 = iu0 * (rho0 * (s - rho0 * c2) * iu0 - rho0 - 0.5 * c2)  # f'(rho0) / 2 per time point
-    m = pi.size
-    runs = _runs(pi, pj)
-    gij, rho, u = (np.empty(s.shape, dtype=f32) for _ in range(3))
-    slope = np.full(m, np.inf, dtype=f32)
-    nb = len(B_BANDS)
-    best_f = np.full((nb, m), np.inf, dtype=f32)
-    best_a = np.zeros((nb, m))
-    best_b = np.zeros((nb, m))
-    s12_all = _filter_many(data.e[:, 2].astype(f32), GRID_B)
-    for kb, b in enumerate(GRID_B):
-        band = [k for k, (lo, hi) in enumerate(B_BANDS) if lo <= b < hi][0]
-        s12 = np.ascontiguousarray(s12_all[kb].T)
-        rho_a = ginv0 * s12 - (0.5 * rho0) * _pair_product(grid["s"][kb], pi, pj, runs, gij,
-                                                           np.add)
-        slope = np.minimum(slope, np.add.reduce(d1 * rho_a, axis=1))
-        for ka, a in enumerate(GRID_A):
-            if (kb, ka) not in grid["g"]:
-                continue
-            _pair_product(grid["g"][kb, ka], pi, pj, runs, gij)
-            # rho = (qb12 + a S12) gij; log(1 - rho^2) + (s - 2 rho c) / (1 - rho^2) - s
-            np.multiply(s12, f32(a), out=rho)
-            rho += qb12
-            rho *= gij
-            np.multiply(rho, rho, out=u)
-            np.subtract(1.0, u, out=u)
-            np.multiply(s, rho, out=gij)
-            gij -= c2
-            gij *= rho
-            gij /= u
-            np.log(u, out=u)
-            gij += u
-            f = np.add.reduce(gij, axis=1)
-            better = f < best_f[band]
-            best_f[band] = np.where(better, f, best_f[band])
-            best_a[band] = np.where(better, a, best_a[band])
-            best_b[band] = np.where(better, b, best_b[band])
-    return best_a, best_b, 0.5 * best_f.astype(float), slope
-
-
 #: Pairs evaluated together (cache-sized blocks inside a chunk).
-BLOCK = 512
+BLOCK = 256
+#: Pairs evaluated together on the grid (float32, fewer temporaries: larger blocks pay).
+GRID_BLOCK = 512
 
 
 def _blocked(fn, data, idx, *args):
@@ -205,19 +60,19 @@ def _blocked(fn, data, idx, *args):
 
 
 def _grid_starts(z, pi, pj, data, max_persistence, grid):
-    """:func:`_grid_best` over blocks of :data:`BLOCK` pairs, results joined."""
+    """:func:`_grid_best` over blocks of :data:`GRID_BLOCK` pairs, results joined."""
     m = pi.size
     cols = np.arange(m)
     parts = [
         _grid_best(
             z,
-            pi[k : k + BLOCK],
-            pj[k : k + BLOCK],
-            data.take(cols[k : k + BLOCK]),
+            pi[k : k + GRID_BLOCK],
+            pj[k : k + GRID_BLOCK],
+            data.take(cols[k : k + GRID_BLOCK]),
             max_persistence,
             grid,
         )
-        for k in range(0, m, BLOCK)
+        for k in range(0, m, GRID_BLOCK)
     ]
     return tuple(np.concatenate(p, axis=-1) for p in zip(*parts, strict=True))
 
@@ -346,43 +201,62 @@ def fit_pairs(
     n_jobs: int = 1,
     max_iter: int = 100,
     progress: Callable[[int], object] | None = None,
-) -> dict[str, np.ndarray]:
+    reduce: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None,
+) -> dict[str, Any]:
     """Fit all ``pairs`` (P, 2) in chunks, on ``n_jobs`` worker processes when there are
     several chunks (:mod:`._workers`; threads where processes cannot be started).
 
     Chunks are independent and every pair follows its own optimisation path, so the
     output does not depend on ``chunk_size``, ``n_jobs`` or the order of ``pairs``.
     ``progress``, if given, is called in this thread after every chunk with the number of
-    pairs done so far; an exception it raises stops the fit and every worker.
+    pairs done so far; an exception it raises stops the fit and every worker. ``reduce``,
+    if given, turns each chunk's ``R`` (T, m) into per-pair arrays where the chunk was
+    fitted: the output then holds ``reduced`` (their joined values) instead of ``R``.
     """
     n_pairs = pairs.shape[0]
-    n_t = z.shape[0]
-    out = {
+    out: dict[str, Any] = {
         "a": np.empty(n_pairs),
         "b": np.empty(n_pairs),
         "loglik": np.empty(n_pairs),
         "converged": np.empty(n_pairs, dtype=bool),
         "n_iter": np.empty(n_pairs, dtype=int),
-        "R": np.empty((n_t, n_pairs)),
     }
+    if reduce is None:
+        out["R"] = np.empty((z.shape[0], n_pairs))
+    else:
+        out["reduced"] = {}
     bounds = [(k, min(k + chunk_size, n_pairs)) for k in range(0, n_pairs, chunk_size)]
     grid = region_grid(z, max_persistence)
 
-    def fit(lo: int, hi: int) -> dict[str, np.ndarray]:
-        return fit_chunk(z, pairs[lo:hi, 0], pairs[lo:hi, 1], max_persistence, max_iter, grid)
+    def fit(lo: int, hi: int) -> dict[str, Any]:
+        res = fit_chunk(z, pairs[lo:hi, 0], pairs[lo:hi, 1], max_persistence, max_iter, grid)
+        if reduce is not None:
+            res["reduced"] = reduce(res.pop("R"))
+        return res
 
     done = 0
     with closing(_chunks(fit, bounds, n_jobs)) as results:
         for (lo, hi), res in results:
-            for key, val in res.items():
-                if key == "R":
-                    out["R"][:, lo:hi] = val
-                else:
-                    out[key][lo:hi] = val
+            _store(out, res, lo, hi, n_pairs)
             done += hi - lo
             if progress is not None:
                 progress(done)
     return out
+
+
+def _store(out, res, lo, hi, n_pairs):
+    """Put one chunk's results (pairs ``lo:hi``) into the outputs of :func:`fit_pairs`."""
+    for key, val in res.items():
+        if key == "R":
+            out["R"][:, lo:hi] = val
+        elif key == "reduced":
+            for name, col in val.items():
+                col = np.asarray(col)
+                if name not in out["reduced"]:
+                    out["reduced"][name] = np.empty(n_pairs, dtype=col.dtype)
+                out["reduced"][name][lo:hi] = col
+        else:
+            out[key][lo:hi] = val
 
 
 def _chunks(fit, bounds, n_jobs):

