@@ -367,7 +367,7 @@ def _many_regions(n_regions, n_t, seed=5):
     return pd.DataFrame(x, columns=[f"R{k:03d}" for k in range(n_regions)])
 
 
-def test_memory_refusal_names_the_need_and_the_way_out(tmp_path, capsys):
+def test_series_that_do_not_fit_switch_to_summary_only_or_are_refused(tmp_path, capsys):
     n_regions, n_t = 300, 60
     inp = _write(_many_regions(n_regions, n_t), tmp_path / "wide.tsv")
     args = ["--method", "sliding-window", "--window", "20"]
@@ -375,32 +375,92 @@ def test_memory_refusal_names_the_need_and_the_way_out(tmp_path, capsys):
     full, only = plan.memory(), plan.memory(summary_only=True)
     assert full > only
     budget = f"{(full + only) / 2e9:.4f}"
+    # the series do not fit, the summaries do: summary-only, said once and kept in the sidecar
+    out = tmp_path / "auto" / "o"
+    assert main([str(inp), str(out), *args, "--max-memory-gb", budget]) == 0
+    err = capsys.readouterr().err
+    line = [x for x in err.splitlines() if "only the per-pair summary" in x]
+    assert len(line) == 1 and "--max-memory-gb" in line[0] and "of memory" in line[0], err
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "o_stat-swmean_relmat.tsv", "o_stat-swsd_relmat.tsv", "o_summary.json", "o_summary.tsv"]
+    meta = json.loads((out.parent / "o_summary.json").read_text())
+    assert "of memory" in meta["summary_only"]
+    # --with-series insists: then the run is refused up front, naming the need and the way out
     out = str(tmp_path / "out" / "o")
-    assert main([str(inp), out, *args, "--max-memory-gb", budget]) == 2
+    assert main([str(inp), out, *args, "--max-memory-gb", budget, "--with-series"]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     for word in ["wide.tsv: 44,850 pairs x 60 time points need about", "--max-memory-gb",
                  "use --summary-only"]:
         assert word in err, err
-    _assert_nothing_written(tmp_path)
-    # the way out it offers works within the same budget
-    assert main([str(inp), out, *args, "--max-memory-gb", budget, "--summary-only"]) == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["o_summary.json",
-                                                                    "o_summary.tsv"]
+    _assert_nothing_written(tmp_path / "out")
     # nothing fits a tiny budget: then fewer regions is the advice
-    assert main([str(inp), str(tmp_path / "x" / "o"), *args, "--max-memory-gb", "0.01",
-                 "--summary-only"]) == 2
+    assert main([str(inp), str(tmp_path / "x" / "o"), *args, "--max-memory-gb", "0.01"]) == 2
     assert "use fewer regions" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 
+def test_a_huge_series_table_is_left_out_unless_asked_for(tmp_path, capsys, monkeypatch):
+    """Above SERIES_AUTO_BYTES (1 GB: a 1,000-region atlas) the time series table is not
+    written; the summary and the matrices are. The limit is lowered here to a 30-region
+    table's size so that the rule runs on a small table."""
+    import bids_dfc.cli.dcc as dcc_cli
+
+    inp = _write(_many_regions(30, 80), tmp_path / "r30.tsv")
+    size = Plan("dcc", "pairwise", 80, 30, 1, False).series_text_bytes()
+    monkeypatch.setattr(dcc_cli, "SERIES_AUTO_BYTES", size - 1)
+    assert main([str(inp), str(tmp_path / "a" / "o"), "--thresholds", "0.2"]) == 0
+    err = capsys.readouterr().err
+    assert "would make a" in err and "--with-series writes it anyway" in err, err
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert "o_timeseries.tsv" not in names and "o_summary.tsv" in names
+    assert "o_stat-dccfracabove0p2_relmat.tsv" in names
+    assert "table" in json.loads((tmp_path / "a" / "o_summary.json").read_text())["summary_only"]
+    assert main([str(inp), str(tmp_path / "b" / "o"), "--thresholds", "0.2",
+                 "--with-series", "--quiet"]) == 0
+    assert (tmp_path / "b" / "o_timeseries.tsv").exists()
+    # the same numbers either way
+    assert ((tmp_path / "a" / "o_summary.tsv").read_bytes()
+            == (tmp_path / "b" / "o_summary.tsv").read_bytes())
+    monkeypatch.setattr(dcc_cli, "SERIES_AUTO_BYTES", size)
+    assert main([str(inp), str(tmp_path / "c" / "o"), "--quiet"]) == 0
+    assert (tmp_path / "c" / "o_timeseries.tsv").exists()
+
+
+@pytest.mark.parametrize("method", [[], ["--method", "sliding-window", "--window", "20"],
+                                    ["--method", "pearson"]])
+def test_relmats_are_the_summary_as_region_by_region_matrices(tmp_path, method):
+    inp = _write(_many_regions(7, 90), tmp_path / "r7.tsv")
+    assert main([str(inp), str(tmp_path / "o"), "--thresholds", "-0.1", "0.25", "--quiet",
+                 *method]) == 0
+    summ = pd.read_csv(tmp_path / "o_summary.tsv", sep="\t", na_values="n/a")
+    sidecar = next(tmp_path.glob("o_*.json"))
+    relmats = json.loads(sidecar.read_text())["relmats"]
+    files = sorted(tmp_path.glob("o_stat-*_relmat.tsv"))
+    assert sorted(f"stat-{p.name[7:-11]}" for p in files) == sorted(relmats)
+    assert len(files) == (1 if method[1:] == ["pearson"] else 6)
+    names = [f"R{k:03d}" for k in range(7)]
+    for path in files:
+        mat = pd.read_csv(path, sep="\t", index_col="Node")
+        assert list(mat.index) == names and list(mat.columns) == names
+        assert np.array_equal(mat.to_numpy(), mat.to_numpy().T)
+        column = relmats[f"stat-{path.name[7:-11]}"].rsplit("summary column ", 1)[1][:-1]
+        for row in summ.itertuples():
+            assert mat.loc[row.region_a, row.region_b] == pytest.approx(
+                summ[column][row.Index], rel=1e-9)
+        diag = np.diag(mat.to_numpy())
+        expect = {"sd": 0.0, "mean": 1.0, "frac_above_-0.1": 1.0, "frac_below_-0.1": 0.0,
+                  "frac_above_0.25": 1.0, "frac_below_0.25": 0.0}[column]
+        assert np.all(diag == expect)
+
+
 def test_summary_only_equals_the_full_summary(tmp_path):
-    # 50 regions: 1,225 pairs, several chunks and two --summary-only batches
+    # 50 regions: 1,225 pairs, several chunks each summarised in its worker process
     inp = _write(_many_regions(50, 120), tmp_path / "r50.tsv")
     opts = ["--thresholds", "0.2", "--quiet"]
     assert main([str(inp), str(tmp_path / "full"), "--n-jobs", "2", *opts]) == 0
     assert main([str(inp), str(tmp_path / "only"), "--summary-only", *opts]) == 0
-    assert Plan("dcc", "pairwise", 120, 50, 1, True).batch < 1225  # really batched
+    assert Plan("dcc", "pairwise", 120, 50, 1, True).chunk < 1225  # really chunked
     full = (tmp_path / "full_summary.tsv").read_text()
     assert (tmp_path / "only_summary.tsv").read_text() == full
     assert len(full.splitlines()) == 1226
@@ -460,6 +520,55 @@ class _Lines:
         raise AssertionError(f"{text!r} never appeared in: {''.join(self.seen)}")
 
 
+def _child_pids(pid):
+    out = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(entry.name))
+    return out
+
+
+def _alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_for_children(pid, n, timeout=60.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        kids = _child_pids(pid)
+        if len(kids) >= n:
+            return kids
+        time.sleep(0.05)
+    raise AssertionError(f"{n} worker processes never appeared under {pid}")
+
+
+def test_workers_die_with_a_killed_run(tmp_path):
+    """kill -9 of bids-dfc-dcc (no chance to clean up): its worker processes end too."""
+    inp = _write(_many_regions(150, 300), tmp_path / "r150.tsv")
+    proc = subprocess.Popen(_command(inp, tmp_path / "out" / "sub-01", "--n-jobs", "2"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _Lines(proc.stderr).wait_for("estimation:")
+        workers = _wait_for_children(proc.pid, 2)
+        proc.kill()
+        proc.wait(timeout=60)
+        end = time.monotonic() + 30
+        while [pid for pid in workers if _alive(pid)] and time.monotonic() < end:
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not [pid for pid in workers if _alive(pid)], "workers outlived a killed run"
+
+
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_stops_the_run_and_leaves_nothing(tmp_path, sig, code):
     inp = _write(_many_regions(150, 300), tmp_path / "r150.tsv")
@@ -468,8 +577,9 @@ def test_signal_stops_the_run_and_leaves_nothing(tmp_path, sig, code):
                             preexec_fn=as_from_a_terminal)
     try:
         lines = _Lines(proc.stderr)
-        lines.wait_for("estimation:")  # the worker threads are fitting pairs
+        lines.wait_for("estimation:")  # the worker processes are fitting pairs
         assert proc.poll() is None, "the run ended before the signal: make the table larger"
+        workers = _wait_for_children(proc.pid, 2)
         sent = time.monotonic()
         proc.send_signal(sig)
         assert proc.wait(timeout=300) == code
@@ -479,6 +589,7 @@ def test_signal_stops_the_run_and_leaves_nothing(tmp_path, sig, code):
         proc.kill()
         proc.wait()
     assert took < 10.0, f"{took:.1f} s to stop"
+    assert not [pid for pid in workers if _alive(pid)], "a worker outlived the run"
     assert f"stopped by {sig.name}; no output was written" in "".join(lines.seen)
     _assert_nothing_written(tmp_path)
 
@@ -493,7 +604,7 @@ def test_help_example_runs_and_writes_the_files_it_lists(roi, tmp_path, capsys):
     text = capsys.readouterr().out
     example = re.search(r"^  (bids-dfc-dcc \S+ \S+.*)$", text, re.M).group(1).split()
     listed = re.findall(r"^      (dcc/\S+)\s", text, re.M)
-    assert len(listed) == 3, text
+    assert len(listed) == 5, text
     _write(roi, tmp_path / example[1])
     import os
 
@@ -750,7 +861,7 @@ def test_recursion_is_lfilter_bit_for_bit():
     """The pairwise DCC's S_t recursion (no scipy.signal import) against lfilter itself."""
     from scipy.signal import lfilter
 
-    from bids_dfc.dfc._pairwise import GRID_B, _filter
+    from bids_dfc.dfc._grid import GRID_B, _filter
 
     rng = np.random.default_rng(11)
     for dtype in (np.float32, np.float64):

@@ -7,10 +7,17 @@ regions, one column per region and one row per time point. Outputs (see docs/dcc
 * ``OUTPUT_PREFIX_summary.tsv``: one row per pair with ``region_a, region_b, a, b, loglik,
   converged, sd, mean, n_timepoints`` (+ ``frac_above_*``/``frac_below_*`` with
   ``--thresholds``);
+* ``OUTPUT_PREFIX_stat-<measure>_relmat.tsv``: the summary as region x region matrices
+  (XCP-D's relmat layout): ``dccsd``, ``dccmean`` (+ ``dccfracabove<C>``/``dccfracbelow<C>``);
+  ``sw...`` for the sliding window, ``pearsoncorrelation`` for Pearson;
 * ``OUTPUT_PREFIX_timeseries.json``: how the series were made (method, parameters, version).
 
-With ``--summary-only`` only the summary and ``OUTPUT_PREFIX_summary.json`` are written, and
-the T x P series is never held in memory. Before anything is estimated, the table is
+With ``--summary-only`` the time series table is not written (the sidecar is then
+``OUTPUT_PREFIX_summary.json``) and the T x P series is never held in memory; that happens
+by itself, with a message, when the series would not fit in memory or their table would
+exceed ``SERIES_AUTO_BYTES`` (1 GB; ``--with-series`` writes it anyway).
+
+Before anything is estimated, the table is
 checked (every problem is reported at once: file, line, column), the output folder is made
 and tried, and the memory, disk and time the run needs are estimated; a run that does not
 fit is refused. Files are written under temporary names and renamed only when everything
@@ -29,6 +36,7 @@ from pathlib import Path
 from bids_dfc import __version__
 from bids_dfc.cli.dcc_input import Problems, Table, perfectly_correlated, read_table
 from bids_dfc.cli.dcc_plan import (
+    SERIES_AUTO_BYTES,
     Plan,
     available_memory,
     busy_factor,
@@ -43,6 +51,8 @@ from bids_dfc.cli.dcc_run import (
     Interrupted,
     StopState,
     estimate,
+    relmat_names,
+    relmat_writer,
     say,
     series_writer,
     stop_on_signals,
@@ -66,8 +76,12 @@ example:
       dcc/sub-01_summary.tsv      one row per pair: region_a, region_b, a, b, loglik,
                                   converged, sd, mean, n_timepoints (+ frac_above_C and
                                   frac_below_C with --thresholds C)
+      dcc/sub-01_stat-dccsd_relmat.tsv    region x region SD of the DCC series
+      dcc/sub-01_stat-dccmean_relmat.tsv  region x region mean (+ dccfracaboveC and
+                                  dccfracbelowC with --thresholds)
       dcc/sub-01_timeseries.json  how the series were made (method, parameters, version)
-  with --summary-only: dcc/sub-01_summary.tsv and dcc/sub-01_summary.json only
+  with --summary-only (automatic when the series would not fit in memory or their table
+  would exceed 1 GB): no _timeseries.tsv, and the sidecar is dcc/sub-01_summary.json
 
 exit status: 0 done, 1 an estimation failed, 2 a bad table or option (nothing written),
 130/143 interrupted. Details: docs/dcc.md.
@@ -112,22 +126,34 @@ def _build_parser():
         type=int,
         default=usable_cpus(),
         metavar="N",
-        help="threads of the DCC fit (results identical whatever N; default: the CPUs this "
+        help="worker processes of the DCC fit (results identical whatever N; default: the "
+        "CPUs this "
         "process may use, the smallest of its affinity mask, its cgroup CPU quota and "
         "SLURM_CPUS_PER_TASK; here %(default)s)",
     )
     run = parser.add_argument_group("resources and output")
-    run.add_argument(
+    series = run.add_mutually_exclusive_group()
+    series.add_argument(
         "--summary-only",
         action="store_true",
-        help="write only the per-pair summary (no T x P time series, far less memory)",
+        help="write only the per-pair summary and the region x region matrices (no T x P "
+        "time series, far less memory); automatic when the series would not fit in memory "
+        f"or its table would exceed {SERIES_AUTO_BYTES / 1e9:g} GB",
+    )
+    series.add_argument(
+        "--with-series",
+        action="store_true",
+        help=f"write the time series table even when it would exceed "
+        f"{SERIES_AUTO_BYTES / 1e9:g} GB (a run whose series do not fit in memory is "
+        "still refused)",
     )
     run.add_argument(
         "--max-memory-gb",
         type=finite_number(0.0, strict=True),
         metavar="GB",
         help="memory the run may use (default: the available memory, MemAvailable or the "
-        "cgroup limit); a run estimated to need more is refused before it starts",
+        "cgroup limit); a run estimated to need more is summary-only when that fits, and "
+        "refused before it starts otherwise",
     )
     run.add_argument(
         "--quiet", action="store_true", help="no estimate and no progress on stderr (errors only)"
@@ -151,14 +177,15 @@ def _check_args(parser, args):
                      f"prefix such as {os.path.join(args.output_prefix or 'out', 'sub-01')}")
 
 
-def _outputs(prefix: str, summary_only: bool) -> dict[str, Path]:
-    if summary_only:
-        return {"summary": Path(f"{prefix}_summary.tsv"), "sidecar": Path(f"{prefix}_summary.json")}
-    return {
-        "series": Path(f"{prefix}_timeseries.tsv"),
-        "summary": Path(f"{prefix}_summary.tsv"),
-        "sidecar": Path(f"{prefix}_timeseries.json"),
-    }
+def _outputs(args) -> dict[str, Path]:
+    prefix = args.output_prefix
+    paths = {"summary": Path(f"{prefix}_summary.tsv")}
+    if not args.summary_only:
+        paths["series"] = Path(f"{prefix}_timeseries.tsv")
+    for stat in relmat_names(args.method, args.thresholds):
+        paths[f"relmat:{stat}"] = Path(f"{prefix}_stat-{stat}_relmat.tsv")
+    paths["sidecar"] = Path(f"{prefix}_{'summary' if args.summary_only else 'timeseries'}.json")
+    return paths
 
 
 def _check_method(args, table: Table) -> None:
@@ -197,7 +224,11 @@ def _info(args) -> dict:
         )
     info["sd"] = "standard deviation over time with ddof=1"
     if args.summary_only:
-        info["summary_only"] = "only the per-pair summary was written (no time series)"
+        info["summary_only"] = getattr(args, "auto_summary", None) or (
+            "--summary-only: only the per-pair summary and the matrices were written (no time "
+            "series)")
+    info["relmats"] = {f"stat-{stat}": f"{text} (summary column {col})" for stat, (col, text)
+                       in relmat_names(args.method, args.thresholds).items()}
     return info
 
 
@@ -210,7 +241,8 @@ def _prepare(args, table: Table) -> tuple[Plan, dict[str, Path], list[Path]]:
         budget, source = args.max_memory_gb * 1e9, "--max-memory-gb"
     else:
         budget, source = available_memory()
-    paths = _outputs(args.output_prefix, args.summary_only)
+    plan = _auto_summary(args, plan, budget, source)
+    paths = _outputs(args)
     folder = paths["summary"].parent
     created = prepare_folder(folder)
     try:
@@ -226,11 +258,35 @@ def _prepare(args, table: Table) -> tuple[Plan, dict[str, Path], list[Path]]:
     return plan, paths, created
 
 
+def _auto_summary(args, plan: Plan, budget: float, source: str) -> Plan:
+    """Summary-only when the series would not fit in memory (but the summaries would), or
+    when their table would exceed :data:`SERIES_AUTO_BYTES` (unless ``--with-series``);
+    ``args.auto_summary`` then says why (printed and kept in the sidecar)."""
+    if args.summary_only or args.with_series:
+        return plan
+    series = f"the time series ({plan.n_pairs:,} pairs x {plan.n_t} time points)"
+    if plan.memory() > budget and plan.memory(summary_only=True) <= budget:
+        why = (f"{series} would need about {size(plan.memory())} of memory, more than the "
+               f"{size(budget)} available ({source})")
+    elif plan.series_text_bytes() > SERIES_AUTO_BYTES:
+        why = (f"{series} would make a {size(plan.series_text_bytes())} table (more than "
+               f"{size(SERIES_AUTO_BYTES)}; --with-series writes it anyway)")
+    else:
+        return plan
+    args.summary_only = True
+    args.auto_summary = (f"{why}: only the per-pair summary and the region x region matrices "
+                         "were written")
+    say(args.auto_summary.replace("were written", "are written"), args.quiet)
+    return Plan(plan.method, plan.mode, plan.n_t, plan.n_regions, plan.n_jobs, True,
+                text_bytes=plan.text_bytes)
+
+
 def _announce(args, table: Table, plan: Plan, budget: float, source: str) -> None:
     """The run's size and its expected memory and duration, on stderr."""
     n_t, n = table.values.shape
     times = plan.seconds()
-    threads = f" on {plan.n_jobs} threads" if plan.n_jobs > 1 else ""
+    workers = "processes" if args.method == "dcc" and args.mode == "pairwise" else "threads"
+    threads = f" on {plan.n_jobs} {workers}" if plan.n_jobs > 1 else ""
     method = f"dcc {args.mode}" if args.method == "dcc" else args.method
     say(f"{table.path}: {n} regions x {n_t} time points, {plan.n_pairs:,} pairs; "
         f"{method}{threads}", args.quiet)
@@ -248,6 +304,10 @@ def _write(args, table: Table, result, paths: dict[str, Path], state: StopState)
         writers[paths["series"]] = series_writer(table.names, result.pairs, result.series,
                                                  state, args.quiet)
     writers[paths["summary"]] = summary_writer(table.names, result)
+    columns = relmat_names(args.method, args.thresholds)
+    for key, path in paths.items():
+        if key.startswith("relmat:"):
+            writers[path] = relmat_writer(table.names, result, columns[key[7:]][0])
 
     def sidecar(fh) -> None:
         json.dump(result.info, fh, indent=2, default=float)

@@ -17,14 +17,15 @@ from bids_dfc.cli.resources import usable_cpus
 from bids_dfc.errors import InputError
 from bids_dfc.io import check_writable
 
-#: DCC pairwise fit (grid + Newton + R_t): CPU seconds per pair and time point, one thread
-DCC_S = 2.7e-6
+#: DCC pairwise fit (grid + Newton + R_t): CPU seconds per pair and time point, one process
+#: (benchmarks/bench_dcc_atlas.py)
+DCC_S = 7.5e-7
 #: GARCH(1,1) stage: fixed + T x (per time point + per region and time point) seconds (its
 #: loops run over time, vectorised over regions; benchmarks: 0.27 s for 4 x 273, 0.79 s
 #: for 400 x 273)
 GARCH_FIXED_S, GARCH_T_S, GARCH_S = 0.1, 7e-4, 4.8e-6
-#: speed-up of n threads over one: n ** THREAD_EXPONENT (2 threads: 1.3x, benchmarks)
-THREAD_EXPONENT = 0.39
+#: speed-up of n worker processes over one: n ** THREAD_EXPONENT (2 processes: 1.9x)
+THREAD_EXPONENT = 0.93
 #: joint mode: seconds per time point x region^2 (grid + SLSQP over the N-variate likelihood;
 #: measured 1.3e-5 at load 4 for 10 and 40 regions x 300)
 JOINT_S = 8e-6
@@ -35,6 +36,13 @@ SLIDING_S, PEARSON_S = 6e-8, 1e-7
 WRITE_S, BYTES_PER_VALUE = 3e-7, 14
 #: the summary table: bytes on disk and seconds per pair
 SUMMARY_BYTES, SUMMARY_S = 160, 4e-6
+#: the region x region matrices (sd, mean; 2 per threshold): bytes per pair, both halves
+RELMAT_BYTES = 60
+#: a time series table larger than this is not written unless asked for (--with-series):
+#: 1,000 regions x 273 time points would make 1.9 GB of text, 499,500 columns wide, which
+#: takes longer to write than to estimate and which few programs can open; the summary and
+#: the matrices hold what is reported from it
+SERIES_AUTO_BYTES = 1e9
 #: interpreter, numpy and the package, on the high side (peak RSS of a 4-region DCC run:
 #: 34 MB without scipy and pandas, 136 MB when the command imported them; joint mode and the
 #: sliding window import parts of scipy)
@@ -42,7 +50,7 @@ BASE_BYTES = 0.25e9
 #: per pair bookkeeping: parameters, summaries, pair lists and names, summary frame
 PAIR_BYTES, PAIR_BYTES_SUMMARY_ONLY = 400, 200
 #: a pairwise chunk aims at this much work, so that progress and stopping are prompt
-CHUNK_TARGET_S = 1.0
+CHUNK_TARGET_S = 2.0
 #: chunks wanted at least (plain progress prints a line every 10 %); smaller chunks cost
 #: more CPU (500 pairs: +20 % against 2,000)
 PROGRESS_STEPS = 10
@@ -72,6 +80,8 @@ class Plan:
         chunk = int(CHUNK_TARGET_S / (DCC_S * self.n_t))
         chunk = min(chunk, math.ceil(n_p / PROGRESS_STEPS))
         self.chunk = max(64, min(8192, chunk))
+        if self.summary_only:  # chunks summarised where they are fitted: whole blocks
+            self.chunk = math.ceil(self.chunk / SUMMARY_BLOCK) * SUMMARY_BLOCK
         batch = max(self.chunk, min(self.chunk * self.n_jobs * 8, 32_000_000 // self.n_t))
         self.batch = math.ceil(batch / SUMMARY_BLOCK) * SUMMARY_BLOCK
 
@@ -103,9 +113,13 @@ class Plan:
         """Memory of the T x P time series alone."""
         return 8.0 * self.n_t * self.n_pairs
 
+    def series_text_bytes(self) -> float:
+        """Size of OUTPUT_PREFIX_timeseries.tsv."""
+        return BYTES_PER_VALUE * self.n_t * self.n_pairs
+
     def disk(self) -> float:
-        series = 0.0 if self.summary_only else BYTES_PER_VALUE * self.n_t * self.n_pairs
-        return series + SUMMARY_BYTES * self.n_pairs
+        series = 0.0 if self.summary_only else self.series_text_bytes()
+        return series + (SUMMARY_BYTES + RELMAT_BYTES) * self.n_pairs
 
     def seconds(self) -> dict[str, float]:
         """Expected duration of each stage."""

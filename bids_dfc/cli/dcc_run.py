@@ -2,8 +2,9 @@
 in batches of pairs (so that ``--summary-only`` never holds the T x P series) and the writers.
 
 Stopping: the first SIGTERM or SIGINT raises :class:`Interrupted` in the main thread; the
-worker threads finish the chunk they are on (about :data:`~bids_dfc.cli.dcc_plan.CHUNK_TARGET_S`
-of work) and take no other; outputs being written are temporary files, removed on the way
+DCC fit's worker processes are terminated at once (threads, where processes cannot be
+started, finish the chunk they are on, about :data:`~bids_dfc.cli.dcc_plan.CHUNK_TARGET_S` of
+work, and take no other); outputs being written are temporary files, removed on the way
 out. Once every output is complete and only the renames are left, a signal is held until
 they are done. A second signal ends the process at once.
 """
@@ -84,7 +85,7 @@ class Progress:
                             bar_format=self.FORMAT.replace("{desc}:", "{desc}: {bar:20}"))
 
     def __call__(self, done: int) -> None:
-        self.state.check()  # a worker thread stops here once a signal arrived
+        self.state.check()  # the fit stops here once a signal arrived
         if not self.enabled or done <= self.done:
             return
         self.done = done
@@ -150,21 +151,30 @@ def _join(parts: list[dict]) -> dict[str, np.ndarray]:
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
-def _dcc_blocks(args, x, names, pairs, plan, bar) -> Iterator[tuple[int, int, object]]:
-    """(lo, hi, DCCResult) over the pairs: one call for the full series, batches of
-    ``plan.batch`` pairs with ``--summary-only``; the first stage is fitted once."""
+def _summaries(thresholds) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """The summary of a chunk's series over blocks of :data:`SUMMARY_BLOCK` pairs (chunks
+    start at multiples of it: the same blocks, the same bits, as a full run's summary)."""
+
+    def reduce(series: np.ndarray) -> dict[str, np.ndarray]:
+        parts = [dfc_summary(np.ascontiguousarray(series[:, k:k + SUMMARY_BLOCK]),
+                             thresholds=thresholds)
+                 for k in range(0, series.shape[1], SUMMARY_BLOCK)]
+        return _join(parts)
+
+    return reduce
+
+
+def _fit_dcc(args, x, names, pairs, plan, bar):
+    """The DCC of every pair, the first stage fitted once; with ``--summary-only`` the
+    series are summarised where each chunk was fitted and never held."""
     garch = fit_garch(x, names=names)
     bar.garch_done()
     common = dict(names=names, garch=garch, chunk_size=plan.chunk, n_jobs=plan.n_jobs,
-                  max_memory_gb=math.inf)
+                  max_memory_gb=math.inf, pairs=pairs)
     if args.mode == "joint":
-        yield 0, len(pairs), dcc(x, mode="joint", pairs=pairs, **common)
-        return
-    step = plan.batch if plan.summary_only else len(pairs)
-    for lo in range(0, len(pairs), step):
-        hi = min(lo + step, len(pairs))
-        res = dcc(x, pairs=pairs[lo:hi], progress=lambda k, lo=lo: bar(lo + k), **common)
-        yield lo, hi, res
+        return dcc(x, mode="joint", **common)
+    reduce = _summaries(args.thresholds) if plan.summary_only else None
+    return dcc(x, progress=bar, reduce=reduce, **common)
 
 
 def estimate(args, table, plan, state: StopState, info: dict) -> Result:
@@ -187,21 +197,18 @@ def estimate(args, table, plan, state: StopState, info: dict) -> Result:
 
 
 def _run_dcc(args, x, names, pairs, plan, bar, result: Result) -> None:
-    cols: dict[str, list[np.ndarray]] = {"a": [], "b": [], "loglik": [], "converged": []}
-    for lo, hi, res in _dcc_blocks(args, x, names, pairs, plan, bar):
-        for key in cols:
-            cols[key].append(getattr(res, key))
-        if not plan.summary_only:
-            result.series = res.R
-        for k in range(0, hi - lo, SUMMARY_BLOCK):
+    res = _fit_dcc(args, x, names, pairs, plan, bar)
+    if res.R is None:
+        result.parts.append(res.reduced)
+    else:
+        result.series = None if plan.summary_only else res.R
+        for k in range(0, len(pairs), SUMMARY_BLOCK):
             _summarise(res.R[:, k:k + SUMMARY_BLOCK], args.thresholds, result)
-        if args.mode == "joint":
-            result.info["loglik_joint"] = res.loglik_joint
-        bar(hi)
-        del res
-    conv = np.concatenate(cols.pop("converged"))
-    result.extra = {key: np.concatenate(val) for key, val in cols.items()}
-    result.extra["converged"] = np.where(conv, "true", "false")
+    if args.mode == "joint":
+        result.info["loglik_joint"] = res.loglik_joint
+    bar(len(pairs))
+    result.extra = {"a": res.a, "b": res.b, "loglik": res.loglik,
+                    "converged": np.where(res.converged, "true", "false")}
 
 
 def _run_static(args, x, names, pairs, plan, bar, result: Result) -> None:
@@ -301,5 +308,53 @@ def summary_writer(names, result: Result) -> Callable:
         out.writerow(columns)
         for lo in range(0, len(result.pairs), step):
             out.writerows(zip(*(_cells(col[lo:lo + step]) for col in columns.values())))
+
+    return write
+
+
+def _label(c: float) -> str:
+    """A threshold as a BIDS label: 0.3 -> 0p3, -0.25 -> m0p25."""
+    return f"{c:g}".replace("-", "m").replace(".", "p")
+
+
+def relmat_names(method: str, thresholds) -> dict[str, tuple[str, str]]:
+    """stat- label of every region x region matrix -> (summary column, what it measures)."""
+    if method == "pearson":
+        return {"pearsoncorrelation": ("mean", "Pearson correlation")}
+    stem, what = ("dcc", "the DCC series") if method == "dcc" else (
+        "sw", "the sliding-window correlation series")
+    out = {f"{stem}sd": ("sd", f"standard deviation over time of {what}"),
+           f"{stem}mean": ("mean", f"mean over time of {what}")}
+    for c in thresholds or []:
+        for side in ("above", "below"):
+            out[f"{stem}frac{side}{_label(c)}"] = (
+                f"frac_{side}_{c:g}", f"fraction of time points with {what} {side} {c:g}")
+    return out
+
+
+def relmat_writer(names, result: Result, column: str) -> Callable:
+    """Writer of OUTPUT_PREFIX_stat-<stat>_relmat.tsv: the region x region matrix of one
+    summary ``column`` (XCP-D's relmat layout: a header ``Node`` + the region names, one row
+    per region; the diagonal holds the value of a series with itself, R = 1)."""
+    values = np.asarray(result.summary[column], dtype=float)
+    n = len(names)
+    mat = np.empty((n, n))
+    i, j = result.pairs[:, 0], result.pairs[:, 1]
+    mat[i, j] = values
+    mat[j, i] = values
+    if column == "sd":
+        diag = 0.0
+    elif column.startswith("frac_"):
+        c = float(column.rsplit("_", 1)[1])
+        diag = float(1.0 > c) if column.startswith("frac_above") else float(1.0 < c)
+    else:
+        diag = 1.0
+    np.fill_diagonal(mat, diag)
+
+    def write(fh) -> None:
+        out = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        out.writerow(["Node", *names])
+        for name, row in zip(names, mat, strict=True):
+            out.writerow([name, *_cells(row)])
 
     return write
