@@ -198,7 +198,7 @@ def estimate(args, table, plan, state: StopState, info: dict) -> Result:
 
 def _run_dcc(args, x, names, pairs, plan, bar, result: Result) -> None:
     res = _fit_dcc(args, x, names, pairs, plan, bar)
-    if res.R is None:
+    if plan.summary_only and args.mode == "pairwise":
         result.parts.append(res.reduced)
     else:
         result.series = None if plan.summary_only else res.R

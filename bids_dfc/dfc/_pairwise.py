@@ -229,7 +229,8 @@ def fit_pairs(
     grid = region_grid(z, max_persistence)
 
     def fit(lo: int, hi: int) -> dict[str, Any]:
-        res = fit_chunk(z, pairs[lo:hi, 0], pairs[lo:hi, 1], max_persistence, max_iter, grid)
+        res: dict[str, Any] = fit_chunk(z, pairs[lo:hi, 0], pairs[lo:hi, 1], max_persistence,
+                                        max_iter, grid)
         if reduce is not None:
             res["reduced"] = reduce(res.pop("R"))
         return res

@@ -41,9 +41,9 @@ class DCCResult:
 
     Attributes
     ----------
-    R : ndarray, shape (T, P), or None
-        Conditional correlation series, one column per pair (None when :func:`dcc` was
-        given ``reduce``: the series were summarised chunk by chunk and not kept).
+    R : ndarray, shape (T, P)
+        Conditional correlation series, one column per pair (shape (T, 0) when :func:`dcc`
+        was given ``reduce``: the series were summarised chunk by chunk and not kept).
     pairs : list of tuple of int
         ``(i, j)`` column indices of each pair (``i < j``, row-major order by default).
     a, b : ndarray, shape (P,)
@@ -65,7 +65,7 @@ class DCCResult:
         What ``reduce`` returned for every chunk, joined (empty without ``reduce``).
     """
 
-    R: np.ndarray | None
+    R: np.ndarray
     pairs: list[tuple[int, int]]
     a: np.ndarray
     b: np.ndarray
@@ -146,7 +146,7 @@ def dcc(
     reduce : callable, optional
         Pairwise mode: ``reduce(R_chunk)`` (T, m) -> dict of per-pair arrays (m,), applied
         to each batch of ``chunk_size`` pairs where it was fitted (the worker process), so
-        that the (T, P) series is never held; ``R`` is then None and ``reduced`` holds them.
+        that the (T, P) series is never held; ``R`` is then empty and ``reduced`` holds them.
 
     Returns
     -------
@@ -206,7 +206,7 @@ def _dcc_pairwise(garch, pair_arr, max_persistence, chunk_size, n_jobs, progress
         reduce=reduce,
     )
     return DCCResult(
-        R=out.get("R"),
+        R=out["R"] if "R" in out else np.empty((garch.std_resid.shape[0], 0)),
         reduced=out.get("reduced", {}),
         pairs=[(int(i), int(j)) for i, j in pair_arr],
         a=out["a"],
