@@ -59,6 +59,9 @@ class WorkflowOptions:
     seed_space: str = "native"
     network_weighting: str = "equal"
     dcc_mode: str = "pairwise"
+    #: parametric-bootstrap replicates of each seed pair's dFC SD (95 % interval in the dFC
+    #: table; docs/dcc.md); 0: off, so that a default run costs no more (1000 recommended)
+    dfc_bootstrap: int = 0
     output_spaces: list[str] = field(default_factory=lambda: ["native"])
     template: str = "auto"
     template_resolution: int = 2

@@ -29,6 +29,7 @@ def connectivity_kwargs(**overrides) -> dict:
     config's defaults."""
     opts = WorkflowOptions()
     kwargs = dict(seed_space=opts.seed_space, network_weighting=opts.network_weighting,
-                  dcc_mode=opts.dcc_mode)
+                  dcc_mode=opts.dcc_mode, dfc_bootstrap=opts.dfc_bootstrap,
+                  random_seed=RANDOM_SEED)
     kwargs.update(overrides)
     return kwargs

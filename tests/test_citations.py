@@ -30,7 +30,7 @@ def _subject(root: Path) -> SubjectData:
 
 def _options(root: Path) -> dict[str, list[str]]:
     """Command lines covering every builder and branch (atlas, own seeds, both seed spaces,
-    template-space BOLD, censoring, detected dummies, sloppy or not)."""
+    template-space BOLD, censoring, detected dummies, sloppy or not, the SD bootstrap)."""
     for name in ("atlas.nii.gz", "labels.tsv", "seeds.tsv"):
         (root / name).touch()
     extra = ["--atlas", str(root / "atlas.nii.gz"), "--atlas-labels", str(root / "labels.tsv"),
@@ -38,7 +38,8 @@ def _options(root: Path) -> dict[str, list[str]]:
     return {
         "default": [],
         "native_all": extra + ["--output-spaces", "native", "template", "--fd-threshold", "0.5",
-                               "--dummy-scans", "auto", "--dcc-mode", "joint", "--sloppy"],
+                               "--dummy-scans", "auto", "--dcc-mode", "joint", "--sloppy",
+                               "--dfc-bootstrap", "100"],
         "template_all": extra + ["--seed-space", "template", "--network-weighting", "voxel"],
     }
 

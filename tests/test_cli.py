@@ -35,6 +35,7 @@ def test_defaults_are_the_studys():
     assert wf.confounds == ["acompcor"], "the study regressed aCompCor only (METHOD.md)"
     assert wf.output_spaces == ["native"]
     assert wf.seeds is None and wf.seed_space == "native" and wf.dcc_mode == "pairwise"
+    assert wf.dfc_bootstrap == 0, "the SD bootstrap is opt-in: a default run costs no more"
     assert ex.plugin == "MultiProc" and ex.plugin_args == {}
     assert ex.nprocs >= 1 and 1 <= ex.omp_nthreads <= ex.nprocs
     assert ex.work_dir == Path("/data/out_work")
@@ -67,6 +68,7 @@ def test_every_option_is_stored(tmp_path):
         "--output-spaces", "native", "template", "--template", "MNI152NLin2009aSym",
         "--seeds", str(seeds), "--atlas", str(atlas), "--atlas-labels", str(labels),
         "--seed-space", "template", "--network-weighting", "voxel", "--dcc-mode", "joint",
+        "--dfc-bootstrap", "1000",
         "--group-column", "arm", "--control-label", "ctl", "--responder-label", "resp",
         "--nonresponder-label", "nonresp", "--outcome", "relief_pct", "--predictor", "tsp",
         "--covariates", "age", "sex", "--relief-from", "pre", "post",
@@ -90,6 +92,7 @@ def test_every_option_is_stored(tmp_path):
     assert wf.template == "MNI152NLin2009aSym"
     assert (wf.seeds, wf.atlas, wf.atlas_labels) == (seeds, atlas, labels)
     assert (wf.seed_space, wf.network_weighting, wf.dcc_mode) == ("template", "voxel", "joint")
+    assert wf.dfc_bootstrap == 1000
     assert (grp.group_column, grp.control_label, grp.responder_label, grp.nonresponder_label) == (
         "arm", "ctl", "resp", "nonresp")  # fmt: skip
     assert (grp.outcome, grp.predictor, grp.covariates) == ("relief_pct", "tsp", ["age", "sex"])
@@ -130,6 +133,9 @@ def test_every_option_is_stored(tmp_path):
         (["--seed-space", "scanner"], "--seed-space"),
         (["--network-weighting", "pca"], "--network-weighting"),
         (["--dcc-mode", "full"], "--dcc-mode"),
+        (["--dfc-bootstrap", "-5"], "--dfc-bootstrap"),
+        (["--dfc-bootstrap", "1"], "--dfc-bootstrap"),
+        (["--dfc-bootstrap", "many"], "--dfc-bootstrap"),
         (["--participant-label", "01_02"], "--participant-label"),
         (["--bids-filter-file", "/no/such.json"], "--bids-filter-file"),
         (["--config-file", "/no/such.toml"], "--config-file"),

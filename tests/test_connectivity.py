@@ -203,6 +203,9 @@ def test_connectivity_workflow_end_to_end(data, tmp_path):
     assert (func / f"{stem}_probseg.nii.gz").exists()
     side = json.loads((func / f"{stem}_dfc.json").read_text())
     assert side["PrimaryPair"] == ["DMN", "DeS"] and "dcc_sd" in side
+    # --dfc-bootstrap off by default: its columns n/a, described all the same
+    assert side["DCCSDBootstrap"] is None and "dcc_sd_ci_low" in side
+    assert dfc[["dcc_sd_ci_low", "dcc_sd_ci_high", "dcc_sd_boot_n"]].isna().all().all()
 
 
 def test_template_space_and_atlas(data, tmp_path):
@@ -286,3 +289,65 @@ def test_dfc_core_orders_pairs_and_broadcasts_joint_parameters():
     assert list(dcc.columns) == ["p__q", "p__r", "q__r"]
     assert summary["pearson_r"].iloc[0] == pytest.approx(np.corrcoef(x[:, 0], x[:, 1])[0, 1])
     assert info["seed"]["mode"] == "joint"
+
+
+def _boot_series(seed=5, n_t=150):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n_t, 5))
+    x[:, 1] += 0.8 * x[:, 0] * np.sin(np.arange(n_t) / 15.0)  # a varying correlation
+    x[:, 4] += 0.5 * x[:, 3]
+    return pd.DataFrame(x, columns=["p", "q", "r", "DMN", "DeS"])
+
+
+def test_dfc_core_bootstrap_interval_columns():
+    series = _boot_series()
+    groups = [("network", ["DMN", "DeS"]), ("seed", ["p", "q", "r"])]
+    on, _, _ = dfc_core(series, groups, mode="pairwise", fd=0.1, n_boot=20, random_seed=3)
+    off, _, _ = dfc_core(series, groups, mode="pairwise", fd=0.1)
+    assert list(on.columns)[3:7] == ["dcc_sd", "dcc_sd_ci_low", "dcc_sd_ci_high",
+                                     "dcc_sd_boot_n"]
+    assert list(on.columns) == list(off.columns)
+    boot = ["dcc_sd_ci_low", "dcc_sd_ci_high", "dcc_sd_boot_n"]
+    pd.testing.assert_frame_equal(on.drop(columns=boot), off.drop(columns=boot))
+    assert off[boot].isna().all().all()  # off: n/a, the rest of the table unchanged
+    assert (on["dcc_sd_ci_low"] >= 0).all() and (on["dcc_sd_ci_low"] <= on["dcc_sd_ci_high"]).all()
+    assert on["dcc_sd_boot_n"].between(18, 20).all()
+    # the planted varying correlation: its interval lies above that of a constant pair
+    pq = on[(on.seed_a == "p") & (on.seed_b == "q")].iloc[0]
+    pr = on[(on.seed_a == "p") & (on.seed_b == "r")].iloc[0]
+    assert pq["dcc_sd_ci_low"] > pr["dcc_sd_ci_low"]
+    again, _, _ = dfc_core(series, groups, mode="pairwise", fd=0.1, n_boot=20, random_seed=3)
+    pd.testing.assert_frame_equal(on, again)  # same seed, same intervals
+    other, _, _ = dfc_core(series, groups, mode="pairwise", fd=0.1, n_boot=20, random_seed=4)
+    assert not np.allclose(other["dcc_sd_ci_high"], on["dcc_sd_ci_high"])
+    # joint fits get no interval (the bivariate models are not theirs); the network pair
+    # (always pairwise) does; a pair seen in an earlier group is not bootstrapped again
+    joint, _, _ = dfc_core(series, [*groups, ("network", ["DMN", "DeS", "p"])], mode="joint",
+                           fd=0.1, n_boot=20, random_seed=3)
+    assert joint.loc[0, "dcc_sd_ci_low"] == on.loc[0, "dcc_sd_ci_low"]
+    assert joint.iloc[1:][boot].isna().all().all()
+
+
+def test_compute_dcc_writes_the_interval_and_its_sidecar(tmp_path):
+    series = _boot_series()
+    series.to_csv(tmp_path / "ts.tsv", sep="\t", index=False)
+    pd.DataFrame({"name": ["p", "q", "r"], "network": ["DMN", "DMN", "DeS"]}).to_csv(
+        tmp_path / "info.tsv", sep="\t", index=False)
+    for n_boot in (0, 20):
+        node = ci.ComputeDCC(timeseries=str(tmp_path / "ts.tsv"),
+                             region_info=str(tmp_path / "info.tsv"), mode="pairwise",
+                             n_boot=n_boot, random_seed=1)
+        cwd = tmp_path / f"n{n_boot}"
+        cwd.mkdir()
+        outs = node.run(cwd=str(cwd)).outputs
+        table = pd.read_csv(outs.dfc, sep="\t", keep_default_na=False)
+        meta = outs.meta["DCCSDBootstrap"]
+        if n_boot:
+            assert meta["Replicates"] == 20 and meta["RandomSeed"] == 1
+            assert meta["Level"] == 0.95 and meta["Interval"] == "percentile"
+            assert (table["dcc_sd_boot_n"].astype(float) > 0).all()
+        else:
+            assert meta is None
+            assert (table[["dcc_sd_ci_low", "dcc_sd_ci_high", "dcc_sd_boot_n"]] == "n/a"
+                    ).all().all()
+    json.dumps(outs.meta)  # the sidecar serialises

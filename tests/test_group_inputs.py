@@ -25,6 +25,7 @@ import pytest
 from test_group_workflow import _set_cell, group_options, make_group_dataset
 
 from bids_dfc.errors import BidsDfcError, InputError
+from bids_dfc.group.collect import collect_dfc
 from bids_dfc.group.run import run_group_level
 from bids_dfc.io import ABANDONED_AFTER_S
 
@@ -159,6 +160,27 @@ def test_out_of_range_and_bad_flags_are_refused(small):
     assert "column pearson_r, line 2: 1.7 is outside [-1, 1]" in line
     assert "column converged, line 3: 'maybe' is not True or False" in line
     assert "column n_volumes, line 4: n/a where a value is required" in line
+
+
+def test_bootstrap_interval_columns_are_read_and_checked(small):
+    """The participant table's --dfc-bootstrap columns (older tables have none): read as
+    numbers, n/a allowed, range-checked like dcc_sd."""
+    bids, out = small
+    files = sorted(out.glob("sub-*/func/*_seg-seeds_dfc.tsv"))
+    for k, path in enumerate(files):
+        table = pd.read_csv(path, sep="\t", keep_default_na=False)
+        table["dcc_sd_ci_low"] = "n/a" if k == 0 else "0.03"
+        table["dcc_sd_ci_high"] = "n/a" if k == 0 else "0.2"
+        table["dcc_sd_boot_n"] = "n/a" if k == 0 else "1000"
+        table.to_csv(path, sep="\t", index=False)
+    frame = collect_dfc(out, pair=("DMN", "DeS"))
+    assert frame["dcc_sd_ci_low"].dtype == float and frame["dcc_sd_boot_n"].max() == 1000
+    assert frame["dcc_sd_ci_low"].isna().sum() == len(pd.read_csv(files[0], sep="\t"))
+    run_group_level(bids, out, group_options(n_boot=200), random_seed=0)  # runs through
+    assert (out / "group").is_dir()
+    _set_cell(files[1], 1, list(table.columns).index("dcc_sd_ci_low"), "-0.2")
+    line = _line_of(_refused(bids, out), files[1].relative_to(out).as_posix())
+    assert "column dcc_sd_ci_low, line 2: -0.2 is outside >= 0" in line
 
 
 def test_duplicate_pair_rows_are_refused(small):

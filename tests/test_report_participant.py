@@ -275,3 +275,38 @@ def test_a_citation_without_entry_is_shown_as_a_problem(derivatives, tmp_path):
     text = _Text(html_path.read_text())
     assert "cited without a bibliography entry: Nobody 1999." in text.body_text
     assert [_cite_of(r) for r in text.references] == ["Engle 2002"]
+
+
+def test_sd_intervals_are_shown_when_the_bootstrap_ran(derivatives, report, tmp_path):
+    """--dfc-bootstrap: the summary and the dFC table give each SD's interval, a figure
+    draws them (cited), and the report without the bootstrap shows no empty columns."""
+    import shutil
+
+    from PIL import Image
+
+    plain = report.read_text().replace("\u200b", "")
+    assert "dcc_sd_ci_low" not in plain and "95% interval" not in plain
+    out = tmp_path / "deriv"
+    shutil.copytree(derivatives, out)
+    func = out / "sub-01" / "func"
+    ts = pd.read_csv(func / _name("seed_timeseries"), sep="\t")
+    summary, _, _ = dfc_core(ts, [("network", ["DMN", "DeS"]),
+                                  ("seed", ["PCC", "mPFC", "PAG", "RVM"])], mode="pairwise",
+                             fd=0.1, n_boot=20, random_seed=0)
+    summary.to_csv(func / _name("seed_dfc"), sep="\t", index=False, na_rep="n/a")
+    page = build_participant_report(out, "01", methods="m",
+                                    anat={"template_mask": out / "template_mask.nii.gz"})
+    text = page.read_text()
+    assert 'class="missing"' not in text, text[text.find('class="missing"'):][:400]
+    body = _Text(text)
+    first = summary.iloc[0]
+    low, high = (f"{first[c]:.3g}" for c in ("dcc_sd_ci_low", "dcc_sd_ci_high"))
+    assert "95% interval of dFC" in body.body_text and f"{low} to {high}" in body.body_text
+    assert "dcc_sd_ci_low" in text.replace("\u200b", "")  # the dFC table's columns
+    fig = out / "sub-01" / "figures" / f"{PREFIX}_desc-dfcsd_interval.png"
+    assert fig.exists() and f"figures/{fig.name}" in text
+    with Image.open(fig) as shown:
+        width, height = shown.size
+    assert width >= 900 and 200 <= height <= 600  # 7 pairs, one row each: readable
+    assert "Efron & Tibshirani 1993" in body.body_text
+    assert any(r.startswith("Efron B, Tibshirani RJ") for r in body.references)

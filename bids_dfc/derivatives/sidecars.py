@@ -9,6 +9,13 @@ DFC_META = {
     "primary network pair (DMN, DeS).",
     "Method": "DCC(1,1) after GARCH(1,1) per series (Engle 2002; Lindquist et al. 2014).",
     "dcc_sd": "standard deviation over time of the DCC series (the dFC summary)",
+    "dcc_sd_ci_low": "2.5th percentile of the dcc_sd of parametric-bootstrap replicates "
+                     "(simulated from the pair's fitted DCC-GARCH model, refitted): lower "
+                     "end of its 95% interval (n/a: --dfc-bootstrap off, a joint fit, an "
+                     "atlas pair)",
+    "dcc_sd_ci_high": "97.5th percentile of the bootstrap dcc_sd: upper end of its 95% "
+                      "interval",
+    "dcc_sd_boot_n": "bootstrap replicates in the interval (those whose refits converged)",
     "dcc_mean": "mean over time of the DCC series",
     "pearson_r": "static Pearson correlation of the two series",
     "a": "DCC news parameter", "b": "DCC decay parameter",

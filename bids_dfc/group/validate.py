@@ -4,7 +4,8 @@ Each ``*_seg-seeds_dfc.tsv`` is read as text and compared with what the particip
 writes (:func:`bids_dfc.connectivity.tables.dfc_core`, ``docs/outputs-connectivity.md``):
 complete lines (a file cut short loses its final newline or fields of its last line), the
 columns ``seed_a, seed_b, dcc_sd, dcc_mean, pearson_r, a, b, converged, n_volumes`` (and
-``mean_fd`` when FD QC or a test needs it), numbers where numbers belong (finite, in range),
+``mean_fd`` when FD QC or a test needs it; the ``--dfc-bootstrap`` interval columns when
+present), numbers where numbers belong (finite, in range),
 one row per seed pair with the primary pair among them, the seed pairs the other runs have,
 and one file per run. Every problem of every file is collected first; one
 :class:`~bids_dfc.errors.InputError` then lists them, one line per file, each naming the file
@@ -34,7 +35,11 @@ REQUIRED_COLUMNS = ("seed_a", "seed_b", "dcc_sd", "dcc_mean", "pearson_r", "a", 
 #: numeric columns: (n/a allowed, lowest value, highest value); the writer puts n/a for NaN
 NUMERIC = {"dcc_sd": (True, 0.0, None), "dcc_mean": (True, -1.0, 1.0),
            "pearson_r": (True, -1.0, 1.0), "a": (True, None, None), "b": (True, None, None),
-           "n_volumes": (False, 1.0, None), "mean_fd": (True, 0.0, None)}
+           "n_volumes": (False, 1.0, None), "mean_fd": (True, 0.0, None),
+           # the SD's bootstrap interval (n/a when --dfc-bootstrap is off; older tables
+           # have no such columns)
+           "dcc_sd_ci_low": (True, 0.0, None), "dcc_sd_ci_high": (True, 0.0, None),
+           "dcc_sd_boot_n": (True, 0.0, None)}
 MISSING = ("n/a", "")
 TRUTH = {"true": True, "1": True, "false": False, "0": False}
 #: slack of the range checks (the writer rounds to 6 significant digits)

@@ -206,6 +206,15 @@ class ExtractSeries(SimpleInterface):
         return runtime
 
 
+def _bootstrap_meta(n_boot: int, random_seed: int) -> dict | None:
+    """The sidecar's account of the SD intervals (None when the bootstrap is off)."""
+    if not n_boot:
+        return None
+    return {"Replicates": int(n_boot), "RandomSeed": int(random_seed), "Level": 0.95,
+            "Interval": "percentile", "Method": "parametric bootstrap: series simulated "
+            "from each pair's fitted DCC-GARCH(1,1) model, refitted by the same estimator"}
+
+
 class _ComputeDCCInputSpec(BaseInterfaceInputSpec):
     timeseries = File(exists=True, mandatory=True, desc="output of ExtractSeries")
     region_info = File(exists=True, mandatory=True, desc="seed or region table")
@@ -213,6 +222,8 @@ class _ComputeDCCInputSpec(BaseInterfaceInputSpec):
     mode = traits.Enum("pairwise", "joint", mandatory=True, desc="DCC over pairs or jointly")
     level = traits.Enum("seed", "region", usedefault=True, desc="name of the region level")
     relmats = traits.Bool(False, usedefault=True, desc="also write relmat TSVs")
+    n_boot = traits.Int(mandatory=True, desc="bootstrap replicates of each SD (0: off)")
+    random_seed = traits.Int(mandatory=True, desc="--random-seed (>= 0)")
 
 
 class _ComputeDCCOutputSpec(TraitedSpec):
@@ -241,7 +252,9 @@ class ComputeDCC(SimpleInterface):
             groups.append(("network", list(pair) + others))
         groups.append((self.inputs.level, names))
         fd = mean_fd(self.inputs.confounds if isdefined(self.inputs.confounds) else None)
-        summary, dcc_series, fitinfo = dfc_core(series, groups, mode=self.inputs.mode, fd=fd)
+        summary, dcc_series, fitinfo = dfc_core(series, groups, mode=self.inputs.mode, fd=fd,
+                                                n_boot=self.inputs.n_boot,
+                                                random_seed=self.inputs.random_seed)
         summary = summary.drop_duplicates(subset=["seed_a", "seed_b"]).reset_index(drop=True)
         dcc_series = dcc_series.loc[:, ~dcc_series.columns.duplicated()]
         self._results["dfc"] = _write_tsv(summary, "dfc.tsv")
@@ -261,5 +274,6 @@ class ComputeDCC(SimpleInterface):
             "Fits": json.loads(json.dumps(fitinfo)),
             "NumberOfVolumes": len(series),
             "MeanFramewiseDisplacement": None if np.isnan(fd) else round(fd, 4),
+            "DCCSDBootstrap": _bootstrap_meta(self.inputs.n_boot, self.inputs.random_seed),
         }
         return runtime

@@ -7,7 +7,8 @@ The report is assembled from the derivatives already written (BIDS-Derivatives n
 2. anatomical: skull strip + tissue contours, T1w -> template registration;
 3. per BOLD run: BOLD -> T1w registration, seed weights on the run's own BOLD reference,
    motion parameters and framewise displacement, carpet plots before and after denoising,
-   network series with the DCC trace, the dFC table;
+   network series with the DCC trace, every pair's dFC with its bootstrap interval (with
+   ``--dfc-bootstrap``), the dFC table;
 4. methods text generated from the workflow (:func:`bids_dfc.reports.methods.collect_methods`),
    its markdown emphasis rendered (escaped first);
 5. references: every work cited anywhere on the page (figure captions too), from the one
@@ -36,6 +37,9 @@ from bids_dfc.preproc.ants_utils import warp_to
 from bids_dfc.reports import participant_figures as figs
 from bids_dfc.reports.citations import bibliography, cited_keys
 from bids_dfc.reports.methods import collect_methods, split_references
+from bids_dfc.reports.participant_tables import dfc_table, has_interval, interval_text
+from bids_dfc.reports.participant_tables import seed_table as _seed_table
+from bids_dfc.reports.participant_tables import table_html as _table
 from bids_dfc.templates import get_template
 
 __all__ = ["build_participant_report", "find_participant_inputs"]
@@ -181,30 +185,6 @@ class _Page:
                  f'<p class="caption">{_markdown(caption)}</p>')
 
 
-def _table(df: pd.DataFrame, max_rows: int = 12) -> str:
-    """A table whose headers may wrap after an underscore (a zero-width space there); one
-    still wider than the window scrolls inside its own box, never the page."""
-    df = df.rename(columns=lambda c: str(c).replace("_", "_\u200b"))
-    return '<div class="table">' + df.head(max_rows).to_html(
-        index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="n/a") + "</div>"
-
-
-#: the seed table's coordinate triples, each shown as one column (the table fits a narrow
-#: window): the template-space definition and the weighted centre on the BOLD grid
-_TRIPLES = {"centre, template (mm)": ["x", "y", "z"],
-            "weighted centre, BOLD (mm)": ["centre_x", "centre_y", "centre_z"]}
-
-
-def _seed_table(info: pd.DataFrame) -> str:
-    """The seed table (the run's ``seed_info``) with its coordinate triples joined."""
-    for label, cols in _TRIPLES.items():
-        if set(cols) <= set(info.columns):
-            triple = info[cols].apply(lambda r: ", ".join(f"{v:.4g}" for v in r), axis=1)
-            info.insert(info.columns.get_loc(cols[0]), label, triple)
-            info = info.drop(columns=cols)
-    return _table(info, 50)
-
-
 def _anat_section(page: _Page, anat: dict, subject: str) -> None:
     page.add('<h2 id="anat">Anatomical</h2>')
     page.figure(f"sub-{subject}_desc-brain_T1w.png", "Skull strip and tissue segmentation",
@@ -271,8 +251,15 @@ def _run_section(page: _Page, run: dict, anat: dict) -> None:
                 "static Pearson r.", figs.plot_networks,
                 run.get("seed_timeseries"), run.get("seed_dcc"), run.get("seed_dfc"),
                 tr=run.get("tr"))
-    if run.get("seed_dfc") is not None:
-        page.add("<h3>dFC summary</h3>" + _table(pd.read_csv(run["seed_dfc"], sep="\t")))
+    dfc = pd.read_csv(run["seed_dfc"], sep="\t") if run.get("seed_dfc") else None
+    if dfc is not None and has_interval(dfc):
+        page.figure(f"{name}_desc-dfcsd_interval.png", "Precision of the dFC values",
+                    "dFC (SD of the DCC series, dots) of every pair with its 95% "
+                    "parametric-bootstrap percentile interval (bars; Efron & Tibshirani "
+                    "1993): series simulated from the pair's fitted model and refitted.",
+                    figs.plot_dfc_intervals, run["seed_dfc"])
+    if dfc is not None:
+        page.add("<h3>dFC summary</h3>" + dfc_table(dfc))
 
 
 def _wm_mask(dseg, out):
@@ -290,7 +277,9 @@ def _summary(runs: list[dict]) -> str:
         dfc = pd.read_csv(run["seed_dfc"], sep="\t")
         first = dfc.iloc[0]
         rows.append({"run": run["name"], "pair": f"{first['seed_a']}-{first['seed_b']}",
-                     "dFC (SD of DCC)": first["dcc_sd"], "mean DCC": first["dcc_mean"],
+                     "dFC (SD of DCC)": first["dcc_sd"],
+                     **({"95% interval of dFC": interval_text(first)} if has_interval(dfc)
+                        else {}), "mean DCC": first["dcc_mean"],
                      "static r": first["pearson_r"], "volumes": first["n_volumes"],
                      "mean FD (mm)": first["mean_fd"]})
         bad = dfc[dfc["converged"].astype(str).str.lower().isin(["false", "0"])]

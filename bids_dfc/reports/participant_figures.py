@@ -9,7 +9,8 @@ Every function takes file paths, writes one PNG atomically and returns its path:
 - :func:`plot_seeds` -- each seed's weights on the subject's own BOLD reference;
 - :func:`plot_motion` -- the six motion parameters and framewise displacement;
 - :func:`plot_carpets` -- carpet plots before and after denoising;
-- :func:`plot_networks` -- network series and the DCC trace of the primary pair.
+- :func:`plot_networks` -- network series and the DCC trace of the primary pair;
+- :func:`plot_dfc_intervals` -- every pair's dFC SD with its bootstrap interval.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import pandas as pd
 from bids_dfc.connectivity.weights import weighted_centroid
 from bids_dfc.io import save_figure
 
-__all__ = ["plot_carpets", "plot_motion", "plot_networks", "plot_registration",
-           "plot_seeds", "plot_skullstrip"]
+__all__ = ["plot_carpets", "plot_dfc_intervals", "plot_motion", "plot_networks",
+           "plot_registration", "plot_seeds", "plot_skullstrip"]
 
 #: the skull-strip figure: grey matter shaded, the borders of WM and CSF and the brain mask
 #: as lines (the GM label shares every border with WM, CSF or the mask, so a GM outline
@@ -236,12 +237,42 @@ def plot_networks(timeseries_tsv, dcc_tsv, dfc_tsv, out_png, *, tr=None) -> Path
     row = dfc.iloc[0]
     axes[1].plot(t, r, color="k", lw=1.2, label=f"DCC {a}-{b}")
     axes[1].axhline(row["dcc_mean"], color="r", lw=1, label=f"mean {row['dcc_mean']:.3f}")
+    low, high = row.get("dcc_sd_ci_low", np.nan), row.get("dcc_sd_ci_high", np.nan)
+    interval = "" if pd.isna(low) or pd.isna(high) else f";\n95% interval {low:.3f}-{high:.3f}"
     axes[1].fill_between(t, row["dcc_mean"] - row["dcc_sd"], row["dcc_mean"] + row["dcc_sd"],
-                         color="r", alpha=0.15, label=f"± 1 SD {row['dcc_sd']:.3f} (dFC)")
+                         color="r", alpha=0.15,
+                         label=f"± 1 SD {row['dcc_sd']:.3f} (dFC{interval})")
     axes[1].axhline(row["pearson_r"], color="#55a868", ls="--", lw=1,
                     label=f"static r {row['pearson_r']:.3f}")
     axes[1].set_ylim(-1, 1)
     axes[1].set_ylabel("conditional correlation")
     axes[1].set_xlabel("time (s)" if tr else "volume")
     _legend_outside(axes[1])
+    return _save(fig, out_png)
+
+
+def plot_dfc_intervals(dfc_tsv, out_png) -> Path:
+    """The dFC SD of every pair (dots, primary pair on top) with its bootstrap percentile
+    interval (bars); a pair without an interval (a joint fit) is a dot only."""
+    plt = _plt()
+    dfc = pd.read_csv(dfc_tsv, sep="\t", na_values=["n/a"])
+    n = len(dfc)
+    fig, ax = plt.subplots(figsize=(12, 1.2 + 0.42 * n), layout="constrained")
+    y = np.arange(n)[::-1]
+    sd = dfc["dcc_sd"].to_numpy(dtype=float)
+    low = dfc["dcc_sd_ci_low"].to_numpy(dtype=float)
+    high = dfc["dcc_sd_ci_high"].to_numpy(dtype=float)
+    has = np.isfinite(low) & np.isfinite(high)
+    ax.hlines(y[has], low[has], high[has], color="#4c72b0", lw=3, alpha=0.55,
+              label="95% bootstrap interval")
+    ax.plot(sd, y, "o", color="k", ms=6, label="dFC (SD of the DCC series)")
+    labels = [f"{a}-{b}" + (f" ({lev})" if isinstance(lev, str) else "")
+              for a, b, lev in zip(dfc["seed_a"], dfc["seed_b"], dfc.get("level", [None] * n))]
+    ax.set_yticks(y, labels, fontsize=11)
+    ax.set_ylim(-0.7, n - 0.3)
+    right = 1.05 * float(np.nanmax(np.r_[sd, high[has], 0.01]))
+    ax.set_xlim(-0.02 * right, right)  # dots at 0 (constant correlation) drawn whole
+    ax.set_xlabel("SD over time of the conditional correlation", fontsize=11)
+    ax.grid(axis="x", color="#ddd")
+    _legend_outside(ax)
     return _save(fig, out_png)

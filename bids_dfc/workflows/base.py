@@ -97,7 +97,8 @@ def init_single_subject_wf(data, *, config, template):
         conn_wf = init_connectivity_wf(
             seeds_file=opts.seeds, atlas=opts.atlas, atlas_labels=opts.atlas_labels,
             seed_space=opts.seed_space, network_weighting=opts.network_weighting,
-            dcc_mode=opts.dcc_mode, name=f"{run}_connectivity_wf",
+            dcc_mode=opts.dcc_mode, dfc_bootstrap=opts.dfc_bootstrap,
+            random_seed=ex.random_seed, name=f"{run}_connectivity_wf",
         )  # fmt: skip
         conn_wf.inputs.inputnode.bold_file = str(bold_file)
         taken = {"inputnode.bold_file"}  # set above; each other field from one source only

@@ -45,8 +45,8 @@ def atlas_entity(atlas) -> str:
     return re.sub(r"[^a-zA-Z0-9]", "", stem) or "atlas"
 
 
-def _connectivity_desc(*, seeds_file, atlas, seed_space, network_weighting,
-                       dcc_mode) -> tuple[str, tuple[str, ...]]:
+def _connectivity_desc(*, seeds_file, atlas, seed_space, network_weighting, dcc_mode,
+                       dfc_bootstrap) -> tuple[str, tuple[str, ...]]:
     """Methods text of :func:`init_connectivity_wf` and the bibliography keys it cites."""
     n_seeds = "the four seeds of the study" if seeds_file is None else "user-given seeds"
     text = (
@@ -74,11 +74,21 @@ def _connectivity_desc(*, seeds_file, atlas, seed_space, network_weighting,
         "deterministic maximisation of the quasi-likelihood. The dFC summary is the "
         "standard deviation over time of the DCC series."
     )
-    return text, ("engle2002", "lindquist2014", "bollerslev1986")
+    keys = ("engle2002", "lindquist2014", "bollerslev1986")
+    if not dfc_bootstrap:
+        return text, keys
+    return text + (
+        f" The precision of each seed pair's dFC SD was estimated by a parametric bootstrap: "
+        f"{dfc_bootstrap} series of the run's length were simulated from the pair's fitted "
+        "DCC-GARCH model and refitted in the same way, and the 2.5th and 97.5th percentiles "
+        "of their SDs give a 95% percentile interval (Efron & Tibshirani 1993)."
+        + (" Pairs fitted jointly have no interval." if dcc_mode == "joint" else "")
+    ), (*keys, "efron1993")
 
 
-def init_connectivity_wf(*, seed_space, network_weighting, dcc_mode, seeds_file=None,
-                         atlas=None, atlas_labels=None, name="connectivity_wf"):
+def init_connectivity_wf(*, seed_space, network_weighting, dcc_mode, dfc_bootstrap,
+                         random_seed, seeds_file=None, atlas=None, atlas_labels=None,
+                         name="connectivity_wf"):
     """Seeds (and optionally an atlas) -> region and network series -> DCC.
 
     docs/seeds.md describes the seeds, weights and atlases, docs/dcc.md the estimator.
@@ -93,6 +103,10 @@ def init_connectivity_wf(*, seed_space, network_weighting, dcc_mode, seeds_file=
         How seed series are averaged into network series.
     dcc_mode : {"pairwise", "joint"}
         DCC of every pair on its own, or one joint DCC of all seeds/regions.
+    dfc_bootstrap : int
+        Parametric-bootstrap replicates of each seed pair's SD (0: off; the atlas has none).
+    random_seed : int
+        Seed of the bootstrap.
     seeds_file : str or Path, optional
         Seeds TSV (``name, x, y, z, radius_mm, network``); default: the study's four seeds.
     atlas, atlas_labels : str or Path, optional
@@ -120,13 +134,13 @@ def init_connectivity_wf(*, seed_space, network_weighting, dcc_mode, seeds_file=
     workflow = pe.Workflow(name=name)
     workflow.__desc__, workflow.__citations__ = _connectivity_desc(
         seeds_file=seeds_file, atlas=atlas, seed_space=seed_space,
-        network_weighting=network_weighting, dcc_mode=dcc_mode)
+        network_weighting=network_weighting, dcc_mode=dcc_mode, dfc_bootstrap=dfc_bootstrap)
     inputnode = pe.Node(niu.IdentityInterface(fields=CONNECTIVITY_INPUTS), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=SEED_OUTPUTS + ATLAS_OUTPUTS),
                          name="outputnode")
     xfms = _add_seed_branch(workflow, inputnode, outputnode, seeds_file=seeds_file,
                             seed_space=seed_space, network_weighting=network_weighting,
-                            dcc_mode=dcc_mode)
+                            dcc_mode=dcc_mode, n_boot=(dfc_bootstrap, random_seed))
     if atlas is None:
         return workflow
 
@@ -147,8 +161,9 @@ def _check_space(seed_space) -> None:
 
 
 def _add_seed_branch(workflow, inputnode, outputnode, *, seeds_file, seed_space,
-                     network_weighting, dcc_mode):
-    """Seed maps -> warp -> seed and network series -> DCC, in ``workflow`` itself.
+                     network_weighting, dcc_mode, n_boot):
+    """Seed maps -> warp -> seed and network series -> DCC, in ``workflow`` itself;
+    ``n_boot``: (bootstrap replicates, random seed) of the SD intervals.
 
     Returns the node merging the two transform lists (the atlas branch warps with it too).
     """
@@ -158,7 +173,8 @@ def _add_seed_branch(workflow, inputnode, outputnode, *, seeds_file, seed_space,
     warp = pe.Node(WarpSeedMaps(), name="warp_seed_maps")
     extract = pe.Node(ExtractSeries(network_weighting=network_weighting),
                       name="extract_seed_series")
-    dcc = pe.Node(ComputeDCC(mode=dcc_mode, level="seed"), name="seed_dcc", mem_gb=1)
+    dcc = pe.Node(ComputeDCC(mode=dcc_mode, level="seed", n_boot=n_boot[0],
+                             random_seed=n_boot[1]), name="seed_dcc", mem_gb=1)
     xfms = pe.Node(niu.Merge(2, ravel_inputs=True), name="merge_xfms", run_without_submitting=True)
 
     if seed_space == "native":
@@ -217,7 +233,8 @@ def init_atlas_dfc_wf(*, atlas, atlas_labels, seed_space, network_weighting, dcc
                          name="warp_atlas")
     extract_atlas = pe.Node(ExtractSeries(network_weighting=network_weighting),
                             name="extract_atlas_series")
-    atlas_dcc = pe.Node(ComputeDCC(mode=dcc_mode, level="region", relmats=True),
+    atlas_dcc = pe.Node(ComputeDCC(mode=dcc_mode, level="region", relmats=True, n_boot=0,
+                                   random_seed=0),  # no SD intervals: too many pairs
                         name="atlas_dcc", mem_gb=2)
     if seed_space == "native":
         workflow.connect([
