@@ -27,7 +27,7 @@ from numpy.typing import ArrayLike
 SOFT_FLOOR = 1e-5
 
 #: A second start this close to the first one's optimum (every parameter) is in its basin.
-MERGE_DIST = 1e-2
+MERGE_DIST = 1e-3
 
 #: ``fgh(x, rows) -> (f, g, H)``: values (m,), gradients (m, k), Hessians (m, k, k).
 FGH = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
