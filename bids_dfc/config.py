@@ -53,6 +53,10 @@ class WorkflowOptions:
     acompcor_components: float = 5
     confounds: list[str] = field(default_factory=lambda: list(DEFAULT_CONFOUNDS))
     fd_threshold: float | None = None
+    #: denoising strategy when the input is fMRIPrep derivatives (a key of
+    #: ``preproc/fmriprep_confounds.py`` STRATEGIES; the components per mask are
+    #: ``acompcor_components``): the study's WM + CSF aCompCor
+    fmriprep_strategy: str = "acompcor"
     seeds: Path | None = None
     atlas: Path | None = None
     atlas_labels: Path | None = None
