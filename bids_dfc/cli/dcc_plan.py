@@ -105,7 +105,10 @@ class Plan:
         else:
             need += 2 * 8.0 * n * n
         held = 0.0 if self.method == "pearson" else 8.0 * t * p
-        need += 8.0 * t * b if only else held + WRITE_BLOCK * 60.0
+        if not only:
+            need += held + WRITE_BLOCK * 60.0
+        elif self.method != "dcc" or self.mode == "joint":
+            need += 8.0 * t * b  # one batch of series (pairwise DCC: one chunk per worker)
         need += 5 * 8.0 * t * min(SUMMARY_BLOCK, p)  # summary of a block: a copy + temporaries
         return need + p * (PAIR_BYTES_SUMMARY_ONLY if only else PAIR_BYTES)
 

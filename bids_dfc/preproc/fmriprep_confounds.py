@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def read_confounds(confounds_tsv: str | Path) -> tuple[pd.DataFrame, dict | None
         raise InputError(f"{sidecar.name}: cannot read the confounds sidecar ({err})") from err
 
 
-def _components(columns, prefix: str) -> list[str]:
+def _components(columns: Iterable[str], prefix: str) -> list[str]:
     """``<prefix>_comp_cor_NN`` columns present, by component number."""
     found = [(int(m.group(2)), c) for c in columns
              if (m := _COMPONENT.match(c)) and m.group(1) == prefix]
@@ -147,7 +148,7 @@ def _compcor_problem(table: pd.DataFrame, meta: dict | None, json_name: str) -> 
             "the JSON); none found")
 
 
-def _missing(table: pd.DataFrame, names) -> list[str]:
+def _missing(table: pd.DataFrame, names: Iterable[str]) -> list[str]:
     return [c for c in names if c not in table.columns]
 
 
@@ -217,7 +218,7 @@ def check_columns(confounds_tsv: str | Path, strategy: str) -> list[str]:
     return lines
 
 
-def expand(table: pd.DataFrame, bases) -> pd.DataFrame:
+def expand(table: pd.DataFrame, bases: Iterable[str]) -> pd.DataFrame:
     """Each base column with its backward difference and the squares of both.
 
     Recomputed from the base columns of the rows given (after the non-steady-state
