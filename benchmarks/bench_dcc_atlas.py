@@ -32,24 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_dcc import machine, simulate  # noqa: E402
 
-
-def _tree(pid: int) -> list[int]:
-    """``pid`` and its descendants."""
-    parent: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += parent.get(p, [])
-    return out
+from bids_dfc.cli.signals import descendants  # noqa: E402
 
 
 def _memory(pids: list[int]) -> tuple[float, float]:
@@ -77,7 +60,7 @@ def run_once(table: Path, out_dir: Path) -> dict:
     peak_pss = peak_rss = 0.0
     n_proc = 0
     while proc.poll() is None:
-        pids = _tree(proc.pid)
+        pids = [proc.pid, *descendants(proc.pid)]
         n_proc = max(n_proc, len(pids))
         pss, rss = _memory(pids)
         peak_pss, peak_rss = max(peak_pss, pss), max(peak_rss, rss)

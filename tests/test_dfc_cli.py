@@ -18,6 +18,7 @@ from _signals import as_from_a_terminal
 from bids_dfc import __version__
 from bids_dfc.cli.dcc import main
 from bids_dfc.cli.dcc_plan import Plan
+from bids_dfc.cli.signals import descendants, running
 from bids_dfc.dfc import dcc, dfc_summary, sliding_window_correlation
 
 NAMES = ["PCC", "mPFC", "PAG", "RVM"]
@@ -520,30 +521,10 @@ class _Lines:
         raise AssertionError(f"{text!r} never appeared in: {''.join(self.seen)}")
 
 
-def _child_pids(pid):
-    out = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
-        except OSError:
-            continue
-        if stat and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            out.append(int(entry.name))
-    return out
-
-
-def _alive(pid):
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def _wait_for_children(pid, n, timeout=60.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        kids = _child_pids(pid)
+        kids = descendants(pid)
         if len(kids) >= n:
             return kids
         time.sleep(0.05)
@@ -561,12 +542,12 @@ def test_workers_die_with_a_killed_run(tmp_path):
         proc.kill()
         proc.wait(timeout=60)
         end = time.monotonic() + 30
-        while [pid for pid in workers if _alive(pid)] and time.monotonic() < end:
+        while [pid for pid in workers if running(pid)] and time.monotonic() < end:
             time.sleep(0.05)
     finally:
         proc.kill()
         proc.wait()
-    assert not [pid for pid in workers if _alive(pid)], "workers outlived a killed run"
+    assert not [pid for pid in workers if running(pid)], "workers outlived a killed run"
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -589,7 +570,7 @@ def test_signal_stops_the_run_and_leaves_nothing(tmp_path, sig, code):
         proc.kill()
         proc.wait()
     assert took < 10.0, f"{took:.1f} s to stop"
-    assert not [pid for pid in workers if _alive(pid)], "a worker outlived the run"
+    assert not [pid for pid in workers if running(pid)], "a worker outlived the run"
     assert f"stopped by {sig.name}; no output was written" in "".join(lines.seen)
     _assert_nothing_written(tmp_path)
 

@@ -143,17 +143,14 @@ class Result:
     parts: list[dict] = field(default_factory=list)
 
 
-def _summarise(block: np.ndarray, thresholds, result: Result) -> None:
-    result.parts.append(dfc_summary(np.ascontiguousarray(block), thresholds=thresholds))
-
-
 def _join(parts: list[dict]) -> dict[str, np.ndarray]:
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
 def _summaries(thresholds) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
-    """The summary of a chunk's series over blocks of :data:`SUMMARY_BLOCK` pairs (chunks
-    start at multiples of it: the same blocks, the same bits, as a full run's summary)."""
+    """The summary of series (T, m) over blocks of :data:`SUMMARY_BLOCK` pairs: a whole
+    run's, a batch's or a worker's chunk (batches and chunks start at multiples of it: the
+    same blocks, the same bits, whichever way a run goes)."""
 
     def reduce(series: np.ndarray) -> dict[str, np.ndarray]:
         parts = [dfc_summary(np.ascontiguousarray(series[:, k:k + SUMMARY_BLOCK]),
@@ -202,8 +199,7 @@ def _run_dcc(args, x, names, pairs, plan, bar, result: Result) -> None:
         result.parts.append(res.reduced)
     else:
         result.series = None if plan.summary_only else res.R
-        for k in range(0, len(pairs), SUMMARY_BLOCK):
-            _summarise(res.R[:, k:k + SUMMARY_BLOCK], args.thresholds, result)
+        result.parts.append(_summaries(args.thresholds)(res.R))
     if args.mode == "joint":
         result.info["loglik_joint"] = res.loglik_joint
     bar(len(pairs))
@@ -219,6 +215,7 @@ def _run_static(args, x, names, pairs, plan, bar, result: Result) -> None:
         result.series = np.broadcast_to(static, (n_t, n_p))
     elif not plan.summary_only:
         result.series = np.empty((n_t, n_p))
+    summarise = _summaries(args.thresholds)
     for lo in range(0, n_p, plan.batch):
         hi = min(lo + plan.batch, n_p)
         if static is not None:
@@ -228,8 +225,7 @@ def _run_static(args, x, names, pairs, plan, bar, result: Result) -> None:
                             pairs=pairs[lo:hi], names=names)
             if result.series is not None:
                 result.series[:, lo:hi] = block
-        for k in range(0, hi - lo, SUMMARY_BLOCK):
-            _summarise(block[:, k:k + SUMMARY_BLOCK], args.thresholds, result)
+        result.parts.append(summarise(block))
         bar(hi)
     na = np.full(n_p, "n/a", dtype=object)
     result.extra = {"a": na, "b": na, "loglik": na, "converged": na}

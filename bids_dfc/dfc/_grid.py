@@ -60,13 +60,7 @@ def _filter(e, b):
     e = np.asarray(e)
     if e.ndim == 1:
         return _filter(e[:, None], b)[:, 0]
-    out = np.empty_like(e)
-    b = e.dtype.type(b)
-    out[:1] = 0
-    for t in range(1, e.shape[0]):
-        np.multiply(out[t - 1], b, out=out[t])
-        np.add(e[t - 1], out[t], out=out[t])
-    return out
+    return _filter_many(e, (b,))[0]
 
 
 def _filter_many(e, bs):
