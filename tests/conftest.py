@@ -31,6 +31,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the tests/_*.py helpers
 
+from _daemons import daemon_pids, started_here  # noqa: E402
 from _demo_data import demo_dataset  # noqa: E402
 
 
@@ -95,35 +96,20 @@ def _shared_demo_unchanged(request):
         assert_tree_unchanged(root, _BUILT[root])
 
 
-#: daemons and job steps the SLURM and container tests start outside pytest's process tree
-_DAEMONS = ("slurmstepd", "slurmd", "slurmctld", "munged", "conmon")
-
-
-def _daemon_pids() -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        try:
-            name = (entry / "comm").read_text().strip() if entry.name.isdigit() else ""
-        except OSError:
-            continue
-        if name in _DAEMONS:
-            found.add(int(entry.name))
-    return found
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _no_process_left_behind():
     """At the end of the session, no process the tests started is still running: neither
-    a child of pytest (a bids-dfc run, a worker) nor a SLURM daemon or job step. Leftovers
-    are killed (so CI does not hang) and fail the session."""
+    a child of pytest (a bids-dfc run, a worker) nor a SLURM daemon, job step or conmon this
+    session started (another xdist worker's are its own business). Leftovers are killed (so
+    CI does not hang) and fail the session."""
     from bids_dfc.cli.signals import descendants, running, stop_process_tree
 
-    before = _daemon_pids()
+    before = daemon_pids()
     yield
     deadline = time.monotonic() + 10  # a process that is just ending gets time to end
     while True:
         alive = [p for p in descendants() if running(p) and p not in _own_helpers()]
-        daemons = [p for p in _daemon_pids() - before if running(p)]
+        daemons = [p for p in daemon_pids() - before if running(p) and started_here(p)]
         if not (alive or daemons) or time.monotonic() > deadline:
             break
         time.sleep(0.25)

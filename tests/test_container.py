@@ -27,6 +27,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from _daemons import own
 from _demo_data import copy_tree, dmn_des_sd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -156,7 +157,7 @@ def run_container(image: str, args: list[str], mounts: list[str], *, extra=()) -
     The container is not started with ``--rm``: the exit status is read back from the
     stopped container as well (``podman inspect``), then it is removed.
     """
-    name = f"bids_dfc_test_{uuid.uuid4().hex[:10]}"
+    name = own(f"bids_dfc_test_{uuid.uuid4().hex[:10]}")  # conmon's command line has it
     cmd = ["run", "--name", name, "--user", UID, "--network", "none", "--read-only",
            "--security-opt", "label=disable", *extra]
     for mount in mounts:

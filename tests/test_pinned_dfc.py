@@ -5,7 +5,7 @@ computed at commit 025ed64, before the long functions were cut into helpers (rec
 at dc5f7d7, whose GARCH stage finds a better optimum on one pinned series, and at f5455af,
 whose pairwise DCC computes its Newton derivatives in float32): bit-identical
 on the recording machine (a refactor that reorders floating-point operations fails there),
-to 1e-8 on another CPU or BLAS build (tests/_pinned.py). Re-record with
+to 1e-6 relative (1e-7 absolute) on another CPU or BLAS build (tests/_pinned.py). Re-record with
 ``scripts/record_pinned.py``, which runs the pre-refactor commit, never the current code.
 """
 

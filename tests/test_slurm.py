@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _daemons import own
 from _demo_data import dmn_des_sd
 
 from bids_dfc.io import pid_alive
@@ -69,6 +70,7 @@ def cluster(tmp_path_factory):
     # munged wants every folder above its socket searchable by all (pytest's are private).
     folder = Path(tempfile.mkdtemp(prefix="bids_dfc_slurm_"))
     folder.chmod(0o755)
+    own(str(folder))  # in every daemon's command line, and in slurmstepd's SLURM_CONF
     mem_total_mb = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
     env = {
         **os.environ,
@@ -227,3 +229,36 @@ def test_nipype_slurm_plugins_match_array_job(plugin_runs, array_run, plugin):
         assert list(out.glob(f"{subject}*.html")), "no report: bids-dfc did not wait for the jobs"
     out_array = array_run[0]
     assert _dfc_table(out, subject).read_text() == _dfc_table(out_array, subject).read_text()
+
+
+def test_cancelled_step_job_is_told_not_a_crash(cluster, demo, tmp_path):
+    """A step's job that leaves the queue without a result (here ``scancel``; on a cluster a
+    time or memory limit, or a lost node) ends the run with the failure paragraph naming the
+    step and the scheduler's log, exit status 1: not nipype's TypeError, which bids-dfc
+    reported as a bug of its own."""
+    env = cluster["env"]
+    plugin_args = {"sbatch_args": f"--mem=2000M --cpus-per-task=1 --time={JOB_TIME_LIMIT}",
+                   "max_jobs": 1, "poll_sleep_duration": 1}
+    proc = subprocess.Popen(
+        [str(BIN / "bids-dfc"), str(demo), str(tmp_path / "out"), "participant",
+         "--participant-label", _subjects(demo)[0][4:], "-w", str(tmp_path / "work"),
+         "--sloppy", "--plugin", "SLURM", "--plugin-args", json.dumps(plugin_args)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cancelled = None
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while cancelled is None and proc.poll() is None and time.monotonic() < deadline:
+        queue = subprocess.run(["squeue", "-h", "-o", "%i %T"], env=env, capture_output=True,
+                               text=True, check=True).stdout.split()
+        running = [job for job, state in zip(queue[::2], queue[1::2]) if state == "RUNNING"]
+        if running:
+            time.sleep(2)  # the step is under way, not just starting
+            subprocess.run(["scancel", running[0]], env=env, check=True)
+            cancelled = running[0]
+        time.sleep(0.5)
+    _, stderr = proc.communicate(timeout=JOB_TIMEOUT)
+    assert cancelled, f"no job of the run was seen running:\n{stderr[-3000:]}"
+    assert proc.returncode == 1, stderr[-4000:]
+    assert "Traceback" not in stderr and "bug in bids-dfc" not in stderr, stderr[-4000:]
+    assert "the participant level failed" in stderr, stderr[-4000:]
+    assert "ended without writing its result" in stderr, stderr[-4000:]
+    assert str(tmp_path / "work") in stderr  # where the job's log is

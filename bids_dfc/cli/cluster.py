@@ -118,3 +118,42 @@ def finish_graph_run(plugin: str, plugin_args: dict, execgraph, batch_dir: Path,
             f"{batch_dir}/batchscript_*.sh.e; crash reports: {log_dir}. Fix the cause and "
             "rerun with the same --work-dir (add \"dont_resubmit_completed_jobs\": true to "
             "--plugin-args to reuse the finished steps)")
+
+
+#: Seconds a batch plugin waits, after a job left the queue, for the step's result file to
+#: appear (nipype's ``job_finished_timeout``, 5 s by default): on a cluster's shared file
+#: system a file written on the compute node can take longer to be seen on the submit host.
+RESULT_WAIT_S = 30.0
+
+
+def batch_runner(plugin: str, plugin_args: dict, batch_dir: Path):
+    """The nipype plugin object for a batch plugin that submits a job per step (``SLURM``,
+    ``SGE``, ``PBS``, ``LSF``, ``OAR``, ``Condor``), or ``None`` for any other plugin.
+
+    It is nipype's own plugin with one repair. When a job leaves the queue without writing
+    its step's result (cancelled, killed at a time or memory limit, its node lost), nipype
+    1.x builds the crash report from a string where it expects a list of lines and dies of
+    a ``TypeError``, so the user saw "a bug in bids-dfc" instead of the step that was lost.
+    Here that traceback is made a list and says what happened and where the job's log is.
+    """
+    from nipype.pipeline import plugins
+    from nipype.pipeline.plugins.base import SGELikeBatchManagerBase
+
+    base = getattr(plugins, f"{plugin}Plugin", None)
+    if base is None or not issubclass(base, SGELikeBatchManagerBase):
+        return None
+
+    class LostJobsTold(base):  # type: ignore[misc, valid-type]
+        def _report_crash(self, node, result=None):
+            if result is not None and isinstance(result.get("traceback"), str):
+                lines = result["traceback"].splitlines(keepends=True)
+                if "results file does not exist" in result["traceback"]:
+                    lines.append(
+                        f"JobLostError: the batch job of step {node.fullname} ended without "
+                        "writing its result: it was cancelled or killed (scancel, a time or "
+                        "memory limit, a failed node). Its scheduler log is in "
+                        f"{batch_dir} (slurm-<job id>.out for SLURM)\n")
+                result = {**result, "traceback": lines}
+            return super()._report_crash(node, result=result)
+
+    return LostJobsTold(plugin_args=plugin_args)

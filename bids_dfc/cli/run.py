@@ -71,6 +71,8 @@ def _configure_nipype(ex, log_dir: Path) -> None:
     from nipype import config as nipype_config
     from nipype import logging as nipype_logging
 
+    from bids_dfc.cli.cluster import RESULT_WAIT_S
+
     nipype_config.update_config(
         {
             "execution": {
@@ -78,6 +80,7 @@ def _configure_nipype(ex, log_dir: Path) -> None:
                 "crashfile_format": "txt",
                 "create_report": False,
                 "poll_sleep_duration": _poll_interval(ex.plugin),
+                "job_finished_timeout": RESULT_WAIT_S,
             },
             "monitoring": {"enabled": False},
             # nipype resets its loggers when imported: set them through its own config
@@ -167,7 +170,7 @@ def _run_graph(workflow, config, log_dir: Path, subjects: list[str]) -> None:
     """Run the participant graph, with progress lines; a failed step becomes one paragraph
     per failure (subject, step, cause, crash file), after the outputs of the subjects that
     finished were put in place."""
-    from bids_dfc.cli.cluster import finish_graph_run, is_graph_plugin
+    from bids_dfc.cli.cluster import batch_runner, finish_graph_run, is_graph_plugin
     from bids_dfc.cli.failures import failure_report
     from bids_dfc.cli.progress import ParticipantProgress
     from bids_dfc.derivatives import commit_participant
@@ -176,9 +179,12 @@ def _run_graph(workflow, config, log_dir: Path, subjects: list[str]) -> None:
     settings = _nipype_settings(config)
     progress = ParticipantProgress(quiet=ex.quiet)
     run_with, runner = settings, None
+    batch_dir = ex.work_dir / workflow.name / "batch"
     if ex.plugin in LOCAL_PLUGINS:
         runner = _local_runner(ex.plugin, settings["plugin_args"], progress)
         run_with = {"plugin": runner}
+    elif (batch := batch_runner(ex.plugin, settings["plugin_args"], batch_dir)) is not None:
+        run_with = {"plugin": batch}
     # MultiProc runs gc.collect() on every scheduling pass that could start a step; over the
     # heap of a fully imported bids-dfc (antspyx, nilearn, matplotlib, the graph) one
     # collection takes ~0.1 s, i.e. a busy core at 0.1 s per pass. Everything alive now
@@ -190,8 +196,7 @@ def _run_graph(workflow, config, log_dir: Path, subjects: list[str]) -> None:
     try:
         execgraph = workflow.run(**run_with)
         if is_graph_plugin(ex.plugin):  # SLURMGraph & co. return once the jobs are submitted
-            finish_graph_run(ex.plugin, settings["plugin_args"], execgraph,
-                             ex.work_dir / workflow.name / "batch", log_dir)
+            finish_graph_run(ex.plugin, settings["plugin_args"], execgraph, batch_dir, log_dir)
     except RuntimeError as exc:
         text, finished = failure_report(log_dir, started, subjects, str(exc), ex.work_dir)
         for subject in finished:
