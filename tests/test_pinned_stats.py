@@ -6,7 +6,8 @@ phenotype tables read as strings with a ``_line`` column). Every output table (c
 index, dtypes, every value) is compared with what ``bids_dfc/stats`` computed at commit
 025ed64, before ``assemble`` and ``run_group_statistics`` were cut into helpers: bit-identical
 on the recording machine, to 1e-6 relative (1e-7 absolute) elsewhere (tests/_pinned.py;
-re-record with ``scripts/record_pinned.py``, which runs the pre-refactor commit, never the current code).
+re-record with ``scripts/record_pinned.py``, which runs the pre-refactor commit, never the
+current code).
 """
 
 from __future__ import annotations
