@@ -19,6 +19,13 @@ GRID_A = (0.003, 0.007, 0.013, 0.022, 0.035, 0.055, 0.08, 0.12, 0.17, 0.24, 0.33
 #: (b < 0.7) and long-memory (b >= 0.7) solutions can be separate local optima when the
 #: correlation barely moves.
 B_BANDS = ((0.0, 0.7), (0.7, 1.0))
+#: The grid's edge. A pair whose best grid point has the largest a of GRID_A may have its
+#: optimum beyond it (large a and short memory, as in real resting-state pairs at TR ~ 2 s:
+#: nitime's ROI table), where the likelihood can have two nearby bumps along a ridge that
+#: one grid column cannot tell apart. Such pairs are also evaluated on this extension, whose
+#: best point is a start of its own.
+EDGE_A = (0.42, 0.52, 0.62, 0.75, 0.88)
+EDGE_B = (0.0, 0.06, 0.12, 0.2, 0.3, 0.42)
 
 
 def grid_points(max_persistence: float) -> list[tuple[float, float]]:
@@ -26,26 +33,28 @@ def grid_points(max_persistence: float) -> list[tuple[float, float]]:
     return [(a, b) for b in GRID_B for a in GRID_A if a + b <= max_persistence]
 
 
-def region_grid(z: np.ndarray, max_persistence: float) -> dict[str, Any]:
+def region_grid(z: np.ndarray, max_persistence: float, a_values=GRID_A,
+                b_values=GRID_B) -> dict[str, Any]:
     """Per-region grid quantities shared by all pairs (float32, region-major).
 
     Returns
     -------
-    dict with ``qbar`` (N,), and per grid value of b (keyed by its index in GRID_B):
-    ``s[kb]`` = S_t(b) / qbar of the squared residuals (N, T) and ``g[kb, ka]`` =
-    ``1 / sqrt(qbar + a S_t(b))`` (N, T).
+    dict with the grid's ``a`` and ``b`` values, ``qbar`` (N,), and per grid value of b
+    (keyed by its index in ``b``): ``s[kb]`` = S_t(b) / qbar of the squared residuals (N, T)
+    and ``g[kb, ka]`` = ``1 / sqrt(qbar + a S_t(b))`` (N, T).
     """
     f32 = np.float32
     z2 = z * z
     qbar = bv.tsum(z2) / z.shape[0]
     e_reg = (z2 - qbar).astype(f32)
     qbar = qbar.astype(f32)
-    out: dict[str, Any] = {"qbar": qbar, "s": {}, "g": {}}
-    for kb, b in enumerate(GRID_B):
+    out: dict[str, Any] = {"a": tuple(a_values), "b": tuple(b_values), "qbar": qbar, "s": {},
+                           "g": {}}
+    for kb, b in enumerate(b_values):
         s_reg = _filter(e_reg, b)
         # S_t(b) / qbar of each region, for the slope at a = 0
         out["s"][kb] = np.ascontiguousarray((s_reg / qbar).T)
-        for ka, a in enumerate(GRID_A):
+        for ka, a in enumerate(a_values):
             if a + b <= max_persistence:
                 out["g"][kb, ka] = np.ascontiguousarray((1.0 / np.sqrt(qbar + f32(a) * s_reg)).T)
     return out
@@ -95,16 +104,16 @@ def _pair_product(g, pi, pj, runs, out, op=np.multiply):
     return out
 
 
-def _grid_best(z, pi, pj, data, max_persistence, grid=None):
-    """Best grid point per pair and b-band, and the slope of F at a = 0.
+def _grid_best(z, pi, pj, data, max_persistence, grid=None, bands=B_BANDS):
+    """Best grid point per pair and band of b (``bands``), and the slope of F at a = 0.
 
     Returns
     -------
     a, b, F : ndarray, shape (n_bands, m)
         Best grid point of each band of b.
     slope : ndarray, shape (m,)
-        ``min over GRID_B of dF/da at a = 0``: when it is >= 0, moving away from the
-        constant-correlation solution raises F for every grid value of b.
+        ``min over the grid's b of dF/da at a = 0``: when it is >= 0, moving away from
+        the constant-correlation solution raises F for every grid value of b.
 
     Evaluated in float32, pair-major (m, T): the grid only chooses where the float64
     refinement starts. Sums over time run along each pair's row, so a pair's values do not
@@ -125,18 +134,18 @@ def _grid_best(z, pi, pj, data, max_persistence, grid=None):
     runs = _runs(pi, pj)
     gij, rho, u = (np.empty(s.shape, dtype=f32) for _ in range(3))
     slope = np.full(m, np.inf, dtype=f32)
-    nb = len(B_BANDS)
+    nb = len(bands)
     best_f = np.full((nb, m), np.inf, dtype=f32)
     best_a = np.zeros((nb, m))
     best_b = np.zeros((nb, m))
-    s12_all = _filter_many(data.e[:, 2].astype(f32), GRID_B)
-    for kb, b in enumerate(GRID_B):
-        band = [k for k, (lo, hi) in enumerate(B_BANDS) if lo <= b < hi][0]
+    s12_all = _filter_many(data.e[:, 2].astype(f32), grid["b"])
+    for kb, b in enumerate(grid["b"]):
+        band = [k for k, (lo, hi) in enumerate(bands) if lo <= b < hi][0]
         s12 = np.ascontiguousarray(s12_all[kb].T)
         rho_a = ginv0 * s12 - (0.5 * rho0) * _pair_product(grid["s"][kb], pi, pj, runs, gij,
                                                            np.add)
         slope = np.minimum(slope, np.add.reduce(d1 * rho_a, axis=1))
-        for ka, a in enumerate(GRID_A):
+        for ka, a in enumerate(grid["a"]):
             if (kb, ka) not in grid["g"]:
                 continue
             _pair_product(grid["g"][kb, ka], pi, pj, runs, gij)

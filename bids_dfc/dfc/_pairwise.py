@@ -6,13 +6,15 @@ Search strategy (deterministic, aimed at the global optimum; docs/dcc.md):
 2. a grid over the feasible triangle (``GRID_A x GRID_B``, ``a + b <= max_persistence``;
    :mod:`._grid`), evaluated for all pairs at once in float32; ``S_t(b)`` is shared by all
    grid values of ``a`` and the diagonal terms are computed once per region, not once per
-   pair; plus the slope ``dF/da`` at ``a = 0`` for every grid ``b``;
+   pair; plus the slope ``dF/da`` at ``a = 0`` for every grid ``b``; pairs whose best grid
+   point is on the grid's largest ``a`` are also evaluated on an extension beyond it
+   (``EDGE_A x EDGE_B``), which gives them a third start;
 3. pairs falling away from ``a = 0`` along every grid ``b`` (and with no better grid point)
    are settled at ``a = 0``;
 4. batched projected Newton refinement (exact gradient and Hessian, computed in float32:
    they only steer the steps; every value compared or returned is float64) from the best
-   grid point of the better band of ``b``, then of the other band unless it is clearly
-   worse or it enters the basin of the first band's optimum;
+   grid point of the best band of ``b`` (or of the extension), then of the others unless
+   they are clearly worse or enter the basin of the optimum already found;
 5. the best of (1) and (4) is kept.
 
 Chunks of pairs go to worker processes (:mod:`._workers`) when ``n_jobs > 1``.
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from . import _bivariate as bv
-from ._grid import _grid_best, region_grid
+from ._grid import EDGE_A, EDGE_B, GRID_A, _grid_best, region_grid
 from ._newton import minimize_batch
 from ._workers import can_fork, map_chunks
 
@@ -59,7 +61,7 @@ def _blocked(fn, data, idx, *args):
     return np.concatenate(outs, axis=-1)
 
 
-def _grid_starts(z, pi, pj, data, max_persistence, grid):
+def _grid_starts(z, pi, pj, data, max_persistence, grid, **kwargs):
     """:func:`_grid_best` over blocks of :data:`GRID_BLOCK` pairs, results joined."""
     m = pi.size
     cols = np.arange(m)
@@ -71,10 +73,30 @@ def _grid_starts(z, pi, pj, data, max_persistence, grid):
             data.take(cols[k : k + GRID_BLOCK]),
             max_persistence,
             grid,
+            **kwargs,
         )
         for k in range(0, m, GRID_BLOCK)
     ]
     return tuple(np.concatenate(p, axis=-1) for p in zip(*parts, strict=True))
+
+
+def _edge_starts(z, pi, pj, data, max_persistence, a0, b0, f0):
+    """The starts with one more row: the best point of the grid's extension beyond its
+    largest ``a`` (``EDGE_A x EDGE_B``) for the pairs whose best grid point is on that edge,
+    ``F = inf`` (no start) for the others. The extension's region quantities are computed
+    for those pairs' regions only."""
+    m = pi.size
+    edge = np.flatnonzero(a0[np.argmin(f0, axis=0), np.arange(m)] == GRID_A[-1])
+    rows = [np.zeros(m), np.zeros(m), np.full(m, np.inf)]
+    if edge.size:
+        regions, inverse = np.unique(np.concatenate([pi[edge], pj[edge]]), return_inverse=True)
+        grid = region_grid(z[:, regions], max_persistence, EDGE_A, EDGE_B)
+        ea, eb, ef, _ = _grid_starts(z[:, regions], inverse[: edge.size], inverse[edge.size :],
+                                     data.take(edge), max_persistence, grid,
+                                     bands=((0.0, 1.0),))
+        for row, values in zip(rows, (ea[0], eb[0], ef[0]), strict=True):
+            row[edge] = values
+    return tuple(np.vstack([old, row]) for old, row in zip((a0, b0, f0), rows, strict=True))
 
 
 def _refine_band(data, a0, b0, members, band, max_persistence, max_iter, target=None,
@@ -172,6 +194,7 @@ def fit_chunk(
     f_const = _blocked(bv.value_const, data, cols)
     grid = region_grid(z, max_persistence) if grid is None else grid
     a0, b0, f0, slope = _grid_starts(z, pi, pj, data, max_persistence, grid)
+    a0, b0, f0 = _edge_starts(z, pi, pj, data, max_persistence, a0, b0, f0)
     # constant correlation is optimal when F rises from a = 0 along every grid b and no
     # grid point beats it: those pairs need no refinement
     settled = (slope >= 0) & (f0.min(axis=0) >= f_const)
