@@ -33,8 +33,9 @@ def grid_points(max_persistence: float) -> list[tuple[float, float]]:
     return [(a, b) for b in GRID_B for a in GRID_A if a + b <= max_persistence]
 
 
-def region_grid(z: np.ndarray, max_persistence: float, a_values=GRID_A,
-                b_values=GRID_B) -> dict[str, Any]:
+def region_grid(z: np.ndarray, max_persistence: float,
+                a_values: tuple[float, ...] = GRID_A,
+                b_values: tuple[float, ...] = GRID_B) -> dict[str, Any]:
     """Per-region grid quantities shared by all pairs (float32, region-major).
 
     Returns
