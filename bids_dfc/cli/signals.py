@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,8 @@ from pathlib import Path
 
 #: how long the workers get to end after SIGTERM before they are killed
 GRACE_S = 3.0
+#: delay of a signal delivered again because its exception was lost (see stop_on_signals)
+REDELIVER_S = 0.01
 
 
 class Interrupted(BaseException):
@@ -47,20 +50,52 @@ def stop_on_signals(on_signal: Callable[[int], None] = _raise) -> Iterator[None]
         yield
         return
     seen: list[int] = []
+    lost: list[int] = []
+    in_hook: list[bool] = []
+    previous_hook = sys.unraisablehook
+
+    def redeliver(signum: int) -> None:
+        timer = threading.Timer(REDELIVER_S, os.kill, (os.getpid(), signum))
+        timer.daemon = True
+        timer.start()
 
     def handler(signum: int, frame: object) -> None:
-        if seen:  # a second signal: stop now
+        if in_hook:  # not inside the hook either: a little later
+            redeliver(signum)
+            return
+        if lost:  # the first signal again: its exception was lost (below)
+            lost.clear()
+        elif seen:  # a second signal: stop now
             os._exit(128 + signum)
-        seen.append(signum)
+        else:
+            seen.append(signum)
         on_signal(signum)
+
+    def unraisable(info) -> None:  # type: ignore[no-untyped-def]
+        # Python runs a signal handler between any two bytecodes, also inside a weakref
+        # callback or a __del__ (the import system's module-lock callback, a closing file),
+        # where an exception cannot propagate: it is printed ("Exception ignored in") and
+        # dropped, and the run would go on. Deliver the signal once more instead, from a
+        # timer: its handler runs again once the callback has returned.
+        if not isinstance(info.exc_value, Interrupted):
+            previous_hook(info)
+            return
+        in_hook.append(True)
+        try:
+            lost.append(info.exc_value.signum)
+            redeliver(info.exc_value.signum)
+        finally:
+            in_hook.clear()
 
     old = {}
     for sig in (signal.SIGTERM, signal.SIGINT):
         if signal.getsignal(sig) is not signal.SIG_IGN:
             old[sig] = signal.signal(sig, handler)
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         for sig, prev in old.items():
             signal.signal(sig, prev)
 
