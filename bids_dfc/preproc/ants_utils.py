@@ -12,7 +12,9 @@ The public API (stable, imported by the BOLD interfaces too):
 - :class:`ants_seed` -- fix the random seed antspyx passes to ``antsRegistration``;
 - :func:`ants_seed_value` -- the ``--random-seed`` value antsRegistration gets for our seed;
 - :func:`read_finite_image` -- read an image with antspyx, refusing NaN/inf voxels;
-- :func:`head_mask` -- foreground (head) mask of a structural image (and its helpers).
+- :func:`head_mask` -- foreground (head) mask of a structural image (and its helpers);
+- :func:`write_composite_transform` -- an ``antsApplyTransforms`` list as one ITK
+  composite ``.h5`` (fMRIPrep's ``*_mode-image_xfm.h5`` format).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ __all__ = [
     "ants_seed",
     "ants_seed_value",
     "read_finite_image",
+    "write_composite_transform",
     "head_mask",
     "largest_component",
     "fill_holes",
@@ -320,3 +323,23 @@ def warp_to(moving: str | os.PathLike, fixed: str | os.PathLike,
             out = ants.resample_image_to_target(moving_img, fixed_img, interp_type=interpolator)
         ants.image_write(out, str(out_file))
     return Path(out_file)
+
+
+def write_composite_transform(transforms: Sequence[str | os.PathLike],
+                              out_file: str | os.PathLike) -> Path:
+    """Write an ``antsApplyTransforms`` transform list as one ITK composite ``.h5``.
+
+    ``transforms`` is in ``ants.apply_transforms`` order (the last one is applied first):
+    affine ``.mat``/``.txt`` files and displacement-field ``.nii.gz`` warps. The file is
+    written by ITK's own HDF5 transform writer, the format of antsRegistration's
+    ``--write-composite-transform`` and so of fMRIPrep's ``*_mode-image_xfm.h5``; applied
+    through ``ants.apply_transforms`` it maps exactly as the list does.
+    """
+    import ants
+
+    loaded = [ants.transform_from_displacement_field(ants.image_read(str(path)))
+              if str(path).endswith((".nii", ".nii.gz")) else ants.read_transform(str(path))
+              for path in transforms]
+    out = Path(out_file)
+    ants.write_transform(ants.compose_ants_transforms(loaded), str(out))
+    return out
