@@ -12,7 +12,9 @@ import pytest
 from nipype.pipeline import engine as pe
 
 from bids_dfc.cli.parser import parse_args
+from bids_dfc.inputs.fmriprep import FmriprepRun
 from bids_dfc.inputs.raw import SubjectData
+from bids_dfc.preproc.fmriprep_confounds import STRATEGIES
 from bids_dfc.reports import methods
 from bids_dfc.reports.citations import IN_TEXT, bibliography, cited_keys
 from bids_dfc.reports.group import METHODS as GROUP_METHODS
@@ -20,6 +22,7 @@ from bids_dfc.reports.methods import collect_methods, workflow_citations
 from bids_dfc.reports.trial import TRIAL_CITED
 from bids_dfc.workflows.anat import TEMPLATE_CITATIONS, _anat_desc
 from bids_dfc.workflows.base import init_bids_dfc_wf
+from bids_dfc.workflows.fmriprep import init_fmriprep_bold_wf
 
 
 def _subject(root: Path) -> SubjectData:
@@ -51,6 +54,18 @@ def graphs(tmp_path_factory) -> dict[str, pe.Workflow]:
     for label, args in _options(root).items():
         cfg = parse_args([str(root), str(root / "out"), "participant", *args])
         out[label] = init_bids_dfc_wf(cfg, [_subject(root)]).get_node("sub_01_wf")
+    # the fMRIPrep ingress, once per denoising strategy (graphs only: empty files)
+    for name in ("bold.nii.gz", "b.nii.gz", "m.nii.gz", "c.tsv", "a.nii.gz"):
+        (root / name).touch()
+    run = FmriprepRun(source=root / "bold.nii.gz", entities={"sub": "01"},
+                      template="MNI152NLin2009cAsym", resolution=None, bold=root / "b.nii.gz",
+                      mask=root / "m.nii.gz", boldref=None, confounds=root / "c.tsv", tr=2.0,
+                      metadata={}, aroma_bold=root / "a.nii.gz")
+    for strategy in STRATEGIES:
+        out[f"fmriprep_{strategy}"] = init_fmriprep_bold_wf(
+            run=run, std2anat=None, version="24.1.1", seed_space="template",
+            strategy=strategy, n_compcor=5, dummy_scans="auto", band_pass=(0.01, 0.1),
+            smoothing_fwhm=4.0, fd_threshold=0.5, name=f"fmriprep_{strategy.replace('+', '_')}")
     return out
 
 

@@ -22,9 +22,11 @@ import nilearn.interfaces.fmriprep as nilearn_fmriprep
 import numpy as np
 import pandas as pd
 import pytest
+from nilearn import signal as nsignal
 from scipy import signal as sps
 
 from bids_dfc.errors import InputError
+from bids_dfc.preproc.denoise import denoise_fmriprep_core
 from bids_dfc.preproc.fmriprep_confounds import (
     STRATEGIES,
     check_columns,
@@ -378,3 +380,29 @@ def test_the_regressors_feed_the_one_step_denoising():
     assert clean.shape == series.shape and np.isfinite(clean).all()
     detrended = sps.detrend(design, axis=0)
     np.testing.assert_allclose(detrended.T @ clean, 0.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("path", [OLD, V21], ids=lambda p: p.stem)
+def test_denoising_an_fmriprep_run_matches_nilearn_clean_of_its_steady_volumes(tmp_path, path):
+    """denoise_fmriprep_core drops the flagged volumes and regresses the strategy's columns
+    with data and confounds band-passed alike: the same as nilearn.signal.clean of the
+    steady volumes with nilearn's own load_confounds regressors (its sample_mask). The
+    files' 30 volumes are too short for the band-pass (test_signal checks it); detrended."""
+    image = _arrange(tmp_path, path)
+    theirs, sample_mask = nilearn_fmriprep.load_confounds(image, demean=False,
+                                                         **NILEARN_CALLS["acompcor"])
+    rng = np.random.default_rng(5)
+    n_vol = len(theirs)
+    data = (rng.normal(size=(3, 4, 2, n_vol)).cumsum(-1) + 100).astype(np.float32)
+    mask = np.ones(data.shape[:3], bool)
+    out, info, kept = denoise_fmriprep_core(
+        data, mask, (2.0, 2.0, 2.0), str(path), 2.0, strategy="acompcor",
+        n_compcor=N_COMPCOR, dummy_scans="auto", fd_threshold=None, band=None, fwhm=0.0)
+    assert out.shape == data.shape[:3] + (len(sample_mask),)
+    assert info["NonSteadyStateVolumes"] == N_DUMMY[path] == n_vol - len(sample_mask)
+    assert kept.index.tolist() == sample_mask.tolist()
+    ref = nsignal.clean(data[mask][:, sample_mask].T, confounds=theirs.iloc[sample_mask],
+                        detrend=True, filter=False, t_r=2.0, standardize=None,
+                        standardize_confounds=True)
+    # float32 series around 100 (our output is float32): 1e-4 of the range
+    np.testing.assert_allclose(out[mask].T, ref, atol=1e-4 * np.abs(ref).max())

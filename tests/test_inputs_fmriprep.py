@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import nibabel as nb
 import nilearn.interfaces.fmriprep as nilearn_fmriprep
 import numpy as np
 import pytest
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
 
 from bids_dfc.inputs.fmriprep import collect_fmriprep, is_fmriprep, read_description
 
@@ -80,6 +83,7 @@ def _run(root: Path, sub: str = "01", *, native: str | None = "boldref", confoun
     elif native == "T1w":
         _nii(func / f"{src}_space-T1w_desc-preproc_bold.nii.gz", (6, 6, 6, n_vol), tr=tr)
         _nii(func / f"{src}_space-T1w_desc-brain_mask.nii.gz", (6, 6, 6))
+        _nii(func / f"{src}_space-T1w_boldref.nii.gz", (6, 6, 6))
     anat = root / f"sub-{sub}" / "anat"
     anat.mkdir(parents=True, exist_ok=True)
     (anat / f"sub-{sub}_from-{space}_to-T1w_mode-image_xfm.h5").write_bytes(b"")
@@ -217,3 +221,76 @@ def test_an_unreadable_image_is_a_problem_not_a_traceback(tmp_path):
     bold.write_bytes(b"not a nifti")
     _, problems = _collect(tmp_path)
     assert len(problems) == 1 and "cannot be read" in problems[0]
+
+
+# ---- the ingress workflow, run for real on such a folder --------------------------------
+
+def _signal_run(root: Path) -> Path:
+    """A run whose images hold real-valued series (random walks around 100)."""
+    bold = _run(root)
+    rng = np.random.default_rng(2)
+    for path in sorted(bold.parent.glob("*desc-preproc_bold.nii.gz")):
+        img = nb.load(path)
+        data = 100 + rng.normal(size=img.shape).cumsum(-1).astype(np.float32)
+        out = nb.Nifti1Image(data, img.affine, img.header)
+        nb.save(out, path)
+    coreg = bold.parent / "sub-01_task-rest_from-boldref_to-T1w_mode-image_desc-coreg_xfm.txt"
+    import ants
+
+    tx = ants.create_ants_transform(transform_type="AffineTransform", dimension=3,
+                                    translation=(1.5, -2.0, 0.5))
+    ants.write_transform(tx, str(coreg))  # ITK text, as fMRIPrep writes it
+    return bold
+
+
+def _received(**kwargs):
+    from nipype.interfaces.base import isdefined
+
+    return {k: (v if isdefined(v) else None) for k, v in kwargs.items()}
+
+
+@pytest.mark.parametrize("seed_space", ["template", "native"])
+def test_ingress_workflow_denoises_and_fills_the_connectivity_inputs(tmp_path, seed_space):
+    import ants
+
+    from bids_dfc.workflows.fields import CONNECTIVITY_INPUTS
+    from bids_dfc.workflows.fmriprep import init_fmriprep_bold_wf
+
+    root = tmp_path / "fmriprep"
+    _description(root)
+    _signal_run(root)
+    dataset, problems = _collect(root, seed_space=seed_space)
+    assert problems == []
+    (run,) = dataset.subjects[0].runs
+    wf = init_fmriprep_bold_wf(
+        run=run, std2anat=dataset.subjects[0].std2anat[TPL], version=dataset.version,
+        seed_space=seed_space, strategy="acompcor", n_compcor=5, dummy_scans="auto",
+        band_pass=None, smoothing_fwhm=4.0)
+    # what a downstream node receives (identity nodes are pruned from the run's graph)
+    fields = [*CONNECTIVITY_INPUTS, "denoise_meta"]
+    collect = pe.Node(niu.Function(function=_received, input_names=fields,
+                                   output_names=["out"]), name="collect")
+    parent = pe.Workflow(name="parent", base_dir=str(tmp_path / "work"))
+    parent.connect([(wf, collect, [(f"outputnode.{f}", f) for f in fields])])
+    result = parent.run()
+    received = next(n for n in result.nodes() if n.name == "collect").result.outputs.out
+    out = SimpleNamespace(**received)
+    assert received["bold_file"] == str(run.bold)  # no raw dataset: names from fMRIPrep's
+    denoised = nb.load(out.bold_std if seed_space == "template" else out.bold_denoised)
+    source = run.bold if seed_space == "template" else run.native.bold
+    assert denoised.shape == nb.load(source).shape[:3] + (27,)  # 3 volumes flagged in V21
+    assert np.allclose(denoised.affine, nb.load(source).affine)
+    assert len(open(out.confounds_tsv).readlines()) == 28
+    meta = json.loads(Path(out.denoise_meta).read_text())
+    assert meta["NonSteadyStateVolumes"] == 3 and meta["SmoothingFWHMmm"] == 4.0
+    header = open(run.confounds).readline().split("\t")
+    wm = sorted(c for c in header if c.startswith("w_comp_cor_"))  # 4 in this file
+    assert meta["CompCor"]["WM"] == wm[:5] and 0 < len(wm) < 5
+    assert any("fewer aCompCor components than the 5 requested" in w for w in meta["Warnings"])
+    assert out.template_ref == str(run.mask)
+    if seed_space == "native":
+        assert out.std2anat_xfm == [str(dataset.subjects[0].std2anat[TPL])]
+        (inverse,) = [out.anat2boldref_xfm] if isinstance(out.anat2boldref_xfm, str) \
+            else out.anat2boldref_xfm
+        point = ants.read_transform(inverse).apply_to_point((1.0, 2.0, 3.0))
+        np.testing.assert_allclose(point, (1.0 - 1.5, 2.0 + 2.0, 3.0 - 0.5), atol=1e-6)

@@ -197,12 +197,8 @@ def _grid_problems(bold: Path, other: Path, what: str) -> list[str]:
 
 
 def _confounds_file(files: dict[tuple, Path]) -> Path | None:
-    for desc in ("confounds",):
-        for suffix in ("timeseries", "regressors"):
-            path = files.get((None, None, None, None, desc, suffix, ".tsv"))
-            if path:
-                return path
-    return None
+    return (files.get((None, None, None, None, "confounds", "timeseries", ".tsv"))
+            or files.get((None, None, None, None, "confounds", "regressors", ".tsv")))
 
 
 def _tr_problems(bold: Path, meta: dict, raw_meta: dict | None) -> tuple[float, list[str]]:
@@ -331,6 +327,10 @@ def _native_problems(native: NativeFiles | None, name: str, template: str,
     problems = []
     if native.mask is None:
         problems.append(f"{native.bold}: its brain mask (desc-brain_mask) is missing")
+    if native.boldref is None:
+        problems.append(f"{native.bold}: its reference volume ("
+                        + ("space-T1w_boldref" if native.space == "T1w" else "desc-coreg_boldref")
+                        + ".nii.gz) is missing; copy it from fMRIPrep's output")
     if native.space == "boldref" and native.boldref2anat is None:
         problems.append(f"{native.bold}: the coregistration "
                         f"{name}_from-boldref_to-T1w_mode-image_desc-coreg_xfm.txt is missing")

@@ -23,7 +23,7 @@ from nipype.interfaces.base import (
 )
 
 from bids_dfc.errors import InputError
-from bids_dfc.preproc.ants_utils import node_tmpdir
+from bids_dfc.preproc.ants_utils import invert_affine, node_tmpdir
 from bids_dfc.preproc.boldreg import (
     coregister,
     epi_mask,
@@ -271,4 +271,24 @@ class ResampleToTemplate(SimpleInterface):
         del out
         os.unlink("bold_std.npy")
         self._results["out_file"] = path
+        return runtime
+
+
+class _InvertAffineInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="ITK affine transform (.txt or .mat)")
+
+
+class _InvertAffineOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="its inverse (.mat)")
+
+
+class InvertAffine(SimpleInterface):
+    """Invert an affine transform file (fMRIPrep's boldref -> T1w into T1w -> boldref)."""
+
+    input_spec = _InvertAffineInputSpec
+    output_spec = _InvertAffineOutputSpec
+
+    def _run_interface(self, runtime):
+        self._results["out_file"] = str(invert_affine(self.inputs.in_file,
+                                                      os.path.abspath("inverse.mat")))
         return runtime

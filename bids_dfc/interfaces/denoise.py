@@ -20,7 +20,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from bids_dfc.preproc.denoise import denoise_core
+from bids_dfc.preproc.denoise import denoise_core, denoise_fmriprep_core
 
 
 class _DenoiseInputSpec(BaseInterfaceInputSpec):
@@ -72,4 +72,57 @@ class DenoiseBold(SimpleInterface):
             json.dump(info, fh, indent=2)
         self._results["out_file"] = path
         self._results["out_meta"] = meta
+        return runtime
+
+
+class _DenoiseFmriprepInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="fMRIPrep's preprocessed BOLD series")
+    mask_file = File(exists=True, mandatory=True, desc="fMRIPrep's brain mask of that space")
+    confounds_file = File(exists=True, mandatory=True, desc="desc-confounds_timeseries.tsv")
+    tr = traits.Float(mandatory=True)
+    strategy = traits.Str(mandatory=True, desc="a preproc.fmriprep_confounds strategy")
+    n_compcor = traits.Float(mandatory=True, desc="aCompCor components per mask")
+    dummy_scans = traits.Either(None, traits.Int, traits.Str, mandatory=True,
+                                desc="leading volumes dropped; 'auto': fMRIPrep's flags")
+    band_pass = traits.Either(None, traits.Tuple(traits.Either(None, traits.Float),
+                                                 traits.Either(None, traits.Float)),
+                              mandatory=True, desc="band-pass edges, Hz (None: open)")
+    fd_threshold = traits.Either(None, traits.Float, default=None, usedefault=True)
+    smoothing_fwhm = traits.Float(mandatory=True, desc="Gaussian FWHM, mm")
+
+
+class _DenoiseFmriprepOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="denoised, band-passed, smoothed steady volumes")
+    out_meta = File(exists=True, desc="JSON: the strategy, columns and settings used")
+    confounds_kept = File(exists=True, desc="the confounds table's rows of the kept volumes")
+    n_dummy = traits.Int(desc="leading volumes dropped")
+
+
+class DenoiseFmriprep(SimpleInterface):
+    """Denoise an fMRIPrep BOLD series with a named strategy of its confounds."""
+
+    input_spec = _DenoiseFmriprepInputSpec
+    output_spec = _DenoiseFmriprepOutputSpec
+
+    def _run_interface(self, runtime):
+        img = nb.load(self.inputs.in_file)
+        mask = np.asanyarray(nb.load(self.inputs.mask_file).dataobj) > 0
+        zooms = np.sqrt((img.affine[:3, :3] ** 2).sum(0))
+        band = self.inputs.band_pass
+        out, info, kept = denoise_fmriprep_core(
+            np.asanyarray(img.dataobj), mask, zooms, self.inputs.confounds_file,
+            self.inputs.tr, strategy=self.inputs.strategy, n_compcor=self.inputs.n_compcor,
+            dummy_scans=self.inputs.dummy_scans, fd_threshold=self.inputs.fd_threshold,
+            band=None if band is None else tuple(band), fwhm=self.inputs.smoothing_fwhm)
+        hdr = img.header.copy()
+        hdr.set_data_dtype(np.float32)
+        hdr.set_slope_inter(1.0, 0.0)
+        self._results["out_file"] = os.path.abspath("bold_denoised.nii")
+        nb.Nifti1Image(out, img.affine, hdr).to_filename(self._results["out_file"])
+        self._results["out_meta"] = os.path.abspath("denoise.json")
+        with open(self._results["out_meta"], "w") as fh:
+            json.dump(info, fh, indent=2)
+        self._results["confounds_kept"] = os.path.abspath("confounds_kept.tsv")
+        kept.to_csv(self._results["confounds_kept"], sep="\t", index=False, na_rep="n/a")
+        self._results["n_dummy"] = int(info["NonSteadyStateVolumes"])
         return runtime

@@ -14,7 +14,8 @@ The public API (stable, imported by the BOLD interfaces too):
 - :func:`read_finite_image` -- read an image with antspyx, refusing NaN/inf voxels;
 - :func:`head_mask` -- foreground (head) mask of a structural image (and its helpers);
 - :func:`write_composite_transform` -- an ``antsApplyTransforms`` list as one ITK
-  composite ``.h5`` (fMRIPrep's ``*_mode-image_xfm.h5`` format).
+  composite ``.h5`` (fMRIPrep's ``*_mode-image_xfm.h5`` format);
+- :func:`invert_affine` -- the inverse of an ITK affine transform file.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "ants_seed_value",
     "read_finite_image",
     "write_composite_transform",
+    "invert_affine",
     "head_mask",
     "largest_component",
     "fill_holes",
@@ -342,4 +344,15 @@ def write_composite_transform(transforms: Sequence[str | os.PathLike],
               for path in transforms]
     out = Path(out_file)
     ants.write_transform(ants.compose_ants_transforms(loaded), str(out))
+    return out
+
+
+def invert_affine(in_file: str | os.PathLike, out_file: str | os.PathLike) -> Path:
+    """Write the inverse of an ITK affine transform (``.txt`` or ``.mat``) as ``.mat``
+    (fMRIPrep's ``from-boldref_to-T1w`` coregistration -> the T1w-to-boldref direction that
+    ``ants.apply_transforms`` lists take)."""
+    import ants
+
+    out = Path(out_file)
+    ants.write_transform(ants.read_transform(str(in_file)).invert(), str(out))
     return out

@@ -66,8 +66,7 @@ _P24 = ("the 6 head-motion parameters, their temporal derivatives and the square
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
     Strategy("acompcor", ("compcor", "cosine"), _ACOMPCOR, "preproc",
              ("behzadi2007", "muschelli2014")),
-    Strategy("24P", ("motion24",), _P24, "preproc",
-             ("friston1996", "satterthwaite2013", "ciric2017")),
+    Strategy("24P", ("motion24",), _P24, "preproc", ("friston1996", "satterthwaite2013")),
     Strategy("36P", ("motion24", "tissue36"),
              _P24[:-1] + "), and the mean white-matter, CSF and global signals with their "
              "derivatives and the squares of all (36 regressors; Satterthwaite et al. "
@@ -75,7 +74,7 @@ STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
              ("friston1996", "satterthwaite2013", "ciric2017")),
     Strategy("acompcor+24P", ("compcor", "cosine", "motion24"),
              _ACOMPCOR + ", and " + _P24, "preproc",
-             ("behzadi2007", "muschelli2014", "friston1996", "ciric2017")),
+             ("behzadi2007", "muschelli2014", "friston1996", "satterthwaite2013")),
     Strategy("aroma", ("aroma", "tissue2"),
              "the mean white-matter and CSF signals, from the BOLD series that fMRIPrep "
              "(1.x-23.0, --use-aroma) denoised non-aggressively with ICA-AROMA "
