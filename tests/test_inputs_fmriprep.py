@@ -129,6 +129,7 @@ def test_template_choice_follows_the_request_then_fmripreps_default(tmp_path):
     _run(tmp_path, space="MNI152NLin6Asym", res="2")
     _run(tmp_path, space=TPL)
     assert _collect(tmp_path)[0].subjects[0].runs[0].template == TPL
+    _run(tmp_path, space="MNI152NLin6Asym", res="1")  # 1 mm: larger, not the study's 2 mm
     chosen = _collect(tmp_path, template="MNI152NLin6Asym")[0].subjects[0].runs[0]
     assert (chosen.template, chosen.resolution) == ("MNI152NLin6Asym", "2")
     _, problems = _collect(tmp_path, template="MNI152NLin2009aSym")

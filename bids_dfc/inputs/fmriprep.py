@@ -1,8 +1,7 @@
 """fMRIPrep derivatives as input: recognise the dataset, find each run's files, check them.
 
-Nothing is read beyond headers, sidecars and the confounds tables, and every problem of
-every subject is collected before any work starts (one line each, naming the file and what
-to do), as for raw input (:mod:`bids_dfc.inputs.preflight`).
+Only headers, sidecars and confounds tables are read; every problem of every subject is
+collected before any work starts (one line each, naming the file and what to do).
 
 The names are fMRIPrep's, 20.2 LTS to 25.x (docs/fmriprep.md):
 
@@ -171,13 +170,14 @@ def _index(subject_dir: Path) -> dict[tuple, dict[tuple, Path]]:
 
 def _choose_space(files: dict[tuple, Path], template: str | None) -> tuple[str, str | None] | None:
     """(template, res) of the template-space preproc BOLD to use: the requested template,
-    else the first of :data:`TEMPLATES` present; the coarsest ``res-`` absent, else the
-    lowest index (fMRIPrep's ``res-2`` of MNI152NLin6Asym is 2 mm)."""
+    else the first of :data:`TEMPLATES` present; without ``res-`` (fMRIPrep's default, the
+    BOLD's own voxel size) first, then ``res-2`` (2 mm, the study's), then any other."""
     found = [(k[2], k[3]) for k in files
              if k[4] == "preproc" and k[5] == "bold" and k[6] == ".nii.gz" and k[2]
              and k[2] != "T1w"]
     for tpl in ([template] if template and template != "auto" else list(TEMPLATES)):
-        options = sorted((res or "") for space, res in found if space == tpl)
+        options = sorted((res or "" for space, res in found if space == tpl),
+                         key=lambda r: (r != "", r != "2", r))
         if options:
             return tpl, (options[0] or None)
     return None
