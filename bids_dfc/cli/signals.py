@@ -52,11 +52,13 @@ def stop_on_signals(on_signal: Callable[[int], None] = _raise) -> Iterator[None]
     seen: list[int] = []
     lost: list[int] = []
     in_hook: list[bool] = []
+    timers: list[threading.Timer] = []
     previous_hook = sys.unraisablehook
 
     def redeliver(signum: int) -> None:
         timer = threading.Timer(REDELIVER_S, os.kill, (os.getpid(), signum))
         timer.daemon = True
+        timers.append(timer)
         timer.start()
 
     def handler(signum: int, frame: object) -> None:
@@ -98,6 +100,10 @@ def stop_on_signals(on_signal: Callable[[int], None] = _raise) -> Iterator[None]
         sys.unraisablehook = previous_hook
         for sig, prev in old.items():
             signal.signal(sig, prev)
+    if lost:  # the block ended before the timer delivered the lost signal (a loaded
+        for timer in timers:  # machine): it still stops the run, now, and only once
+            timer.cancel()
+        on_signal(lost[0])
 
 
 def _children() -> dict[int, list[int]]:
