@@ -52,13 +52,12 @@ def denoise_core(data: np.ndarray, mask: np.ndarray, zooms: npt.ArrayLike, table
     keep = censor_mask(fd, fd_threshold)
     out = denoise_volumes(data, mask, zooms, conf, keep, tr, band=band, fwhm=fwhm, out=out)
     info = {"Confounds": cols, "ConfoundGroups": list(groups),
-            **_filter_info(band, fwhm, fd_threshold), "CensoredVolumes":
-            np.flatnonzero(~keep).tolist()}
+            **_filter_info(band, fwhm, fd_threshold, np.flatnonzero(~keep).tolist())}
     return out, info
 
 
 def _filter_info(band: tuple[float | None, float | None] | None, fwhm: float,
-                 fd_threshold: float | None) -> dict:
+                 fd_threshold: float | None, censored: list[int]) -> dict:
     return {"BandPassHz": list(band) if band is not None else None,
             "Filter": "Butterworth order 5, zero-phase (sosfiltfilt), applied to data and "
                       "confounds alike before the regression",
@@ -66,6 +65,7 @@ def _filter_info(band: tuple[float | None, float | None] | None, fwhm: float,
             "SmoothingFWHMmm": fwhm, "SmoothingMethod": "Gaussian within the brain mask "
                                                          "(normalised convolution)",
             "FramewiseDisplacementThreshold": fd_threshold,
+            "CensoredVolumes": censored,
             "CensoredVolumesHandling": "excluded from the regression fit; in the series "
                                        "they hold cubic-spline interpolated values"}
 
@@ -111,6 +111,6 @@ def denoise_fmriprep_core(data: np.ndarray, mask: np.ndarray, zooms: npt.ArrayLi
     kept = np.asarray(data[..., n_dummy:])
     conf = regressors.to_numpy(dtype=float) if regressors.shape[1] else None
     out = denoise_volumes(kept, mask, zooms, conf, keep, tr, band=band, fwhm=fwhm)
-    info.update(_filter_info(band, fwhm, fd_threshold))
+    info.update(_filter_info(band, fwhm, fd_threshold, info["CensoredVolumes"]))
     table, _ = read_confounds(confounds_tsv)
     return out, info, table.iloc[n_dummy:]
