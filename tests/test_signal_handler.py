@@ -26,6 +26,9 @@ SCRIPT = textwrap.dedent("""
         for i in range(200_000):
             total += i
 
+    # a background job (nohup make test &) inherits SIGINT ignored, and the handler rightly
+    # keeps ignored signals ignored: start from the default disposition
+    signal.signal(signal.{sig}, signal.SIG_DFL)
     try:
         with stop_on_signals():
             thing = Thing()
