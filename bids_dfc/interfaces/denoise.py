@@ -23,17 +23,35 @@ from nipype.interfaces.base import (
 from bids_dfc.preproc.denoise import denoise_core, denoise_fmriprep_core
 
 
-class _DenoiseInputSpec(BaseInterfaceInputSpec):
+class _DenoiseBaseInputSpec(BaseInterfaceInputSpec):
+    """The inputs both denoising interfaces take."""
+
     in_file = File(exists=True, mandatory=True, desc="4-D run (native or template)")
     mask_file = File(exists=True, mandatory=True, desc="brain mask on the same grid")
     confounds_file = File(exists=True, mandatory=True, desc="confounds TSV")
     tr = traits.Float(mandatory=True)
-    groups = traits.List(traits.Str, mandatory=True, desc="confound groups to regress")
     band_pass = traits.Either(None, traits.Tuple(traits.Either(None, traits.Float),
                                                  traits.Either(None, traits.Float)),
                               mandatory=True, desc="band-pass edges, Hz (None: open)")
     fd_threshold = traits.Either(None, traits.Float, default=None, usedefault=True)
     smoothing_fwhm = traits.Float(mandatory=True, desc="Gaussian FWHM, mm")
+
+
+class _DenoiseInputSpec(_DenoiseBaseInputSpec):
+    groups = traits.List(traits.Str, mandatory=True, desc="confound groups to regress")
+
+
+def _write_denoised(img, data, info: dict) -> tuple[str, str]:
+    """The denoised series (float32, on ``img``'s grid and header) and its description."""
+    hdr = img.header.copy()
+    hdr.set_data_dtype(np.float32)
+    hdr.set_slope_inter(1.0, 0.0)
+    path = os.path.abspath("bold_denoised.nii")
+    nb.Nifti1Image(data, img.affine, hdr).to_filename(path)
+    meta = os.path.abspath("denoise.json")
+    with open(meta, "w") as fh:
+        json.dump(info, fh, indent=2)
+    return path, meta
 
 
 class _DenoiseOutputSpec(TraitedSpec):
@@ -60,35 +78,19 @@ class DenoiseBold(SimpleInterface):
                                  band=None if band is None else tuple(band),
                                  fd_threshold=self.inputs.fd_threshold,
                                  fwhm=self.inputs.smoothing_fwhm, out=out)
-        hdr = img.header.copy()
-        hdr.set_data_dtype(np.float32)
-        hdr.set_slope_inter(1.0, 0.0)
-        path = os.path.abspath("bold_denoised.nii")
-        nb.Nifti1Image(out, img.affine, hdr).to_filename(path)
+        self._results["out_file"], self._results["out_meta"] = _write_denoised(img, out, info)
         del out
         os.unlink("denoised.npy")
-        meta = os.path.abspath("denoise.json")
-        with open(meta, "w") as fh:
-            json.dump(info, fh, indent=2)
-        self._results["out_file"] = path
-        self._results["out_meta"] = meta
         return runtime
 
 
-class _DenoiseFmriprepInputSpec(BaseInterfaceInputSpec):
-    in_file = File(exists=True, mandatory=True, desc="fMRIPrep's preprocessed BOLD series")
-    mask_file = File(exists=True, mandatory=True, desc="fMRIPrep's brain mask of that space")
-    confounds_file = File(exists=True, mandatory=True, desc="desc-confounds_timeseries.tsv")
-    tr = traits.Float(mandatory=True)
+class _DenoiseFmriprepInputSpec(_DenoiseBaseInputSpec):
+    # in_file, mask_file, confounds_file: fMRIPrep's preproc BOLD, its brain mask and its
+    # desc-confounds_timeseries.tsv
     strategy = traits.Str(mandatory=True, desc="a preproc.fmriprep_confounds strategy")
     n_compcor = traits.Float(mandatory=True, desc="aCompCor components per mask")
     dummy_scans = traits.Either(None, traits.Int, traits.Str, mandatory=True,
                                 desc="leading volumes dropped; 'auto': fMRIPrep's flags")
-    band_pass = traits.Either(None, traits.Tuple(traits.Either(None, traits.Float),
-                                                 traits.Either(None, traits.Float)),
-                              mandatory=True, desc="band-pass edges, Hz (None: open)")
-    fd_threshold = traits.Either(None, traits.Float, default=None, usedefault=True)
-    smoothing_fwhm = traits.Float(mandatory=True, desc="Gaussian FWHM, mm")
 
 
 class _DenoiseFmriprepOutputSpec(TraitedSpec):
@@ -114,14 +116,7 @@ class DenoiseFmriprep(SimpleInterface):
             self.inputs.tr, strategy=self.inputs.strategy, n_compcor=self.inputs.n_compcor,
             dummy_scans=self.inputs.dummy_scans, fd_threshold=self.inputs.fd_threshold,
             band=None if band is None else tuple(band), fwhm=self.inputs.smoothing_fwhm)
-        hdr = img.header.copy()
-        hdr.set_data_dtype(np.float32)
-        hdr.set_slope_inter(1.0, 0.0)
-        self._results["out_file"] = os.path.abspath("bold_denoised.nii")
-        nb.Nifti1Image(out, img.affine, hdr).to_filename(self._results["out_file"])
-        self._results["out_meta"] = os.path.abspath("denoise.json")
-        with open(self._results["out_meta"], "w") as fh:
-            json.dump(info, fh, indent=2)
+        self._results["out_file"], self._results["out_meta"] = _write_denoised(img, out, info)
         self._results["confounds_kept"] = os.path.abspath("confounds_kept.tsv")
         kept.to_csv(self._results["confounds_kept"], sep="\t", index=False, na_rep="n/a")
         self._results["n_dummy"] = int(info["NonSteadyStateVolumes"])
